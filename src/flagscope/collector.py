@@ -1,0 +1,275 @@
+"""Bounded, thread-safe storage for flag evaluation records."""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Collection, Iterable, Iterator
+from itertools import islice
+from typing import Protocol, runtime_checkable
+
+from flagscope.models import FlagEvaluationEvent
+
+__all__ = ["AnalyticsCollector", "InMemoryAnalyticsCollector"]
+
+_logger = logging.getLogger("flagscope")
+
+
+@runtime_checkable
+class AnalyticsCollector(Protocol):
+    """What litestar-flags' analytics collectors offer: async record, flush, close."""
+
+    async def record(self, event: FlagEvaluationEvent) -> None:
+        """Store one evaluation."""
+        ...
+
+    async def flush(self) -> None:
+        """Push out anything buffered."""
+        ...
+
+    async def close(self) -> None:
+        """Release resources."""
+        ...
+
+
+def _check_max_size(max_size: object) -> int:
+    if isinstance(max_size, bool) or not isinstance(max_size, int):
+        raise TypeError(f"max_size must be an int, got {type(max_size).__name__}")
+    if max_size < 1:
+        raise ValueError(f"max_size must be at least 1, got {max_size}")
+    return max_size
+
+
+class InMemoryAnalyticsCollector:
+    """Keeps the newest ``max_size`` evaluations in memory, oldest dropped first.
+
+    A drop-in for litestar-flags' collector of the same name (``await record``,
+    ``await get_events`` ...), with a synchronous core that the exporters call
+    from any thread. Recording is O(1) whatever ``max_size`` is: a ring of
+    records plus, per flag key, the sequence numbers of that flag's records, so
+    reading one flag never walks the others.
+
+    Args:
+        max_size: How many records to keep; a positive int.
+
+    Raises:
+        TypeError: ``max_size`` is not an int.
+        ValueError: ``max_size`` is below 1.
+    """
+
+    def __init__(self, max_size: int = 10000) -> None:
+        self._max_size = _check_max_size(max_size)
+        self._lock = threading.Lock()
+        self._ring: list[FlagEvaluationEvent] = []
+        # Sequence number of ``_ring[0]`` before the ring first wraps.
+        self._origin = 0
+        self._next_seq = 0
+        self._by_flag: dict[str, deque[int]] = {}
+        self._evicted = 0
+        self._listeners: list[Callable[[], None]] = []
+
+    # -- configuration and counters -------------------------------------------------
+
+    @property
+    def max_size(self) -> int:
+        """How many records the collector keeps."""
+        return self._max_size
+
+    @property
+    def evicted_count(self) -> int:
+        """How many records were dropped to make room, since creation."""
+        return self._evicted
+
+    @property
+    def total_recorded(self) -> int:
+        """How many records were ever recorded (stored or since evicted)."""
+        return self._next_seq
+
+    def __len__(self) -> int:
+        return len(self._ring)
+
+    # -- synchronous core -----------------------------------------------------------
+
+    def record_sync(self, event: FlagEvaluationEvent) -> None:
+        """Store one record; safe from any thread, never touches an event loop."""
+        with self._lock:
+            self._append(event)
+        if self._listeners:
+            self._notify()
+
+    def record_many(self, events: Iterable[FlagEvaluationEvent]) -> int:
+        """Store several records under one lock; returns how many were stored."""
+        batch = events if isinstance(events, list) else list(events)
+        if not batch:
+            return 0
+        with self._lock:
+            append = self._append
+            for event in batch:
+                append(event)
+        if self._listeners:
+            self._notify()
+        return len(batch)
+
+    def _append(self, event: FlagEvaluationEvent) -> None:
+        seq = self._next_seq
+        self._next_seq = seq + 1
+        ring = self._ring
+        by_flag = self._by_flag
+        if len(ring) < self._max_size:
+            ring.append(event)
+        else:
+            index = (seq - self._origin) % self._max_size
+            old_key = ring[index].flag_key
+            ring[index] = event
+            old_seqs = by_flag[old_key]
+            old_seqs.popleft()
+            if not old_seqs:
+                del by_flag[old_key]
+            self._evicted += 1
+        seqs = by_flag.get(event.flag_key)
+        if seqs is None:
+            by_flag[event.flag_key] = deque((seq,))
+        else:
+            seqs.append(seq)
+
+    def _event_at(self, seq: int) -> FlagEvaluationEvent:
+        return self._ring[(seq - self._origin) % self._max_size]
+
+    def events(
+        self,
+        flag_key: str | None = None,
+        limit: int | None = None,
+    ) -> list[FlagEvaluationEvent]:
+        """Return stored records, oldest first; ``limit`` keeps the newest N.
+
+        Args:
+            flag_key: Only this flag's records (read without touching the others').
+            limit: At most this many, the newest; ``None`` or below 1 means all.
+        """
+        with self._lock:
+            if flag_key is None:
+                seqs: Iterable[int] = range(self._next_seq - len(self._ring), self._next_seq)
+            else:
+                seqs = self._by_flag.get(flag_key, ())
+            if limit is not None and limit > 0:
+                newest = list(islice(reversed(seqs), limit))  # type: ignore[call-overload]
+                newest.reverse()
+                seqs = newest
+            return [self._event_at(seq) for seq in seqs]
+
+    def select(
+        self, flag_keys: Collection[str] | None = None
+    ) -> list[tuple[int, FlagEvaluationEvent]]:
+        """Return ``(sequence, record)`` pairs in recording order, one snapshot.
+
+        Sequence numbers grow by one per record ever recorded, so they order
+        records across flags and mark what a reader has already seen.
+
+        Args:
+            flag_keys: Only these flags' records; ``None`` means every record.
+        """
+        with self._lock:
+            event_at = self._event_at
+            if flag_keys is None:
+                start = self._next_seq - len(self._ring)
+                return [(seq, event_at(seq)) for seq in range(start, self._next_seq)]
+            lanes = [self._by_flag[key] for key in set(flag_keys) if key in self._by_flag]
+            if len(lanes) == 1:
+                return [(seq, event_at(seq)) for seq in lanes[0]]
+            return [(seq, event_at(seq)) for seq in heapq.merge(*lanes)]
+
+    def count(self, flag_key: str | None = None) -> int:
+        """Return how many records are stored, for one flag or in all."""
+        if flag_key is None:
+            return len(self._ring)
+        with self._lock:
+            seqs = self._by_flag.get(flag_key)
+            return len(seqs) if seqs is not None else 0
+
+    def flag_keys(self) -> list[str]:
+        """Return the keys of the flags with stored records, first recorded first."""
+        with self._lock:
+            return sorted(self._by_flag, key=lambda key: self._by_flag[key][0])
+
+    def counts_by_flag(self) -> dict[str, int]:
+        """Return how many records each flag has stored."""
+        with self._lock:
+            return {key: len(seqs) for key, seqs in self._by_flag.items()}
+
+    def clear_sync(self) -> None:
+        """Drop every stored record; counters and sequence numbers go on."""
+        with self._lock:
+            self._ring = []
+            self._by_flag = {}
+            self._origin = self._next_seq
+        if self._listeners:
+            self._notify()
+
+    # -- change notification --------------------------------------------------------
+
+    def subscribe(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener()`` after every change, on the thread that made it.
+
+        Listeners must be quick and must not raise; ``asyncio`` waiters hand over
+        with ``loop.call_soon_threadsafe``. Returns a function that unsubscribes.
+        """
+        with self._lock:
+            self._listeners = [*self._listeners, listener]
+
+        def unsubscribe() -> None:
+            with self._lock:
+                self._listeners = [item for item in self._listeners if item is not listener]
+
+        return unsubscribe
+
+    def _notify(self) -> None:
+        for listener in self._listeners:
+            try:
+                listener()
+            except Exception:
+                # A broken waiter must not fail recording (or the exporter's export()).
+                _logger.debug("flagscope: a collector listener raised", exc_info=True)
+
+    # -- the seed's async API -------------------------------------------------------
+
+    async def record(self, event: FlagEvaluationEvent) -> None:
+        """Store one record."""
+        self.record_sync(event)
+
+    async def record_batch(self, events: list[FlagEvaluationEvent]) -> None:
+        """Store several records."""
+        self.record_many(events)
+
+    async def flush(self) -> None:
+        """Nothing to flush: records are stored as they arrive."""
+
+    async def close(self) -> None:
+        """Release the stored records (the collector stays usable)."""
+        self.clear_sync()
+
+    async def get_events(
+        self,
+        flag_key: str | None = None,
+        limit: int | None = None,
+    ) -> list[FlagEvaluationEvent]:
+        """Return stored records, oldest first; ``limit`` keeps the newest N."""
+        return self.events(flag_key, limit)
+
+    async def get_event_count(self, flag_key: str | None = None) -> int:
+        """Return how many records are stored, for one flag or in all."""
+        return self.count(flag_key)
+
+    async def clear(self) -> None:
+        """Drop every stored record."""
+        self.clear_sync()
+
+    def __iter__(self) -> Iterator[FlagEvaluationEvent]:
+        return iter(self.events())
+
+    def __repr__(self) -> str:
+        return (
+            f"InMemoryAnalyticsCollector(max_size={self._max_size}, stored={len(self)}, "
+            f"evicted={self._evicted})"
+        )

@@ -1,0 +1,193 @@
+"""OpenTelemetry exporters that record feature-flag evaluations into a collector."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from flagscope import semconv
+from flagscope.mapping import (
+    VALUE_DECODINGS,
+    SkipReason,
+    ValueDecoding,
+    format_span_id,
+    format_trace_id,
+    map_known_ids,
+)
+from flagscope.models import FlagEvaluationEvent
+from flagscope.stats import ExporterStats, StatsCounter
+
+__all__ = ["EventSink", "FlagEvaluationSpanExporter"]
+
+_logger = logging.getLogger("flagscope")
+_EVENT_NAMES = semconv.EVENT_NAMES
+_SERVICE_NAME = semconv.SERVICE_NAME
+
+
+@runtime_checkable
+class EventSink(Protocol):
+    """Where exporters put records: anything with a thread-safe ``record_many``."""
+
+    def record_many(self, events: Iterable[FlagEvaluationEvent]) -> int:
+        """Store the records; called from the SDK's threads, must not block long."""
+        ...
+
+
+def check_sink(collector: object) -> EventSink:
+    """Return ``collector`` if exporters can record into it.
+
+    Raises:
+        TypeError: It has no callable ``record_many``.
+    """
+    if not isinstance(collector, EventSink):
+        raise TypeError(
+            "collector must have a synchronous record_many(events) method, such as "
+            f"flagscope.InMemoryAnalyticsCollector; got {type(collector).__name__}"
+        )
+    return collector
+
+
+def check_value_decoding(value_decoding: object) -> ValueDecoding:
+    """Return ``value_decoding`` if it is ``"json"`` or ``"raw"``.
+
+    Raises:
+        ValueError: It is anything else.
+    """
+    if value_decoding == "json":
+        return "json"
+    if value_decoding == "raw":
+        return "raw"
+    raise ValueError(f"value_decoding must be one of {VALUE_DECODINGS}, got {value_decoding!r}")
+
+
+class FlagEvaluationSpanExporter(SpanExporter):
+    """A ``SpanExporter`` that records every feature-flag evaluation span event.
+
+    Attach it with a ``SimpleSpanProcessor`` or a ``BatchSpanProcessor``. It maps
+    ``feature_flag.evaluation`` and ``feature_flag`` span events (and spans named
+    ``feature_flag.evaluation`` that carry the keys themselves) and ignores the
+    rest, such as ``exception`` events and LaunchDarkly's ``variation`` spans.
+    ``export()`` never raises: what cannot be mapped is counted in ``stats``.
+
+    Args:
+        collector: Where records go, usually an ``InMemoryAnalyticsCollector``.
+        value_decoding: ``"json"`` decodes JSON-encoded values (what Python
+            producers send); ``"raw"`` keeps attributes exactly as sent.
+
+    Raises:
+        TypeError: ``collector`` has no ``record_many``.
+        ValueError: ``value_decoding`` is not ``"json"`` or ``"raw"``.
+    """
+
+    def __init__(self, collector: EventSink, *, value_decoding: ValueDecoding = "json") -> None:
+        self._collector = check_sink(collector)
+        self._value_decoding = check_value_decoding(value_decoding)
+        self._stats = StatsCounter(type(self).__name__)
+        self._shutdown = False
+        self._shutdown_lock = threading.Lock()
+
+    @property
+    def collector(self) -> EventSink:
+        """The collector records go to."""
+        return self._collector
+
+    @property
+    def stats(self) -> ExporterStats:
+        """A snapshot of what this exporter has seen, mapped and skipped."""
+        return self._stats.snapshot()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Map and record the flag evaluations in ``spans``; never raises."""
+        if self._shutdown:
+            self._stats.add(items=0, mapped=0, failed=True)
+            return SpanExportResult.FAILURE
+        records: list[FlagEvaluationEvent] = []
+        skipped: dict[str, int] = {}
+        count = 0
+        try:
+            for span in spans:
+                count += 1
+                try:
+                    self._map_span(span, records, skipped)
+                except Exception:
+                    _logger.debug("could not map span %r", span, exc_info=True)
+                    reason = SkipReason.MAPPING_ERROR.value
+                    skipped[reason] = skipped.get(reason, 0) + 1
+        except Exception:
+            # ``spans`` itself misbehaved; keep what was mapped so far.
+            _logger.warning("flagscope: could not iterate the spans to export", exc_info=True)
+        try:
+            if records:
+                self._collector.record_many(records)
+        except Exception:
+            _logger.exception("flagscope: the collector refused %d evaluation(s)", len(records))
+            self._stats.add(items=count, mapped=0, skipped=skipped, failed=True)
+            return SpanExportResult.FAILURE
+        self._stats.add(items=count, mapped=len(records), skipped=skipped)
+        return SpanExportResult.SUCCESS
+
+    def _map_span(
+        self,
+        span: ReadableSpan,
+        records: list[FlagEvaluationEvent],
+        skipped: dict[str, int],
+    ) -> None:
+        # ``span.events`` builds a new tuple on every access: read it once.
+        events = span.events
+        from_span = span.name == semconv.SPAN_NAME
+        if not from_span and not events:
+            return
+        trace_hex: str | None = None
+        span_hex: str | None = None
+        service_name: Any = None
+        prepared = False
+        decoding = self._value_decoding
+        sources: list[tuple[Any, int | None]] = []
+        if from_span:
+            attributes = span.attributes
+            if attributes is not None and semconv.KEY in attributes:
+                sources.append((attributes, span.end_time or span.start_time))
+        for event in events:
+            if event.name in _EVENT_NAMES:
+                sources.append((event.attributes, event.timestamp))
+        for attributes, timestamp in sources:
+            if not prepared:
+                context = span.context
+                if context is not None:
+                    trace_hex = format_trace_id(context.trace_id)
+                    span_hex = format_span_id(context.span_id)
+                resource = span.resource
+                if resource is not None:
+                    service_name = resource.attributes.get(_SERVICE_NAME)
+                    if type(service_name) is not str:
+                        service_name = None
+                prepared = True
+            if attributes is None:
+                result: FlagEvaluationEvent | SkipReason = SkipReason.MISSING_FLAG_KEY
+            else:
+                result = map_known_ids(
+                    attributes,
+                    timestamp_ns=timestamp,
+                    trace_id=trace_hex,
+                    span_id=span_hex,
+                    service_name=service_name,
+                    value_decoding=decoding,
+                )
+            if isinstance(result, SkipReason):
+                skipped[result.value] = skipped.get(result.value, 0) + 1
+            else:
+                records.append(result)
+
+    def shutdown(self) -> None:
+        """Stop accepting spans; the collector and its records are left as they are."""
+        with self._shutdown_lock:
+            self._shutdown = True
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Nothing is buffered here; always True."""
+        return True

@@ -1,0 +1,279 @@
+"""Pure functions that turn ``feature_flag`` telemetry into ``FlagEvaluationEvent``s.
+
+Nothing here needs the OpenTelemetry SDK: every way in (span events, spans,
+log records, OTLP payloads) hands plain attributes, a timestamp and ids to
+``map_evaluation``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any, Final, Literal
+
+from flagscope import semconv
+from flagscope.models import EMPTY_MAPPING, EvaluationReason, FlagEvaluationEvent
+
+__all__ = [
+    "SkipReason",
+    "ValueDecoding",
+    "decode_value",
+    "format_span_id",
+    "format_trace_id",
+    "map_evaluation",
+    "map_known_ids",
+    "normalize_reason",
+    "timestamp_from_ns",
+]
+
+ValueDecoding = Literal["json", "raw"]
+VALUE_DECODINGS: Final = ("json", "raw")
+
+
+class SkipReason(StrEnum):
+    """Why a piece of flag telemetry was not recorded."""
+
+    MISSING_FLAG_KEY = "missing_flag_key"
+    INVALID_FLAG_KEY = "invalid_flag_key"
+    INVALID_ATTRIBUTES = "invalid_attributes"
+    INVALID_TIMESTAMP = "invalid_timestamp"
+    MAPPING_ERROR = "mapping_error"
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_JSON_LITERALS: Final[Mapping[str, Any]] = {"true": True, "false": False, "null": None}
+_JSON_START: Final = frozenset('{["-0123456789tfn')
+_REASONS: Final[dict[str, EvaluationReason | str]] = {r.value: r for r in EvaluationReason}
+_REASON_CACHE_LIMIT: Final = 1024
+_reason_cache: dict[str, EvaluationReason | str] = {}
+
+
+def timestamp_from_ns(ns: int) -> datetime:
+    """Return the aware UTC datetime of a Unix time in nanoseconds (to the µs).
+
+    Raises:
+        TypeError: ``ns`` is not an int.
+        OverflowError: ``ns`` is outside what ``datetime`` holds.
+    """
+    if type(ns) is not int:
+        raise TypeError(f"timestamp must be int nanoseconds, got {type(ns).__name__}")
+    return _EPOCH + timedelta(microseconds=ns // 1000)
+
+
+def _format_id(value: Any, width: int) -> str | None:
+    if type(value) is int:
+        if value <= 0 or value >= 1 << (width * 4):
+            return None
+        return format(value, f"0{width}x")
+    if isinstance(value, (bytes, bytearray)):
+        if len(value) * 2 != width or not any(value):
+            return None
+        return value.hex()
+    if isinstance(value, str):
+        text = value.lower()
+        if len(text) != width or text.strip("0") == "":
+            return None
+        try:
+            int(text, 16)
+        except ValueError:
+            return None
+        return text
+    return None
+
+
+def format_trace_id(value: Any) -> str | None:
+    """Return a trace id (SDK int, OTLP bytes or hex text) as 32 lowercase hex chars.
+
+    The invalid all-zero id, and anything that is not an id, gives ``None``.
+    """
+    return _format_id(value, 32)
+
+
+def format_span_id(value: Any) -> str | None:
+    """Return a span id (SDK int, OTLP bytes or hex text) as 16 lowercase hex chars."""
+    return _format_id(value, 16)
+
+
+def normalize_reason(reason: str) -> EvaluationReason | str:
+    """Lowercase a reason; a known one becomes an ``EvaluationReason``."""
+    known = _reason_cache.get(reason)
+    if known is not None:
+        return known
+    lowered = reason.lower()
+    result = _REASONS.get(lowered, lowered)
+    # Bounded, so a producer sending unique reasons cannot grow it forever.
+    if len(_reason_cache) < _REASON_CACHE_LIMIT:
+        _reason_cache[reason] = result
+    return result
+
+
+def _freeze_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        return MappingProxyType({k: _freeze_json(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_freeze_json(v) for v in value)
+    return value
+
+
+def decode_value(value: Any, decoding: ValueDecoding = "json") -> Any:
+    """Decode a ``feature_flag.result.value`` attribute.
+
+    Python producers JSON-encode every value, so a string that parses as JSON is
+    decoded (objects become read-only mappings, arrays tuples). Anything else,
+    including a string that is not valid JSON, is kept as it came. ``"raw"``
+    keeps the attribute exactly as sent.
+    """
+    if decoding == "raw" or type(value) is not str:
+        if isinstance(value, (dict, list)):
+            return _freeze_json(value)
+        return value
+    literal = _JSON_LITERALS.get(value, value)
+    if literal is not value:
+        return literal
+    if not value or value[0] not in _JSON_START:
+        return value
+    try:
+        decoded = json.loads(value)
+    except (ValueError, RecursionError):
+        return value
+    return _freeze_json(decoded)
+
+
+def _text(value: Any) -> str | None:
+    return value if type(value) is str else None
+
+
+def _first_text(
+    attributes: Mapping[str, Any], keys: tuple[str, ...], taken: list[str]
+) -> str | None:
+    for key in keys:
+        value = attributes.get(key)
+        if type(value) is str:
+            taken.append(key)
+            return value
+    return None
+
+
+def map_evaluation(
+    attributes: Mapping[str, Any],
+    *,
+    timestamp_ns: int | None = None,
+    trace_id: Any = None,
+    span_id: Any = None,
+    service_name: str | None = None,
+    value_decoding: ValueDecoding = "json",
+    body_value: Any = None,
+) -> FlagEvaluationEvent | SkipReason:
+    """Map one evaluation's attributes to a record, or say why it was skipped.
+
+    Args:
+        attributes: The event's (or span's, or log record's) attributes.
+        timestamp_ns: When it happened, Unix nanoseconds; ``None`` means now.
+        trace_id: The trace id (int, bytes or hex); invalid ids give ``None``.
+        span_id: The span id (int, bytes or hex).
+        service_name: The resource's ``service.name``.
+        value_decoding: ``"json"`` decodes JSON-encoded values, ``"raw"`` keeps them.
+        body_value: The log body's ``value`` field (semconv v1.29 to v1.33), used
+            when ``feature_flag.result.value`` is absent.
+
+    Returns:
+        The record, or the ``SkipReason`` when the input is not a valid evaluation.
+    """
+    if not isinstance(attributes, Mapping):
+        return SkipReason.INVALID_ATTRIBUTES
+    return map_known_ids(
+        attributes,
+        timestamp_ns=timestamp_ns,
+        trace_id=format_trace_id(trace_id),
+        span_id=format_span_id(span_id),
+        service_name=service_name if type(service_name) is str else None,
+        value_decoding=value_decoding,
+        body_value=body_value,
+    )
+
+
+def map_known_ids(
+    attributes: Mapping[str, Any],
+    *,
+    timestamp_ns: int | None,
+    trace_id: str | None,
+    span_id: str | None,
+    service_name: str | None,
+    value_decoding: ValueDecoding,
+    body_value: Any = None,
+) -> FlagEvaluationEvent | SkipReason:
+    """``map_evaluation`` for callers that already hold hex ids and a checked mapping.
+
+    The exporters format a span's ids once and map many events with them.
+    """
+    get = attributes.get
+    flag_key = get(semconv.KEY)
+    if type(flag_key) is not str:
+        return SkipReason.MISSING_FLAG_KEY if flag_key is None else SkipReason.INVALID_FLAG_KEY
+    if not flag_key:
+        return SkipReason.INVALID_FLAG_KEY
+
+    if timestamp_ns is None:
+        timestamp_ns = time.time_ns()
+    try:
+        timestamp = timestamp_from_ns(timestamp_ns)
+    except (TypeError, OverflowError, ValueError):
+        return SkipReason.INVALID_TIMESTAMP
+
+    taken = [semconv.KEY]
+    error_type = _first_text(attributes, _ERROR_TYPE_KEYS, taken)
+    raw_reason = _first_text(attributes, semconv.REASON_KEYS, taken)
+    reason: EvaluationReason | str
+    if raw_reason:
+        reason = normalize_reason(raw_reason)
+    elif error_type is not None:
+        reason = EvaluationReason.ERROR
+    else:
+        reason = EvaluationReason.UNKNOWN
+
+    raw_value = get(semconv.RESULT_VALUE)
+    if raw_value is not None:
+        taken.append(semconv.RESULT_VALUE)
+    else:
+        raw_value = body_value
+    value = decode_value(raw_value, value_decoding) if raw_value is not None else None
+
+    targeting_key = _first_text(attributes, _CONTEXT_ID_KEYS, taken) or None
+    variant = _first_text(attributes, semconv.VARIANT_KEYS, taken)
+    provider_name = _first_text(attributes, semconv.PROVIDER_KEYS, taken)
+    flag_set_id = _first_text(attributes, _SET_ID_KEYS, taken)
+    version = _first_text(attributes, _VERSION_KEYS, taken)
+    error_message = _first_text(attributes, semconv.ERROR_MESSAGE_KEYS, taken)
+
+    extra = EMPTY_MAPPING
+    if len(attributes) > len(taken):
+        extra = MappingProxyType({k: v for k, v in attributes.items() if k not in taken})
+
+    return FlagEvaluationEvent(
+        timestamp=timestamp,
+        flag_key=sys.intern(flag_key),
+        value=value,
+        reason=reason,
+        variant=sys.intern(variant) if variant is not None else None,
+        targeting_key=targeting_key,
+        provider_name=sys.intern(provider_name) if provider_name is not None else None,
+        flag_set_id=flag_set_id,
+        version=version,
+        error_type=error_type,
+        error_message=error_message,
+        trace_id=trace_id,
+        span_id=span_id,
+        service_name=service_name,
+        attributes=extra,
+    )
+
+
+_ERROR_TYPE_KEYS: Final = (semconv.ERROR_TYPE,)
+_CONTEXT_ID_KEYS: Final = (semconv.CONTEXT_ID,)
+_SET_ID_KEYS: Final = (semconv.SET_ID,)
+_VERSION_KEYS: Final = (semconv.VERSION,)
