@@ -1,0 +1,33 @@
+"""The example scripts run as a newcomer would run them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def test_quickstart_prints_every_captured_evaluation() -> None:
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "quickstart.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    lines = result.stdout.splitlines()
+    assert lines[0] == "captured 8 flag evaluations:"
+    rows = [line.split() for line in lines[2:10]]
+    assert [row[0] for row in rows] == [
+        "new-checkout",
+        "banner-color",
+        "max-items",
+        "not-declared",
+    ] * 2
+    assert rows[1][1] == "'#c05543'"
+    assert rows[2][1] == "10"
+    assert rows[3][-1] == "error=flag_not_found"
+    assert [row[4] for row in rows] == ["alice"] * 4 + ["bob"] * 4
+    assert lines[-1] == "per flag: new-checkout=2, banner-color=2, max-items=2, not-declared=2"
