@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 from collections.abc import Iterable, Sequence
@@ -42,9 +43,16 @@ def check_sink(collector: object) -> EventSink:
     """Return ``collector`` if exporters can record into it.
 
     Raises:
-        TypeError: It has no callable ``record_many``.
+        TypeError: It has no synchronous, callable ``record_many``.
     """
-    if not isinstance(collector, EventSink):
+    # ``isinstance`` on a Protocol only checks that the name exists; an async
+    # ``record_many`` would return coroutines nobody awaits and lose every record.
+    record_many = getattr(collector, "record_many", None)
+    if (
+        not isinstance(collector, EventSink)
+        or not callable(record_many)
+        or inspect.iscoroutinefunction(record_many)
+    ):
         raise TypeError(
             "collector must have a synchronous record_many(events) method, such as "
             f"flagscope.InMemoryAnalyticsCollector; got {type(collector).__name__}"
