@@ -1,0 +1,483 @@
+"""OTLP payloads (protobuf and JSON, traces and logs) mapped by ``flagscope.otlp``."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from openfeature.evaluation_context import EvaluationContext
+from opentelemetry._logs import LogRecord
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+from flagscope import EvaluationReason, semconv
+from flagscope.mapping import timestamp_from_ns
+from flagscope.otlp import (
+    OtlpDecodeError,
+    any_value,
+    decode_logs,
+    decode_traces,
+    encoding_for,
+    logs_response,
+    map_logs,
+    map_traces,
+    media_type,
+    traces_response,
+)
+from otlp_payloads import (
+    emit_logs,
+    json_body,
+    logs_json,
+    logs_protobuf,
+    openfeature_client,
+    string_attr,
+    traces_json,
+    traces_protobuf,
+)
+from producers import (
+    SERVICE_NAME,
+    SPAN_HEX,
+    SPAN_ID,
+    TRACE_HEX,
+    TRACE_ID,
+    flag_event,
+    hex_ids,
+    make_pipeline,
+    readable_span,
+)
+
+ENCODINGS = ("protobuf", "json")
+
+
+def _traces(spans: Any, encoding: str) -> Any:
+    body = traces_protobuf(spans) if encoding == "protobuf" else traces_json(spans)
+    return map_traces(decode_traces(body, encoding))  # type: ignore[arg-type]
+
+
+def _logs(records: Any, encoding: str) -> Any:
+    body = logs_protobuf(records) if encoding == "protobuf" else logs_json(records)
+    return map_logs(decode_logs(body, encoding))  # type: ignore[arg-type]
+
+
+# -- spans -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_openfeature_spans_map_exactly_as_the_span_exporter_maps_them(encoding: str) -> None:
+    pipeline = make_pipeline()
+    with openfeature_client() as client:
+        tracer = pipeline.tracer()
+        for user in ("alice", "bob"):
+            with tracer.start_as_current_span("GET /checkout"):
+                context = EvaluationContext(targeting_key=user)
+                client.get_boolean_value("new-checkout", False, context)
+                client.get_string_value("banner-color", "#000", context)
+                client.get_object_value("theme", {}, context)
+                client.get_boolean_value("not-declared", False, context)
+    spans = pipeline.finished_spans()
+
+    batch = _traces(spans, encoding)
+
+    expected = [event.to_dict() for event in pipeline.collector.events()]
+    assert len(expected) == 8
+    assert [event.to_dict() for event in batch.events] == expected
+    assert batch.received == 2
+    assert batch.rejected == 0
+    assert batch.error_message == ""
+    first = batch.events[1]
+    assert first.value == "#c05543"
+    assert first.service_name == SERVICE_NAME
+    assert (first.trace_id, first.span_id) == hex_ids(spans[0])
+    assert batch.events[3].error_type == "flag_not_found"
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+@pytest.mark.parametrize(
+    ("event_name", "attributes", "field", "expected"),
+    [
+        (semconv.EVENT_NAME, {semconv.RESULT_VARIANT: "on"}, "variant", "on"),
+        (semconv.EVENT_NAME_LEGACY, {semconv.VARIANT_LEGACY: "on"}, "variant", "on"),
+        (semconv.EVENT_NAME, {semconv.PROVIDER_NAME_LEGACY: "flagd"}, "provider_name", "flagd"),
+        (semconv.EVENT_NAME, {semconv.EVALUATION_REASON_LEGACY: "SPLIT"}, "reason", "split"),
+        (semconv.EVENT_NAME, {semconv.ERROR_MESSAGE_GENERIC: "boom"}, "error_message", "boom"),
+        (semconv.EVENT_NAME, {semconv.RESULT_VALUE: 7}, "value", 7),
+        (semconv.EVENT_NAME, {semconv.RESULT_VALUE: 2.5}, "value", 2.5),
+        (semconv.EVENT_NAME, {semconv.RESULT_VALUE: (1, 2)}, "value", (1, 2)),
+        (semconv.EVENT_NAME, {semconv.RESULT_VALUE: "[1, 2]"}, "value", (1, 2)),
+        (semconv.EVENT_NAME, {semconv.CONTEXT_ID: ""}, "targeting_key", None),
+        (semconv.EVENT_NAME, {semconv.SET_ID: "env-abc"}, "flag_set_id", "env-abc"),
+    ],
+)
+def test_every_attribute_spelling_survives_the_wire(
+    encoding: str, event_name: str, attributes: dict[str, Any], field: str, expected: Any
+) -> None:
+    span = readable_span(events=[flag_event("f", attributes, name=event_name)])
+
+    (event,) = _traces([span], encoding).events
+
+    assert getattr(event, field) == expected
+    assert event.flag_key == "f"
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_a_span_named_feature_flag_evaluation_carrying_the_keys_is_one_evaluation(
+    encoding: str,
+) -> None:
+    span = readable_span(
+        semconv.SPAN_NAME, attributes={semconv.KEY: "from-span", semconv.RESULT_VARIANT: "b"}
+    )
+
+    (event,) = _traces([span], encoding).events
+
+    assert (event.flag_key, event.variant) == ("from-span", "b")
+    assert event.timestamp == timestamp_from_ns(span.end_time)  # type: ignore[arg-type]
+    assert (event.trace_id, event.span_id) == (TRACE_HEX, SPAN_HEX)
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_exception_events_and_launchdarkly_variation_spans_are_not_evaluations(
+    encoding: str,
+) -> None:
+    exception = flag_event("f", {"exception.type": "KeyError"}, name=semconv.EXCEPTION_EVENT_NAME)
+    variation = readable_span("variation", attributes={semconv.KEY: "f", semconv.CONTEXT_ID: "u"})
+    span = readable_span(events=[exception])
+
+    batch = _traces([span, variation], encoding)
+
+    assert batch.events == ()
+    assert (batch.received, batch.rejected) == (2, 0)
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_flag_events_without_a_key_are_rejected_and_explained(encoding: str) -> None:
+    good = readable_span(events=[flag_event("kept")])
+    bad = readable_span(events=[flag_event(None), flag_event("", name=semconv.EVENT_NAME_LEGACY)])
+
+    batch = _traces([good, bad], encoding)
+
+    assert [event.flag_key for event in batch.events] == ["kept"]
+    assert (batch.received, batch.rejected) == (2, 1)
+    assert dict(batch.skipped_by_reason) == {"missing_flag_key": 1, "invalid_flag_key": 1}
+    assert "missing_flag_key" in batch.error_message
+    assert "invalid_flag_key" in batch.error_message
+
+
+def test_a_zero_event_timestamp_falls_back_to_the_span_end() -> None:
+    span = readable_span(events=[flag_event("f", timestamp=0)])
+
+    (event,) = _traces([span], "protobuf").events
+
+    assert event.timestamp == timestamp_from_ns(span.end_time)  # type: ignore[arg-type]
+
+
+# -- hand-written OTLP/JSON, as non-Python senders write it ---------------------------------
+
+
+def _json_span_document(**span_fields: Any) -> dict[str, Any]:
+    span = {
+        "traceId": TRACE_HEX.upper(),
+        "spanId": SPAN_HEX,
+        "name": "GET /cart",
+        "kind": 2,
+        "startTimeUnixNano": "1700000000000000000",
+        "endTimeUnixNano": "1700000000005000000",
+        **span_fields,
+    }
+    return {
+        "resourceSpans": [
+            {
+                "resource": {"attributes": [string_attr("service.name", "web-js")]},
+                "scopeSpans": [{"scope": {"name": "js"}, "spans": [span]}],
+            }
+        ]
+    }
+
+
+def test_json_typed_values_kvlists_and_arrays_are_unwrapped() -> None:
+    document = _json_span_document(
+        events=[
+            {
+                "name": "feature_flag.evaluation",
+                "timeUnixNano": "1700000000001000000",
+                "attributes": [
+                    string_attr(semconv.KEY, "limits"),
+                    {
+                        "key": semconv.RESULT_VALUE,
+                        "value": {
+                            "kvlistValue": {
+                                "values": [
+                                    {"key": "max", "value": {"intValue": "10"}},
+                                    {"key": "on", "value": {"boolValue": True}},
+                                    {
+                                        "key": "tiers",
+                                        "value": {
+                                            "arrayValue": {
+                                                "values": [
+                                                    {"stringValue": "gold"},
+                                                    {"doubleValue": 1.5},
+                                                ]
+                                            }
+                                        },
+                                    },
+                                ]
+                            }
+                        },
+                    },
+                    {"key": "feature_flag.result.variationIndex", "value": {"intValue": 3}},
+                    string_attr(semconv.RESULT_REASON, "TARGETING_MATCH"),
+                ],
+            }
+        ]
+    )
+
+    (event,) = map_traces(decode_traces(json_body(document), "json")).events
+
+    assert event.flag_key == "limits"
+    assert dict(event.value) == {"max": 10, "on": True, "tiers": ("gold", 1.5)}
+    assert event.reason is EvaluationReason.TARGETING_MATCH
+    assert dict(event.attributes) == {"feature_flag.result.variationIndex": 3}
+    assert event.trace_id == TRACE_HEX
+    assert event.span_id == SPAN_HEX
+    assert event.service_name == "web-js"
+    assert event.timestamp == datetime(2023, 11, 14, 22, 13, 20, 1000, tzinfo=UTC)
+
+
+def test_json_accepts_the_proto_field_names_too() -> None:
+    document = {
+        "resource_spans": [
+            {
+                "scope_spans": [
+                    {
+                        "spans": [
+                            {
+                                "trace_id": TRACE_HEX,
+                                "span_id": SPAN_HEX,
+                                "name": "x",
+                                "events": [
+                                    {
+                                        "name": "feature_flag",
+                                        "attributes": [string_attr(semconv.KEY, "snake")],
+                                    }
+                                ],
+                            }
+                        ]
+                    }
+                ]
+            }
+        ]
+    }
+
+    (event,) = map_traces(decode_traces(json_body(document), "json")).events
+
+    assert (event.flag_key, event.trace_id) == ("snake", TRACE_HEX)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"{not json", "invalid JSON"),
+        (b"[1, 2]", "must be an object"),
+        (json.dumps({"resourceSpans": "nope"}).encode(), "invalid OTLP JSON"),
+        (
+            json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [{"name": 5}]}]}]}).encode(),
+            "invalid OTLP JSON",
+        ),
+        (json.dumps(_json_span_document(traceId="not-hex")).encode(), "traceId must be hex"),
+        (
+            json.dumps(_json_span_document(startTimeUnixNano="yesterday")).encode(),
+            "invalid OTLP JSON",
+        ),
+    ],
+)
+def test_malformed_json_raises_a_decode_error_with_a_clear_message(
+    body: bytes, message: str
+) -> None:
+    with pytest.raises(OtlpDecodeError, match=message):
+        decode_traces(body, "json")
+
+
+def test_truncated_protobuf_raises_a_decode_error() -> None:
+    body = traces_protobuf([readable_span(events=[flag_event("f")])])
+
+    with pytest.raises(OtlpDecodeError, match="invalid OTLP protobuf"):
+        decode_traces(body[:-3], "protobuf")
+
+
+@settings(max_examples=150, deadline=None)
+@given(body=st.binary(max_size=300), encoding=st.sampled_from(ENCODINGS))
+def test_arbitrary_bytes_either_decode_or_raise_a_decode_error(body: bytes, encoding: str) -> None:
+    for decode, mapper in ((decode_traces, map_traces), (decode_logs, map_logs)):
+        try:
+            request = decode(body, encoding)  # type: ignore[operator]
+        except OtlpDecodeError:
+            continue
+        batch = mapper(request)  # type: ignore[operator]
+        assert batch.rejected <= batch.received
+
+
+_scalars = (
+    st.text(max_size=10)
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.booleans()
+    | st.floats(allow_nan=False)
+    | st.binary(max_size=8)
+)
+_values = st.recursive(
+    _scalars,
+    lambda children: (
+        st.lists(children, max_size=4).map(tuple)
+        | st.dictionaries(st.text(max_size=5), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def _to_any_value(value: Any) -> AnyValue:
+    wrapped = AnyValue()
+    if isinstance(value, str):
+        wrapped.string_value = value
+    elif isinstance(value, bool):
+        wrapped.bool_value = value
+    elif isinstance(value, int):
+        wrapped.int_value = value
+    elif isinstance(value, float):
+        wrapped.double_value = value
+    elif isinstance(value, bytes):
+        wrapped.bytes_value = value
+    elif isinstance(value, tuple):
+        wrapped.array_value.SetInParent()  # an empty array is still an array
+        wrapped.array_value.values.extend(_to_any_value(item) for item in value)
+    else:
+        wrapped.kvlist_value.SetInParent()
+        for key, item in value.items():
+            pair = wrapped.kvlist_value.values.add()
+            pair.key = key
+            pair.value.CopyFrom(_to_any_value(item))
+    return wrapped
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return tuple(_plain(item) for item in value)
+    if hasattr(value, "items"):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
+@settings(max_examples=150, deadline=None)
+@given(value=_values)
+def test_any_value_unwraps_every_shape_to_what_the_sdk_would_hold(value: Any) -> None:
+    assert _plain(any_value(_to_any_value(value))) == value
+
+
+def test_an_empty_any_value_is_none() -> None:
+    assert any_value(AnyValue()) is None
+
+
+# -- logs ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_log_based_events_are_mapped_by_their_event_name(encoding: str) -> None:
+    records = emit_logs(
+        [
+            LogRecord(
+                timestamp=1_700_000_000_000_000_000,
+                trace_id=TRACE_ID,
+                span_id=SPAN_ID,
+                event_name=semconv.EVENT_NAME,
+                attributes={
+                    semconv.KEY: "logged",
+                    semconv.RESULT_VALUE: '"blue"',
+                    semconv.RESULT_VARIANT: "b",
+                },
+            ),
+            LogRecord(body="an ordinary log line", attributes={semconv.KEY: "not-an-event"}),
+        ]
+    )
+
+    batch = _logs(records, encoding)
+
+    (event,) = batch.events
+    assert (event.flag_key, event.value, event.variant) == ("logged", "blue", "b")
+    assert (event.trace_id, event.span_id) == (TRACE_HEX, SPAN_HEX)
+    assert event.service_name == SERVICE_NAME
+    assert event.timestamp == timestamp_from_ns(1_700_000_000_000_000_000)
+    assert (batch.received, batch.rejected) == (2, 0)
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_event_name_attribute_and_body_value_of_semconv_1_29_are_read(encoding: str) -> None:
+    records = emit_logs(
+        [
+            LogRecord(
+                attributes={semconv.LOG_EVENT_NAME_ATTRIBUTE: "feature_flag", semconv.KEY: "old"},
+                body={semconv.LOG_BODY_VALUE: 12},
+            )
+        ]
+    )
+
+    (event,) = _logs(records, encoding).events
+
+    assert (event.flag_key, event.value) == ("old", 12)
+    assert semconv.LOG_EVENT_NAME_ATTRIBUTE not in event.attributes
+    assert event.trace_id is None
+
+
+def test_log_events_without_a_key_are_rejected() -> None:
+    records = emit_logs([LogRecord(event_name=semconv.EVENT_NAME, attributes={"x": 1})])
+
+    batch = _logs(records, "protobuf")
+
+    assert batch.events == ()
+    assert (batch.received, batch.rejected) == (1, 1)
+
+
+# -- content types and responses -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("application/x-protobuf", "protobuf"),
+        ("application/protobuf", "protobuf"),
+        ("Application/JSON; charset=utf-8", "json"),
+        ("text/plain", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_encoding_for_reads_the_content_type(header: str | None, expected: str | None) -> None:
+    assert encoding_for(header) == expected
+
+
+def test_media_type_names_the_response_encoding() -> None:
+    assert media_type("protobuf") == "application/x-protobuf"
+    assert media_type("json") == "application/json"
+
+
+def test_a_full_success_leaves_partial_success_unset() -> None:
+    batch = _traces([readable_span(events=[flag_event("f")])], "protobuf")
+
+    response = ExportTraceServiceResponse.FromString(traces_response(batch, "protobuf"))
+
+    assert not response.HasField("partial_success")
+    assert json.loads(traces_response(batch, "json")) == {}
+
+
+def test_rejections_are_reported_as_otlp_partial_success() -> None:
+    batch = _traces([readable_span(events=[flag_event(None)])], "protobuf")
+
+    traces = ExportTraceServiceResponse.FromString(traces_response(batch, "protobuf"))
+    as_json = json.loads(traces_response(batch, "json"))
+    logs = ExportLogsServiceResponse.FromString(logs_response(batch, "protobuf"))
+
+    assert traces.partial_success.rejected_spans == 1
+    assert "missing_flag_key" in traces.partial_success.error_message
+    assert as_json["partialSuccess"]["rejectedSpans"] == "1"
+    assert logs.partial_success.rejected_log_records == 1
