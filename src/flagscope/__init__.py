@@ -1,20 +1,28 @@
 """flagscope: see every feature-flag evaluation your application makes, through OpenTelemetry."""
 
+from flagscope.aggregates import FlagSummary, InventoryReport, TimeBucket
 from flagscope.collector import AnalyticsCollector, InMemoryAnalyticsCollector
 from flagscope.exporter import EventSink, FlagEvaluationSpanExporter
+from flagscope.filters import FilterArgs
 from flagscope.mapping import SkipReason, ValueDecoding, decode_value, map_evaluation
 from flagscope.models import EvaluationReason, FlagEvaluationEvent
+from flagscope.query import CollectorQuery
 from flagscope.stats import ExporterStats
 
 __all__ = [
     "AnalyticsCollector",
+    "CollectorQuery",
     "EvaluationReason",
     "EventSink",
     "ExporterStats",
+    "FilterArgs",
     "FlagEvaluationEvent",
     "FlagEvaluationSpanExporter",
+    "FlagSummary",
     "InMemoryAnalyticsCollector",
+    "InventoryReport",
     "SkipReason",
+    "TimeBucket",
     "ValueDecoding",
     "decode_value",
     "map_evaluation",

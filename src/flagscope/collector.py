@@ -8,9 +8,12 @@ import threading
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator
 from itertools import islice
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from flagscope.models import FlagEvaluationEvent
+
+if TYPE_CHECKING:
+    from flagscope.query import CollectorQuery
 
 __all__ = ["AnalyticsCollector", "InMemoryAnalyticsCollector"]
 
@@ -69,6 +72,7 @@ class InMemoryAnalyticsCollector:
         self._by_flag: dict[str, deque[int]] = {}
         self._evicted = 0
         self._listeners: list[Callable[[], None]] = []
+        self._query: CollectorQuery | None = None
 
     # -- configuration and counters -------------------------------------------------
 
@@ -89,6 +93,17 @@ class InMemoryAnalyticsCollector:
 
     def __len__(self) -> int:
         return len(self._ring)
+
+    @property
+    def query(self) -> CollectorQuery:
+        """Filters, waits and aggregates over this collector (``flagscope.query``)."""
+        query = self._query
+        if query is None:
+            # Imported here: the query module builds on this one.
+            from flagscope.query import CollectorQuery
+
+            query = self._query = CollectorQuery(self)
+        return query
 
     # -- synchronous core -----------------------------------------------------------
 

@@ -1,0 +1,214 @@
+"""Questions about what a collector holds: filtered records, waiting, aggregates.
+
+``collector.query`` (or ``CollectorQuery(collector)``) answers them. Every
+method takes the same filter keyword arguments (``flagscope.filters.FilterArgs``);
+a ``flag_key`` filter reads only those flags' records, never the others'.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Unpack
+
+from flagscope.aggregates import (
+    FlagSummary,
+    InventoryReport,
+    TimeBucket,
+    check_inventory,
+    evaluations_per_trace,
+    summarize,
+    summarize_by_flag,
+    time_buckets,
+)
+from flagscope.collector import InMemoryAnalyticsCollector
+from flagscope.filters import EventFilter, FilterArgs, build_filter
+from flagscope.models import FlagEvaluationEvent
+from flagscope.waiting import wait_for, wait_for_async
+
+__all__ = ["CollectorQuery"]
+
+
+def _check_paging(limit: object, offset: object) -> None:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+        raise TypeError(f"limit must be an int or None, got {type(limit).__name__}")
+    if isinstance(limit, int) and limit < 0:
+        raise ValueError(f"limit must be at least 0, got {limit}")
+    if isinstance(offset, bool) or not isinstance(offset, int):
+        raise TypeError(f"offset must be an int, got {type(offset).__name__}")
+    if offset < 0:
+        raise ValueError(f"offset must be at least 0, got {offset}")
+
+
+class CollectorQuery:
+    """Filters, waits and aggregates over one ``InMemoryAnalyticsCollector``.
+
+    Cheap to create and stateless: every call reads a fresh snapshot. Results
+    come in recording order unless a method says otherwise.
+
+    Args:
+        collector: The collector to read.
+
+    Raises:
+        TypeError: ``collector`` is not an ``InMemoryAnalyticsCollector``.
+    """
+
+    __slots__ = ("_collector",)
+
+    def __init__(self, collector: InMemoryAnalyticsCollector) -> None:
+        if not isinstance(collector, InMemoryAnalyticsCollector):
+            raise TypeError(
+                "CollectorQuery reads an InMemoryAnalyticsCollector, "
+                f"got {type(collector).__name__}"
+            )
+        self._collector = collector
+
+    @property
+    def collector(self) -> InMemoryAnalyticsCollector:
+        """The collector this query reads."""
+        return self._collector
+
+    def matching(self, event_filter: EventFilter) -> list[FlagEvaluationEvent]:
+        """Return the stored records that pass a built filter, in recording order."""
+        flag_keys = event_filter.flag_keys
+        collector = self._collector
+        if flag_keys is None:
+            events = collector.events()
+        elif len(flag_keys) == 1:
+            (key,) = flag_keys
+            events = collector.events(key)
+        elif not flag_keys:
+            return []
+        else:
+            events = [event for _, event in collector.select(flag_keys)]
+        return event_filter.apply(events)
+
+    # -- records --------------------------------------------------------------------
+
+    def events(
+        self,
+        *,
+        newest_first: bool = False,
+        limit: int | None = None,
+        offset: int = 0,
+        **filters: Unpack[FilterArgs],
+    ) -> list[FlagEvaluationEvent]:
+        """Return the matching records, oldest first, one page at a time.
+
+        Args:
+            newest_first: Newest first instead.
+            limit: At most this many; ``None`` means all.
+            offset: Skip this many first (after ordering).
+            **filters: The filters (``FilterArgs``).
+
+        Raises:
+            TypeError: A filter or paging argument of the wrong type.
+            ValueError: A filter or paging argument out of range.
+        """
+        _check_paging(limit, offset)
+        events = self.matching(build_filter(**filters))
+        if newest_first:
+            events.reverse()
+        if offset or limit is not None:
+            stop = None if limit is None else offset + limit
+            events = events[offset:stop]
+        return events
+
+    def count(self, **filters: Unpack[FilterArgs]) -> int:
+        """Return how many stored records match."""
+        event_filter = build_filter(**filters)
+        if not event_filter.checks:
+            if event_filter.flag_keys is None:
+                return len(self._collector)
+            return sum(self._collector.count(key) for key in event_filter.flag_keys)
+        return len(self.matching(event_filter))
+
+    # -- waiting --------------------------------------------------------------------
+
+    def wait_for(
+        self, *, count: int = 1, timeout: float | None = 5.0, **filters: Unpack[FilterArgs]
+    ) -> list[FlagEvaluationEvent]:
+        """Block until at least ``count`` stored records match; return all the matches.
+
+        Wakes whenever the collector records, from any thread. In async code use
+        ``wait_for_async``: blocking the loop stops evaluations made on it.
+
+        Args:
+            count: How many matches to wait for.
+            timeout: Seconds to wait at most; ``None`` waits for ever.
+            **filters: The filters (``FilterArgs``).
+
+        Raises:
+            TimeoutError: Not enough matches in time; the message says what was seen.
+        """
+        return wait_for(self, count=count, timeout=timeout, **filters)
+
+    async def wait_for_async(
+        self, *, count: int = 1, timeout: float | None = 5.0, **filters: Unpack[FilterArgs]
+    ) -> list[FlagEvaluationEvent]:
+        """Wait without blocking the event loop; otherwise as ``wait_for``.
+
+        Raises:
+            TimeoutError: Not enough matches in time; the message says what was seen.
+        """
+        return await wait_for_async(self, count=count, timeout=timeout, **filters)
+
+    # -- aggregates -----------------------------------------------------------------
+
+    def summary(self, **filters: Unpack[FilterArgs]) -> FlagSummary:
+        """Return one summary of every matching record (``flag_key`` is ``None``)."""
+        events = self.matching(build_filter(**filters))
+        return summarize(events, flag_key=None, evicted=self._collector.evicted_count)
+
+    def summaries(self, **filters: Unpack[FilterArgs]) -> list[FlagSummary]:
+        """Return one summary per flag with matching records, sorted by flag key."""
+        events = self.matching(build_filter(**filters))
+        return summarize_by_flag(events, evicted=self._collector.evicted_count)
+
+    def evaluations_per_trace(self, **filters: Unpack[FilterArgs]) -> dict[str, int]:
+        """Return how many matching records each trace holds, most first.
+
+        A flag evaluated many times in one request shows up as a large count
+        with ``flag_key=...``. Records without a trace id are left out.
+        """
+        return evaluations_per_trace(self.matching(build_filter(**filters)))
+
+    def time_buckets(
+        self,
+        width: timedelta,
+        *,
+        fill_empty: bool = True,
+        max_buckets: int = 10_000,
+        **filters: Unpack[FilterArgs],
+    ) -> list[TimeBucket]:
+        """Return counts in consecutive time buckets of ``width``, oldest first.
+
+        Buckets are aligned to multiples of ``width`` since the Unix epoch (UTC),
+        so the same width always cuts at the same instants.
+
+        Args:
+            width: Each bucket's length, a positive ``timedelta``.
+            fill_empty: Include empty buckets between the first and the last.
+            max_buckets: Refuse (``ValueError``) to build more buckets than this.
+            **filters: The filters (``FilterArgs``).
+
+        Raises:
+            TypeError: ``width`` is not a ``timedelta``.
+            ValueError: ``width`` is not positive, or too many buckets would be built.
+        """
+        events = self.matching(build_filter(**filters))
+        return time_buckets(events, width, fill_empty=fill_empty, max_buckets=max_buckets)
+
+    def inventory(self, declared: Any, **filters: Unpack[FilterArgs]) -> InventoryReport:
+        """Check stored evaluations against the flag keys the application declares.
+
+        Args:
+            declared: The declared flag keys (an iterable of str).
+            **filters: The filters (``FilterArgs``), e.g. ``since=...``.
+
+        Raises:
+            TypeError: ``declared`` is a str or holds non-str items.
+        """
+        return check_inventory(declared, self.matching(build_filter(**filters)))
+
+    def __repr__(self) -> str:
+        return f"CollectorQuery({self._collector!r})"

@@ -1,0 +1,218 @@
+"""Waiting until the collector holds matching evaluations, from sync or async code.
+
+Both twins share ``_Wait``: subscribe to the collector, re-check on every
+notification, give up at the deadline. Only the way they sleep differs: a
+``threading.Event`` for threads, an ``asyncio.Event`` set through
+``loop.call_soon_threadsafe`` for coroutines, since records may arrive on the
+SDK's worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import difflib
+import math
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
+
+from flagscope.filters import EventFilter, build_filter, value_key
+from flagscope.models import FlagEvaluationEvent
+
+if TYPE_CHECKING:
+    from flagscope.query import CollectorQuery
+
+__all__ = ["wait_for", "wait_for_async"]
+
+_LISTED: Final = 8
+
+
+def _check_count(count: object) -> int:
+    if isinstance(count, bool) or not isinstance(count, int):
+        raise TypeError(f"count must be an int, got {type(count).__name__}")
+    if count < 0:
+        raise ValueError(f"count must be at least 0, got {count}")
+    return count
+
+
+def _check_timeout(timeout: object) -> float | None:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds or None, got {type(timeout)}")
+    if math.isnan(timeout) or timeout < 0:
+        raise ValueError(f"timeout must be at least 0 seconds, got {timeout}")
+    return float(timeout)
+
+
+def _tally(counter: Counter[str]) -> str:
+    items = counter.most_common(_LISTED)
+    text = ", ".join(f"{key} x{count}" for key, count in items)
+    hidden = len(counter) - len(items)
+    return text + (f", and {hidden} more" if hidden > 0 else "")
+
+
+class _Wait:
+    """One wait: what is wanted, the re-check, and the timeout message."""
+
+    def __init__(
+        self, query: CollectorQuery, count: object, timeout: object, filters: dict[str, Any]
+    ) -> None:
+        self.query = query
+        self.count = _check_count(count)
+        self.timeout = _check_timeout(timeout)
+        self.filter: EventFilter = build_filter(**filters)
+        self.started = time.monotonic()
+        self.deadline = math.inf if self.timeout is None else self.started + self.timeout
+
+    def check(self) -> list[FlagEvaluationEvent] | None:
+        """Return the matching records once there are enough, else ``None``."""
+        matched = self.query.matching(self.filter)
+        self.last_matched = len(matched)
+        return matched if len(matched) >= self.count else None
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def error(self, *, blocking_a_loop: bool = False) -> TimeoutError:
+        """Build the ``TimeoutError`` that says what was wanted and what was seen."""
+        wanted = f"{self.count} evaluation(s) matching {self.filter.description}"
+        lines = [
+            f"timed out after {self.timeout:g} s waiting for {wanted}; "
+            f"{self.last_matched} matched.",
+            self._seen(),
+        ]
+        evicted = self.query.collector.evicted_count
+        if evicted:
+            lines.append(
+                f"The collector has evicted {evicted} older record(s) "
+                f"(max_size={self.query.collector.max_size})."
+            )
+        if blocking_a_loop:
+            lines.append(
+                "wait_for() blocked a running event loop, so evaluations made on that loop "
+                "could not arrive: use 'await query.wait_for_async(...)' in async code."
+            )
+        return TimeoutError("\n".join(lines))
+
+    def _seen(self) -> str:
+        collector = self.query.collector
+        counts = collector.counts_by_flag()
+        if not counts:
+            return "Seen instead: nothing; the collector is empty."
+        flag_keys = self.filter.flag_keys
+        if flag_keys is None:
+            return "Seen instead: " + self._describe(collector.events(), counts)
+        present = sorted(key for key in flag_keys if key in counts)
+        if present:
+            events = self.query.matching(build_filter(flag_key=present))
+            return f"Seen instead, for flag(s) {', '.join(map(repr, present))}: " + (
+                self._describe(events, {key: counts[key] for key in present})
+            )
+        others = sorted(counts, key=lambda key: (-counts[key], key))
+        close = sorted(
+            {
+                match
+                for key in flag_keys
+                for match in difflib.get_close_matches(key, others, n=3, cutoff=0.6)
+            }
+        )
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        listed = ", ".join(f"{key} x{counts[key]}" for key in others[:_LISTED])
+        more = len(others) - _LISTED
+        listed += f", and {more} more" if more > 0 else ""
+        return (
+            f"Seen instead: no evaluation of {sorted(flag_keys)} is stored; "
+            f"flags stored: {listed}.{hint}"
+        )
+
+    @staticmethod
+    def _describe(events: list[FlagEvaluationEvent], counts: dict[str, int]) -> str:
+        by_flag = Counter(counts)
+        variants: Counter[str] = Counter()
+        values: Counter[str] = Counter()
+        reasons: Counter[str] = Counter()
+        for event in events:
+            if event.variant is not None:
+                variants[event.variant] += 1
+            values[value_key(event.value)] += 1
+            reasons[str(event.reason)] += 1
+        parts = [f"{len(events)} evaluation(s) stored; flags: {_tally(by_flag)}"]
+        if variants:
+            parts.append(f"variants: {_tally(variants)}")
+        parts.append(f"values: {_tally(values)}")
+        parts.append(f"reasons: {_tally(reasons)}")
+        return "; ".join(parts) + "."
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def wait_for(
+    query: CollectorQuery, *, count: int = 1, timeout: float | None = 5.0, **filters: Any
+) -> list[FlagEvaluationEvent]:
+    """Block until ``count`` stored records match ``filters``; return the matches.
+
+    Raises:
+        TimeoutError: ``timeout`` seconds passed first; the message says what was seen.
+    """
+    wait = _Wait(query, count, timeout, filters)
+    wake = threading.Event()
+    unsubscribe = query.collector.subscribe(wake.set)
+    try:
+        while True:
+            # Clear before checking, so a record stored during the check wakes us again.
+            wake.clear()
+            matched = wait.check()
+            if matched is not None:
+                return matched
+            remaining = wait.remaining()
+            if remaining <= 0:
+                raise wait.error(blocking_a_loop=_running_loop() is not None)
+            wake.wait(None if math.isinf(remaining) else remaining)
+    finally:
+        unsubscribe()
+
+
+def _threadsafe_setter(loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> Callable[[], None]:
+    def wake() -> None:
+        # A closed loop (an exporter running at interpreter exit) has nobody waiting.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(event.set)
+
+    return wake
+
+
+async def wait_for_async(
+    query: CollectorQuery, *, count: int = 1, timeout: float | None = 5.0, **filters: Any
+) -> list[FlagEvaluationEvent]:
+    """The async twin of ``wait_for``: same arguments, never blocks the event loop.
+
+    Raises:
+        TimeoutError: ``timeout`` seconds passed first; the message says what was seen.
+    """
+    wait = _Wait(query, count, timeout, filters)
+    wake = asyncio.Event()
+    unsubscribe = query.collector.subscribe(_threadsafe_setter(asyncio.get_running_loop(), wake))
+    try:
+        while True:
+            wake.clear()
+            matched = wait.check()
+            if matched is not None:
+                return matched
+            remaining = wait.remaining()
+            if remaining <= 0:
+                raise wait.error()
+            try:
+                await asyncio.wait_for(wake.wait(), None if math.isinf(remaining) else remaining)
+            except TimeoutError:
+                continue
+    finally:
+        unsubscribe()

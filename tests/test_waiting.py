@@ -1,0 +1,273 @@
+"""wait_for / wait_for_async: woken by records from any thread, clear timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from openfeature.client import OpenFeatureClient
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from flagscope import FlagEvaluationEvent, FlagEvaluationSpanExporter, InMemoryAnalyticsCollector
+from flagscope.query import CollectorQuery
+from flagscope.waiting import _threadsafe_setter
+from producers import Pipeline, make_pipeline
+from traffic import context, openfeature_client, request
+
+MODES = ("sync", "async")
+
+
+def wait(mode: str, query: CollectorQuery, **kwargs: Any) -> list[FlagEvaluationEvent]:
+    """Run the sync twin, or the async twin on a fresh event loop, with the same arguments."""
+    if mode == "sync":
+        return query.wait_for(**kwargs)
+    return asyncio.run(query.wait_for_async(**kwargs))
+
+
+@pytest.fixture
+def client() -> Iterator[OpenFeatureClient]:
+    with openfeature_client() as client:
+        yield client
+
+
+@pytest.fixture
+def simple() -> Iterator[Pipeline]:
+    pipeline = make_pipeline("simple")
+    try:
+        yield pipeline
+    finally:
+        pipeline.provider.shutdown()
+
+
+@pytest.fixture
+def worker_thread_pipeline() -> Iterator[Pipeline]:
+    """A batch processor that exports on its own worker thread, soon after each span."""
+    collector = InMemoryAnalyticsCollector()
+    exporter = FlagEvaluationSpanExporter(collector)
+    provider = TracerProvider(resource=Resource.create({"service.name": "checkout"}))
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=20))
+    mirror = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(mirror))
+    pipeline = Pipeline(provider, collector, exporter, mirror, kind="batch")
+    try:
+        yield pipeline
+    finally:
+        provider.shutdown()
+
+
+def _evaluate(pipeline: Pipeline, client: OpenFeatureClient, user: str, times: int = 1) -> None:
+    request(
+        pipeline,
+        client,
+        user,
+        [lambda c: c.get_boolean_value("new-checkout", False, context(user))] * times,
+    )
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_returns_at_once_when_enough_records_are_stored(
+    mode: str, simple: Pipeline, client: OpenFeatureClient
+) -> None:
+    _evaluate(simple, client, "alice", times=3)
+    found = wait(mode, simple.collector.query, count=2, timeout=0, flag_key="new-checkout")
+    assert len(found) == 3
+    assert all(e.targeting_key == "alice" for e in found)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_wakes_when_the_batch_processors_worker_thread_records(
+    mode: str, worker_thread_pipeline: Pipeline, client: OpenFeatureClient
+) -> None:
+    pipeline = worker_thread_pipeline
+    # The spans end on this thread before waiting; the worker exports them later.
+    _evaluate(pipeline, client, "bob", times=2)
+    found = wait(
+        mode, pipeline.collector.query, count=2, timeout=30, flag_key="new-checkout", variant="off"
+    )
+    assert [e.targeting_key for e in found] == ["bob", "bob"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_wakes_when_another_thread_records_while_waiting(
+    mode: str, simple: Pipeline, client: OpenFeatureClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    collector = simple.collector
+    subscribed = threading.Event()
+    subscribe = collector.subscribe
+
+    def subscribe_and_tell(listener: Callable[[], None]) -> Callable[[], None]:
+        unsubscribe = subscribe(listener)
+        subscribed.set()
+        return unsubscribe
+
+    monkeypatch.setattr(collector, "subscribe", subscribe_and_tell)
+
+    def produce() -> None:
+        # Record only once the waiter is waiting, so only a wake-up can find it.
+        assert subscribed.wait(30)
+        _evaluate(simple, client, "carol")
+
+    thread = threading.Thread(target=produce)
+    thread.start()
+    try:
+        found = wait(mode, collector.query, timeout=30, targeting_key="carol")
+    finally:
+        thread.join()
+    assert [e.flag_key for e in found] == ["new-checkout"]
+    assert collector.query.count() == 1
+
+
+def _has_listener(collector: InMemoryAnalyticsCollector) -> bool:
+    return bool(collector._listeners)
+
+
+@pytest.mark.asyncio
+async def test_async_wait_sees_evaluations_made_on_the_same_event_loop(
+    simple: Pipeline, client: OpenFeatureClient
+) -> None:
+    async def handler() -> None:
+        await asyncio.sleep(0)
+        _evaluate(simple, client, "dave")
+
+    waiting = asyncio.create_task(
+        simple.collector.query.wait_for_async(timeout=30, targeting_key="dave")
+    )
+    await asyncio.sleep(0)
+    await handler()
+    found = await waiting
+    assert [e.targeting_key for e in found] == ["dave"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_timeout_says_what_was_wanted_and_what_was_seen(
+    mode: str, simple: Pipeline, client: OpenFeatureClient
+) -> None:
+    _evaluate(simple, client, "erin", times=2)
+    with pytest.raises(TimeoutError) as raised:
+        wait(
+            mode,
+            simple.collector.query,
+            count=1,
+            timeout=0.05,
+            flag_key="new-checkout",
+            variant="on",
+        )
+    message = str(raised.value)
+    assert "1 evaluation(s) matching flag_key='new-checkout', variant='on'" in message
+    assert "0 matched" in message
+    assert "variants: off x2" in message
+    assert "values: false x2" in message
+    assert "reasons: default x2" in message
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_timeout_for_an_unknown_flag_suggests_close_keys(
+    mode: str, simple: Pipeline, client: OpenFeatureClient
+) -> None:
+    _evaluate(simple, client, "frank")
+    with pytest.raises(
+        TimeoutError, match=r"no evaluation of \['new-chekout'\] is stored"
+    ) as raised:
+        wait(mode, simple.collector.query, timeout=0, flag_key="new-chekout")
+    assert "flags stored: new-checkout x1" in str(raised.value)
+    assert "Did you mean 'new-checkout'?" in str(raised.value)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_timeout_on_an_empty_collector_says_it_is_empty(mode: str) -> None:
+    with pytest.raises(TimeoutError, match="the collector is empty"):
+        wait(mode, InMemoryAnalyticsCollector().query, count=2, timeout=0)
+
+
+def test_timeout_mentions_eviction(make_event: Callable[..., FlagEvaluationEvent]) -> None:
+    collector = InMemoryAnalyticsCollector(max_size=2)
+    collector.record_many([make_event("a") for _ in range(5)])
+    with pytest.raises(TimeoutError, match=r"evicted 3 older record\(s\) \(max_size=2\)"):
+        collector.query.wait_for(count=5, timeout=0, flag_key="a")
+
+
+@pytest.mark.asyncio
+async def test_sync_wait_inside_an_event_loop_points_to_the_async_twin() -> None:
+    with pytest.raises(TimeoutError, match=r"use 'await query\.wait_for_async"):
+        InMemoryAnalyticsCollector().query.wait_for(timeout=0)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_waiting_checks_again_only_when_the_collector_changes(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checks: list[int] = []
+    original = CollectorQuery.matching
+
+    def counting(self: CollectorQuery, event_filter: Any) -> list[FlagEvaluationEvent]:
+        checks.append(1)
+        return original(self, event_filter)
+
+    monkeypatch.setattr(CollectorQuery, "matching", counting)
+    with pytest.raises(TimeoutError):
+        wait(mode, InMemoryAnalyticsCollector().query, flag_key="x", timeout=0.2)
+    # One check on entry and one at the deadline (plus the message's own look):
+    # nothing polls in between when no record arrives.
+    assert len(checks) <= 3
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_waiters_unsubscribe_when_done(
+    mode: str, make_event: Callable[..., FlagEvaluationEvent]
+) -> None:
+    collector = InMemoryAnalyticsCollector()
+    collector.record_sync(make_event("a"))
+    wait(mode, collector.query, flag_key="a")
+    with pytest.raises(TimeoutError):
+        wait(mode, collector.query, flag_key="b", timeout=0)
+    assert not _has_listener(collector)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_cleared_records_no_longer_count(
+    mode: str, make_event: Callable[..., FlagEvaluationEvent]
+) -> None:
+    collector = InMemoryAnalyticsCollector()
+    collector.record_many([make_event("a"), make_event("a")])
+    collector.clear_sync()
+    with pytest.raises(TimeoutError, match="0 matched"):
+        wait(mode, collector.query, flag_key="a", timeout=0)
+
+
+def test_count_zero_returns_whatever_matches_at_once() -> None:
+    assert InMemoryAnalyticsCollector().query.wait_for(count=0, timeout=0) == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"count": -1}, ValueError),
+        ({"count": 1.5}, TypeError),
+        ({"count": True}, TypeError),
+        ({"timeout": -1}, ValueError),
+        ({"timeout": float("nan")}, ValueError),
+        ({"timeout": "5"}, TypeError),
+        ({"flagkey": "a"}, TypeError),
+    ],
+)
+def test_bad_wait_arguments_raise_at_once(
+    mode: str, kwargs: dict[str, Any], error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        wait(mode, InMemoryAnalyticsCollector().query, **kwargs)
+
+
+def test_a_waiter_whose_loop_closed_is_ignored() -> None:
+    loop = asyncio.new_event_loop()
+    event = asyncio.Event()
+    wake = _threadsafe_setter(loop, event)
+    loop.close()
+    wake()  # must not raise: exporters may record at interpreter exit
+    assert not event.is_set()
