@@ -46,7 +46,17 @@ class SkipReason(StrEnum):
 
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_JSON_LITERALS: Final[Mapping[str, Any]] = {"true": True, "false": False, "null": None}
+# json.dumps (every Python producer) writes non-finite floats as NaN/Infinity/-Infinity;
+# json.loads reads them back, so decode all three alike.
+_JSON_LITERALS: Final[Mapping[str, Any]] = {
+    "true": True,
+    "false": False,
+    "null": None,
+    "NaN": float("nan"),
+    "Infinity": float("inf"),
+    "-Infinity": float("-inf"),
+}
+_HEX_DIGITS: Final = frozenset("0123456789abcdef")
 _JSON_START: Final = frozenset('{["-0123456789tfn')
 _REASONS: Final[dict[str, EvaluationReason | str]] = {r.value: r for r in EvaluationReason}
 _REASON_CACHE_LIMIT: Final = 1024
@@ -76,11 +86,8 @@ def _format_id(value: Any, width: int) -> str | None:
         return value.hex()
     if isinstance(value, str):
         text = value.lower()
-        if len(text) != width or text.strip("0") == "":
-            return None
-        try:
-            int(text, 16)
-        except ValueError:
+        # Not int(text, 16): it also takes "0x", "+", "_" and spaces, which are not ids.
+        if len(text) != width or text.strip("0") == "" or not _HEX_DIGITS.issuperset(text):
             return None
         return text
     return None
