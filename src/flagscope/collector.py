@@ -183,8 +183,13 @@ class InMemoryAnalyticsCollector:
         records across flags and mark what a reader has already seen.
 
         Args:
-            flag_keys: Only these flags' records; ``None`` means every record.
+            flag_keys: Only these flags' records; ``None`` means every record. A
+                bare string is one flag key.
         """
+        if isinstance(flag_keys, str):
+            # A str is a Collection[str] too: without this, "alpha" would select flags
+            # "a", "l", "p" and "h".
+            flag_keys = (flag_keys,)
         with self._lock:
             event_at = self._event_at
             if flag_keys is None:
