@@ -1,0 +1,570 @@
+"""InMemoryAnalyticsCollector: the litestar-flags seed API, bounded and thread-safe."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+from litestar_flags.analytics import AnalyticsCollector as LitestarCollectorProtocol
+from litestar_flags.analytics import InMemoryAnalyticsCollector as LitestarCollector
+
+from flagscope.collector import AnalyticsCollector, InMemoryAnalyticsCollector
+from flagscope.models import EvaluationReason, FlagEvaluationEvent
+
+EventFactory = Callable[..., FlagEvaluationEvent]
+FLAGS = ("alpha", "beta", "gamma", "delta")
+_START = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def numbered_event(flag_key: str, n: int) -> FlagEvaluationEvent:
+    """A record told apart from every other by ``n`` (its value)."""
+    return FlagEvaluationEvent(_START + timedelta(seconds=n), flag_key, n, EvaluationReason.STATIC)
+
+
+def record_flags(collector: InMemoryAnalyticsCollector, flags: str) -> list[FlagEvaluationEvent]:
+    """Record one event per letter of ``flags`` ("abca": alpha, beta, gamma, alpha)."""
+    names = dict(zip("abcd", FLAGS, strict=True))
+    start = collector.total_recorded
+    events = [numbered_event(names[c], start + i) for i, c in enumerate(flags)]
+    for event in events:
+        collector.record_sync(event)
+    return events
+
+
+# -- construction ----------------------------------------------------------------
+
+
+def test_default_max_size_matches_litestar() -> None:
+    assert InMemoryAnalyticsCollector().max_size == LitestarCollector().max_size
+
+
+@pytest.mark.parametrize("max_size", [1, 2, 10_000, 10**7])
+def test_positive_int_max_size_is_kept(max_size: int) -> None:
+    assert InMemoryAnalyticsCollector(max_size=max_size).max_size == max_size
+
+
+@pytest.mark.parametrize("max_size", [0, -1, -10_000])
+def test_max_size_below_one_raises_value_error(max_size: int) -> None:
+    with pytest.raises(ValueError, match="max_size"):
+        InMemoryAnalyticsCollector(max_size=max_size)
+
+
+@pytest.mark.parametrize("max_size", [True, False, 10.0, 1.5, "100", None, [10]], ids=repr)
+def test_non_int_max_size_raises_type_error(max_size: Any) -> None:
+    with pytest.raises(TypeError, match="max_size"):
+        InMemoryAnalyticsCollector(max_size=max_size)
+
+
+def test_collector_satisfies_both_collector_protocols() -> None:
+    collector = InMemoryAnalyticsCollector()
+    assert isinstance(collector, AnalyticsCollector)
+    assert isinstance(collector, LitestarCollectorProtocol)
+
+
+# -- the seed API, against litestar-flags itself -----------------------------------
+
+_seed_steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("record"), st.sampled_from(FLAGS)),
+        st.tuples(st.just("record"), st.sampled_from(FLAGS)),
+        st.tuples(st.just("clear")),
+        st.tuples(st.just("close")),
+        st.tuples(st.just("flush")),
+        st.tuples(
+            st.just("get"),
+            st.none() | st.sampled_from(FLAGS),
+            st.none() | st.integers(min_value=-3, max_value=12),
+        ),
+        st.tuples(st.just("count"), st.none() | st.sampled_from(FLAGS)),
+        st.tuples(st.just("len")),
+    ),
+    max_size=60,
+)
+
+
+async def _drive(collector: Any, steps: list[tuple[Any, ...]]) -> list[Any]:
+    """Run seed-API steps; return what every read gave."""
+    out: list[Any] = []
+    recorded = 0
+    for step in steps:
+        match step:
+            case ("record", flag_key):
+                await collector.record(numbered_event(flag_key, recorded))
+                recorded += 1
+            case ("clear",):
+                await collector.clear()
+            case ("close",):
+                await collector.close()
+            case ("flush",):
+                await collector.flush()
+            case ("get", flag_key, limit):
+                out.append(await collector.get_events(flag_key=flag_key, limit=limit))
+            case ("count", flag_key):
+                out.append(await collector.get_event_count(flag_key))
+            case ("len",):
+                out.append(len(collector))
+    out.append(await collector.get_events())
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps=_seed_steps, max_size=st.sampled_from([1, 2, 3, 7, 10_000]))
+def test_seed_api_gives_the_same_results_as_litestar_flags(
+    steps: list[tuple[Any, ...]], max_size: int
+) -> None:
+    async def both() -> tuple[list[Any], list[Any]]:
+        ours = await _drive(InMemoryAnalyticsCollector(max_size=max_size), steps)
+        theirs = await _drive(LitestarCollector(max_size=max_size), steps)
+        return ours, theirs
+
+    ours, theirs = asyncio.run(both())
+    assert ours == theirs
+
+
+@pytest.mark.asyncio
+async def test_get_events_returns_records_oldest_first() -> None:
+    collector = InMemoryAnalyticsCollector()
+    events = [numbered_event(flag, n) for n, flag in enumerate(["alpha", "beta", "alpha"])]
+    for event in events:
+        await collector.record(event)
+    assert await collector.get_events() == events
+    assert await collector.get_events("alpha") == [events[0], events[2]]
+    assert await collector.get_events("missing") == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("limit", "expected"),
+    [
+        (1, [3]),
+        (2, [2, 3]),
+        (4, [0, 1, 2, 3]),
+        (99, [0, 1, 2, 3]),
+        (None, [0, 1, 2, 3]),
+        (0, [0, 1, 2, 3]),
+        (-1, [0, 1, 2, 3]),
+    ],
+)
+async def test_limit_keeps_the_newest_n_oldest_first(
+    limit: int | None, expected: list[int]
+) -> None:
+    collector = InMemoryAnalyticsCollector()
+    for n in range(4):
+        await collector.record(numbered_event("alpha", n))
+        await collector.record(numbered_event("beta", 100 + n))
+    events = await collector.get_events("alpha", limit=limit)
+    assert [event.value for event in events] == expected
+
+
+@pytest.mark.asyncio
+async def test_get_event_count_counts_all_or_one_flag() -> None:
+    collector = InMemoryAnalyticsCollector()
+    record_flags(collector, "aabca")
+    assert await collector.get_event_count() == 5
+    assert await collector.get_event_count("alpha") == 3
+    assert await collector.get_event_count("gamma") == 1
+    assert await collector.get_event_count("missing") == 0
+    assert len(collector) == 5
+
+
+@pytest.mark.asyncio
+async def test_flush_keeps_records() -> None:
+    collector = InMemoryAnalyticsCollector()
+    events = record_flags(collector, "ab")
+    await collector.flush()
+    assert await collector.get_events() == events
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("method", ["clear", "close"])
+async def test_clear_and_close_release_records_and_stay_usable(method: str) -> None:
+    collector = InMemoryAnalyticsCollector()
+    record_flags(collector, "abc")
+    await getattr(collector, method)()
+    assert await collector.get_events() == []
+    assert await collector.get_event_count("alpha") == 0
+    assert len(collector) == 0
+    later = record_flags(collector, "a")
+    assert await collector.get_events() == later
+
+
+@pytest.mark.asyncio
+async def test_record_batch_stores_in_order() -> None:
+    collector = InMemoryAnalyticsCollector(max_size=3)
+    events = [numbered_event("alpha", n) for n in range(5)]
+    await collector.record_batch(events)
+    assert await collector.get_events() == events[-3:]
+    assert collector.evicted_count == 2
+
+
+def test_record_many_accepts_any_iterable_and_returns_how_many() -> None:
+    collector = InMemoryAnalyticsCollector()
+    events = [numbered_event("alpha", n) for n in range(3)]
+    assert collector.record_many(iter(events)) == 3
+    assert collector.record_many([]) == 0
+    assert collector.events() == events
+
+
+# -- eviction --------------------------------------------------------------------
+
+
+def test_eviction_drops_oldest_first_and_is_counted() -> None:
+    collector = InMemoryAnalyticsCollector(max_size=3)
+    events = record_flags(collector, "abcab")
+    assert collector.events() == events[2:]
+    assert collector.evicted_count == 2
+    assert collector.total_recorded == 5
+    assert len(collector) == 3
+
+
+def test_per_flag_queries_stay_consistent_after_many_wrap_arounds() -> None:
+    collector = InMemoryAnalyticsCollector(max_size=5)
+    pattern = "aabacdbbadcaaabcd" * 7
+    events = record_flags(collector, pattern)
+    kept = events[-5:]
+    assert collector.events() == kept
+    for flag in FLAGS:
+        expected = [event for event in kept if event.flag_key == flag]
+        assert collector.events(flag) == expected
+        assert collector.count(flag) == len(expected)
+    assert collector.counts_by_flag() == dict(Counter(event.flag_key for event in kept))
+    assert collector.evicted_count == len(pattern) - 5
+
+
+def test_a_flag_whose_records_are_all_evicted_disappears() -> None:
+    collector = InMemoryAnalyticsCollector(max_size=2)
+    record_flags(collector, "abb")
+    assert collector.flag_keys() == ["beta"]
+    assert collector.events("alpha") == []
+    assert "alpha" not in collector.counts_by_flag()
+
+
+def test_clear_resets_per_flag_indexes_but_keeps_counters() -> None:
+    collector = InMemoryAnalyticsCollector(max_size=3)
+    record_flags(collector, "abcab")
+    collector.clear_sync()
+    assert collector.flag_keys() == []
+    assert collector.counts_by_flag() == {}
+    assert collector.evicted_count == 2
+    assert collector.total_recorded == 5
+
+    after = record_flags(collector, "cabd")
+    assert collector.events() == after[-3:]
+    assert collector.events("alpha") == [after[1]]
+    assert collector.events("gamma") == []
+    assert collector.evicted_count == 3
+    assert collector.total_recorded == 9
+
+
+def test_max_size_one_keeps_only_the_last_record() -> None:
+    collector = InMemoryAnalyticsCollector(max_size=1)
+    events = record_flags(collector, "abca")
+    assert collector.events() == [events[-1]]
+    assert collector.events("alpha") == [events[-1]]
+    assert collector.count("beta") == 0
+
+
+# -- select, count, flag_keys, counts_by_flag --------------------------------------
+
+
+def test_select_gives_sequence_numbers_in_recording_order() -> None:
+    collector = InMemoryAnalyticsCollector()
+    events = record_flags(collector, "abcab")
+    assert collector.select() == list(enumerate(events))
+
+
+def test_select_merges_several_flags_in_recording_order() -> None:
+    collector = InMemoryAnalyticsCollector(max_size=6)
+    events = record_flags(collector, "abcdabcdba")
+    everything = collector.select()
+    selected = collector.select({"alpha", "beta"})
+    assert selected == [(seq, e) for seq, e in everything if e.flag_key in {"alpha", "beta"}]
+    assert [e for _, e in selected] == [e for e in events[-6:] if e.flag_key in {"alpha", "beta"}]
+
+
+@pytest.mark.parametrize("keys", [[], ["missing"], ("missing", "other")], ids=repr)
+def test_select_of_unknown_flags_is_empty(keys: list[str]) -> None:
+    collector = InMemoryAnalyticsCollector()
+    record_flags(collector, "ab")
+    assert collector.select(keys) == []
+
+
+def test_select_of_one_flag_matches_events_of_that_flag() -> None:
+    collector = InMemoryAnalyticsCollector(max_size=4)
+    record_flags(collector, "abaab")
+    assert [e for _, e in collector.select(["alpha"])] == collector.events("alpha")
+
+
+def test_select_of_a_bare_string_is_that_one_flag() -> None:
+    collector = InMemoryAnalyticsCollector()
+    events = record_flags(collector, "abab")
+    assert collector.select("alpha") == [(0, events[0]), (2, events[2])]
+
+
+def test_select_sequence_numbers_continue_after_clear_and_eviction() -> None:
+    collector = InMemoryAnalyticsCollector(max_size=2)
+    record_flags(collector, "abc")
+    collector.clear_sync()
+    events = record_flags(collector, "dd")
+    assert collector.select() == [(3, events[0]), (4, events[1])]
+
+
+def test_flag_keys_lists_flags_by_first_stored_record() -> None:
+    collector = InMemoryAnalyticsCollector()
+    record_flags(collector, "cacbda")
+    assert collector.flag_keys() == ["gamma", "alpha", "beta", "delta"]
+
+
+def test_counts_by_flag_counts_each_flag() -> None:
+    collector = InMemoryAnalyticsCollector()
+    record_flags(collector, "cacbda")
+    assert collector.counts_by_flag() == {"gamma": 2, "alpha": 2, "beta": 1, "delta": 1}
+    assert collector.count() == 6
+
+
+def test_iterating_the_collector_gives_the_stored_records() -> None:
+    collector = InMemoryAnalyticsCollector(max_size=2)
+    events = record_flags(collector, "abc")
+    assert list(collector) == events[1:]
+
+
+def test_repr_shows_size_and_evictions() -> None:
+    collector = InMemoryAnalyticsCollector(max_size=2)
+    record_flags(collector, "abc")
+    assert repr(collector) == "InMemoryAnalyticsCollector(max_size=2, stored=2, evicted=1)"
+
+
+# -- snapshots -------------------------------------------------------------------
+
+
+def test_reads_are_snapshots_unaffected_by_later_changes() -> None:
+    collector = InMemoryAnalyticsCollector(max_size=3)
+    first = record_flags(collector, "ab")
+    events = collector.events()
+    alpha = collector.events("alpha")
+    selected = collector.select()
+    counts = collector.counts_by_flag()
+    keys = collector.flag_keys()
+
+    record_flags(collector, "ccc")
+    collector.clear_sync()
+
+    assert events == first
+    assert alpha == first[:1]
+    assert selected == list(enumerate(first))
+    assert counts == {"alpha": 1, "beta": 1}
+    assert keys == ["alpha", "beta"]
+
+
+def test_changing_a_returned_list_does_not_change_the_collector() -> None:
+    collector = InMemoryAnalyticsCollector()
+    events = record_flags(collector, "ab")
+    returned = collector.events()
+    returned.clear()
+    collector.counts_by_flag()["alpha"] = 99
+    assert collector.events() == events
+    assert collector.count("alpha") == 1
+
+
+# -- subscribe -------------------------------------------------------------------
+
+
+def test_listener_is_called_after_each_change_and_sees_it() -> None:
+    collector = InMemoryAnalyticsCollector()
+    seen: list[int] = []
+    collector.subscribe(lambda: seen.append(collector.count()))
+
+    record_flags(collector, "a")
+    collector.record_many([numbered_event("beta", 10), numbered_event("beta", 11)])
+    asyncio.run(collector.record(numbered_event("gamma", 12)))
+    collector.clear_sync()
+
+    assert seen == [1, 3, 4, 0]
+
+
+def test_listener_may_read_the_collector_without_deadlock() -> None:
+    collector = InMemoryAnalyticsCollector()
+    reads: list[list[FlagEvaluationEvent]] = []
+    collector.subscribe(lambda: reads.append(collector.events("alpha")))
+
+    worker = threading.Thread(target=record_flags, args=(collector, "a"), daemon=True)
+    worker.start()
+    worker.join(timeout=30)  # only a deadlock would come near this
+
+    assert not worker.is_alive()
+    assert [[e.value for e in read] for read in reads] == [[0]]
+
+
+def test_raising_listener_does_not_break_recording_or_other_listeners(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    collector = InMemoryAnalyticsCollector()
+    calls: list[str] = []
+
+    def broken() -> None:
+        calls.append("broken")
+        raise RuntimeError("listener bug")
+
+    collector.subscribe(broken)
+    collector.subscribe(lambda: calls.append("ok"))
+    with caplog.at_level(logging.DEBUG, logger="flagscope"):
+        events = record_flags(collector, "ab")
+
+    assert collector.events() == events
+    assert calls == ["broken", "ok", "broken", "ok"]
+    assert any(record.exc_info for record in caplog.records)
+
+
+def test_unsubscribe_stops_calls_and_is_idempotent() -> None:
+    collector = InMemoryAnalyticsCollector()
+    calls: list[str] = []
+    unsubscribe = collector.subscribe(lambda: calls.append("a"))
+    collector.subscribe(lambda: calls.append("b"))
+
+    record_flags(collector, "a")
+    unsubscribe()
+    unsubscribe()
+    record_flags(collector, "a")
+
+    assert calls == ["a", "b", "b"]
+
+
+def test_listener_may_unsubscribe_itself_while_being_called() -> None:
+    collector = InMemoryAnalyticsCollector()
+    calls: list[str] = []
+
+    def once() -> None:
+        calls.append("once")
+        unsubscribe()
+
+    unsubscribe = collector.subscribe(once)
+    collector.subscribe(lambda: calls.append("always"))
+    record_flags(collector, "aa")
+
+    assert calls == ["once", "always", "always"]
+
+
+# -- threads ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("max_size", [10_000, 37])
+def test_concurrent_recording_loses_nothing_and_keeps_per_thread_order(max_size: int) -> None:
+    collector = InMemoryAnalyticsCollector(max_size=max_size)
+    per_thread = 500
+    barrier = threading.Barrier(len(FLAGS))
+
+    def work(flag: str) -> None:
+        barrier.wait()
+        for n in range(per_thread):
+            collector.record_sync(numbered_event(flag, n))
+
+    threads = [threading.Thread(target=work, args=(flag,)) for flag in FLAGS]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    total = per_thread * len(FLAGS)
+    assert collector.total_recorded == total
+    assert len(collector) == min(total, max_size)
+    assert collector.evicted_count == total - len(collector)
+    assert sum(collector.counts_by_flag().values()) == len(collector)
+    for flag in FLAGS:
+        values = [event.value for event in collector.events(flag)]
+        assert values == sorted(values)
+        assert values == list(range(per_thread - len(values), per_thread))
+
+
+# -- reference model ---------------------------------------------------------------
+
+
+class CollectorMachine(RuleBasedStateMachine):
+    """The collector must always equal a plain list trimmed to ``max_size``."""
+
+    collector: InMemoryAnalyticsCollector
+
+    @initialize(max_size=st.integers(min_value=1, max_value=50))
+    def create(self, max_size: int) -> None:
+        self.collector = InMemoryAnalyticsCollector(max_size=max_size)
+        self.max_size = max_size
+        self.model: list[tuple[int, FlagEvaluationEvent]] = []
+        self.dropped = 0
+        self.total = 0
+
+    def _model_append(self, event: FlagEvaluationEvent) -> None:
+        self.model.append((self.total, event))
+        self.total += 1
+        if len(self.model) > self.max_size:
+            del self.model[0]
+            self.dropped += 1
+
+    @rule(flag=st.sampled_from(FLAGS))
+    def record(self, flag: str) -> None:
+        event = numbered_event(flag, self.total)
+        self.collector.record_sync(event)
+        self._model_append(event)
+
+    @rule(flags=st.lists(st.sampled_from(FLAGS), max_size=60))
+    def record_many(self, flags: list[str]) -> None:
+        events = [numbered_event(flag, self.total + i) for i, flag in enumerate(flags)]
+        assert self.collector.record_many(events) == len(events)
+        for event in events:
+            self._model_append(event)
+
+    @rule()
+    def clear(self) -> None:
+        self.collector.clear_sync()
+        self.model = []
+
+    @rule(
+        flag=st.none() | st.sampled_from(FLAGS),
+        limit=st.none() | st.integers(min_value=-2, max_value=60),
+    )
+    def query_with_limit(self, flag: str | None, limit: int | None) -> None:
+        expected = [e for _, e in self.model if flag is None or e.flag_key == flag]
+        if limit is not None and limit > 0:
+            expected = expected[-limit:]
+        assert self.collector.events(flag, limit) == expected
+
+    @rule(flags=st.sets(st.sampled_from(FLAGS)))
+    def select_some(self, flags: set[str]) -> None:
+        expected = [(seq, e) for seq, e in self.model if e.flag_key in flags]
+        assert self.collector.select(flags) == expected
+
+    @invariant()
+    @precondition(lambda self: hasattr(self, "collector"))
+    def matches_model(self) -> None:
+        collector = self.collector
+        model_events = [e for _, e in self.model]
+        assert collector.events() == model_events
+        assert collector.select() == self.model
+        assert len(collector) == len(self.model) == collector.count()
+        assert collector.evicted_count == self.dropped
+        assert collector.total_recorded == self.total
+        for flag in FLAGS:
+            flag_events = [e for e in model_events if e.flag_key == flag]
+            assert collector.events(flag) == flag_events
+            assert collector.count(flag) == len(flag_events)
+        assert collector.counts_by_flag() == dict(Counter(e.flag_key for e in model_events))
+        assert collector.flag_keys() == list(dict.fromkeys(e.flag_key for e in model_events))
+
+
+CollectorMachine.TestCase.settings = settings(
+    max_examples=100, stateful_step_count=40, deadline=None
+)
+TestCollectorMatchesReferenceModel = CollectorMachine.TestCase
