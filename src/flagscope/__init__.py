@@ -8,6 +8,7 @@ from flagscope.mapping import SkipReason, ValueDecoding, decode_value, map_evalu
 from flagscope.models import EvaluationReason, FlagEvaluationEvent
 from flagscope.query import CollectorQuery
 from flagscope.stats import ExporterStats
+from flagscope.testing import FlagEvaluationCapture, capture_flag_evaluations
 
 __all__ = [
     "AnalyticsCollector",
@@ -16,6 +17,7 @@ __all__ = [
     "EventSink",
     "ExporterStats",
     "FilterArgs",
+    "FlagEvaluationCapture",
     "FlagEvaluationEvent",
     "FlagEvaluationSpanExporter",
     "FlagSummary",
@@ -24,6 +26,7 @@ __all__ = [
     "SkipReason",
     "TimeBucket",
     "ValueDecoding",
+    "capture_flag_evaluations",
     "decode_value",
     "map_evaluation",
 ]
