@@ -1,0 +1,1 @@
+"""A small shop application whose checkout is steered by feature flags."""
