@@ -1,0 +1,32 @@
+"""flagscope's local server: OTLP/HTTP receiver, JSON API and web dashboard.
+
+Needs the ``server`` extra: ``pip install 'flagscope[server]'``.
+"""
+
+from __future__ import annotations
+
+try:
+    import starlette  # noqa: F401
+    import uvicorn  # noqa: F401
+    from google.rpc import status_pb2  # type: ignore[import-untyped]  # noqa: F401
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2  # noqa: F401
+except ImportError as error:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        f"flagscope.server needs the 'server' extra ({error.name} is missing): "
+        "pip install 'flagscope[server]'"
+    ) from error
+
+from flagscope.server.app import create_app
+from flagscope.server.body import DEFAULT_MAX_BODY_BYTES
+from flagscope.server.receiver import ReceiverStats
+from flagscope.server.runner import BackgroundServer, PortInUseError, bind, serve_in_background
+
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "BackgroundServer",
+    "PortInUseError",
+    "ReceiverStats",
+    "bind",
+    "create_app",
+    "serve_in_background",
+]

@@ -1,0 +1,114 @@
+"""The ASGI application: OTLP receiver, JSON API and dashboard on one port."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from flagscope import __version__
+from flagscope.collector import InMemoryAnalyticsCollector
+from flagscope.exporter import check_value_decoding
+from flagscope.mapping import ValueDecoding
+from flagscope.server.api import JsonApi
+from flagscope.server.body import DEFAULT_MAX_BODY_BYTES, check_max_body_bytes
+from flagscope.server.receiver import OtlpReceiver
+
+__all__ = ["STATIC_DIR", "create_app"]
+
+STATIC_DIR: Final = Path(__file__).resolve().parent / "static"
+
+# The page shows attacker-controlled text (flag keys, values): besides escaping it,
+# forbid every script, style and image source but our own files.
+_SECURITY_HEADERS: Final = (
+    (
+        b"content-security-policy",
+        b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        b"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+)
+
+
+class _SecurityHeaders:
+    """Adds ``_SECURITY_HEADERS`` to every HTTP response (a pure ASGI middleware)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *_SECURITY_HEADERS]
+            await send(message)
+
+        await self._app(scope, receive, send_with_headers)
+
+
+def _index(_: Request) -> Response:
+    return FileResponse(STATIC_DIR / "index.html", headers={"cache-control": "no-cache"})
+
+
+def create_app(
+    collector: InMemoryAnalyticsCollector | None = None,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_size: int = 10_000,
+    value_decoding: ValueDecoding = "json",
+) -> Starlette:
+    """Build the ASGI app: ``/v1/traces``, ``/v1/logs``, ``/api/...`` and the dashboard at ``/``.
+
+    Mount it in your own ASGI application, or serve it with any ASGI server. The
+    collector is at ``app.state.collector``, the receiver at ``app.state.receiver``.
+
+    Args:
+        collector: The collector to record into and read; a new one when ``None``.
+        max_body_bytes: The largest OTLP request body, on the wire and after
+            decompression (default 16 MiB); larger ones get 413.
+        max_size: The new collector's size, when ``collector`` is ``None``.
+        value_decoding: ``"json"`` decodes JSON-encoded flag values, ``"raw"`` keeps them.
+
+    Raises:
+        TypeError: ``collector`` is not an ``InMemoryAnalyticsCollector``, or a limit
+            is not an int.
+        ValueError: A limit is below 1, or ``value_decoding`` is unknown.
+    """
+    max_body_bytes = check_max_body_bytes(max_body_bytes)
+    value_decoding = check_value_decoding(value_decoding)
+    if collector is None:
+        collector = InMemoryAnalyticsCollector(max_size)
+    elif not isinstance(collector, InMemoryAnalyticsCollector):
+        raise TypeError(
+            "collector must be a flagscope.InMemoryAnalyticsCollector (the API queries it), "
+            f"got {type(collector).__name__}"
+        )
+    receiver = OtlpReceiver(collector, max_body_bytes=max_body_bytes, value_decoding=value_decoding)
+    api = JsonApi(collector, receiver, __version__)
+    app = Starlette(
+        routes=[
+            Route("/v1/traces", receiver.traces, methods=["POST"]),
+            Route("/v1/logs", receiver.logs, methods=["POST"]),
+            Route("/api/health", api.health),
+            Route("/api/events", api.events),
+            Route("/api/flags", api.flags),
+            Route("/api/flags/{flag_key:path}", api.flag),
+            Route("/api/buckets", api.buckets),
+            Route("/", _index),
+            Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+        ],
+    )
+    app.add_middleware(_SecurityHeaders)
+    app.state.collector = collector
+    app.state.receiver = receiver
+    return app

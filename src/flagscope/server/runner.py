@@ -1,0 +1,216 @@
+"""Running the app with uvicorn: in the foreground, or on a background thread."""
+
+from __future__ import annotations
+
+import atexit
+import errno
+import logging
+import socket
+import threading
+import time
+from typing import Any, Final
+
+import uvicorn
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from starlette.applications import Starlette
+
+from flagscope.collector import InMemoryAnalyticsCollector
+from flagscope.exporter import FlagEvaluationSpanExporter
+from flagscope.server.app import create_app
+from flagscope.server.body import DEFAULT_MAX_BODY_BYTES
+
+__all__ = [
+    "BackgroundServer",
+    "PortInUseError",
+    "bind",
+    "make_server",
+    "serve_in_background",
+]
+
+_logger = logging.getLogger("flagscope")
+
+DEFAULT_HOST: Final = "127.0.0.1"
+DEFAULT_PORT: Final = 4318  # OTLP/HTTP's registered port: exporters send here by default.
+_START_TIMEOUT: Final = 10.0
+
+
+class PortInUseError(OSError):
+    """The address is already taken by another process."""
+
+
+def _check_port(port: object) -> int:
+    if isinstance(port, bool) or not isinstance(port, int):
+        raise TypeError(f"port must be an int, got {type(port).__name__}")
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port must be between 0 and 65535, got {port}")
+    return port
+
+
+def bind(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> socket.socket:
+    """Bind a listening TCP socket; port 0 picks a free one.
+
+    Binding here, before uvicorn starts, turns a busy port into one clear error.
+
+    Raises:
+        PortInUseError: Something else listens on ``host:port``.
+        OSError: The address cannot be bound for another reason.
+        TypeError: ``port`` is not an int.
+        ValueError: ``port`` is out of range.
+    """
+    port = _check_port(port)
+    if not isinstance(host, str) or not host:
+        raise TypeError(f"host must be a non-empty str, got {host!r}")
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        # As uvicorn does: restart at once after a stop, without stealing a live port.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as error:
+        sock.close()
+        if error.errno == errno.EADDRINUSE:
+            raise PortInUseError(
+                errno.EADDRINUSE,
+                f"{host}:{port} is already in use; stop the other server or pick another "
+                "port (--port, or port=0 for any free port)",
+            ) from None
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def make_server(app: Starlette, *, log_level: str = "warning") -> uvicorn.Server:
+    """Return a uvicorn server for ``app`` (quiet: no access log, no lifespan)."""
+    config = uvicorn.Config(
+        app, log_level=log_level, access_log=False, lifespan="off", server_header=False
+    )
+    return uvicorn.Server(config)
+
+
+def url_of(sock: socket.socket) -> str:
+    """Return ``http://host:port`` for a bound socket (IPv6 hosts in brackets)."""
+    host, port = sock.getsockname()[:2]
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1" if host == "0.0.0.0" else "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+class BackgroundServer:
+    """A flagscope server running on a daemon thread; ``stop()`` ends it.
+
+    Also a context manager. It stops by itself when the process exits.
+
+    Attributes:
+        app: The ASGI app.
+        collector: Where evaluations are recorded.
+        url: The base URL, e.g. ``http://127.0.0.1:4318`` (the dashboard is at ``/``).
+        port: The port it listens on.
+    """
+
+    def __init__(self, app: Starlette, sock: socket.socket) -> None:
+        self.app = app
+        self.collector: InMemoryAnalyticsCollector = app.state.collector
+        self.url = url_of(sock)
+        self.port: int = sock.getsockname()[1]
+        self._sock = sock
+        self._server = make_server(app)
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="flagscope-server", daemon=True)
+        self._stopped = False
+
+    def _run(self) -> None:
+        try:
+            self._server.run(sockets=[self._sock])
+        except (Exception, SystemExit) as error:
+            # A thread cannot raise to its starter: start() reports it.
+            self._failure = error
+            _logger.exception("flagscope: the server thread stopped")
+
+    def start(self) -> BackgroundServer:
+        """Start serving and wait until requests are accepted.
+
+        Raises:
+            RuntimeError: The server did not start.
+        """
+        self._thread.start()
+        deadline = time.monotonic() + _START_TIMEOUT
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self._sock.close()
+                raise RuntimeError(f"flagscope server did not start: {self._failure!r}")
+            time.sleep(0.01)
+        atexit.register(self.stop)
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop serving (idempotent); open connections get ``timeout`` seconds to finish."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._server.should_exit = True
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._server.force_exit = True
+            self._thread.join(timeout)
+        self._sock.close()
+        atexit.unregister(self.stop)
+
+    def __enter__(self) -> BackgroundServer:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"BackgroundServer(url={self.url!r}, collector={self.collector!r})"
+
+
+def serve_in_background(
+    tracer_provider: TracerProvider | None = None,
+    *,
+    collector: InMemoryAnalyticsCollector | None = None,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    max_size: int = 10_000,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> BackgroundServer:
+    """Serve the dashboard, JSON API and OTLP receiver from a background thread.
+
+    With a ``tracer_provider``, a ``FlagEvaluationSpanExporter`` is attached to it
+    (through a ``SimpleSpanProcessor``: records show up as spans end), so this one
+    call gives an application its own dashboard. The thread is a daemon and the
+    server stops when the process exits, or on ``stop()``.
+
+    Args:
+        tracer_provider: An SDK ``TracerProvider`` to attach the exporter to.
+        collector: Where evaluations go; a new one of ``max_size`` when ``None``.
+        host: The address to listen on; loopback unless you mean otherwise.
+        port: The port; 0 picks a free one (see ``.url``).
+        max_size: The new collector's size.
+        max_body_bytes: The largest OTLP request body accepted.
+
+    Returns:
+        The running server: ``.url``, ``.collector``, ``.stop()``.
+
+    Raises:
+        PortInUseError: The port is taken.
+        TypeError: A wrong argument type.
+        ValueError: An argument out of range.
+    """
+    if tracer_provider is not None and not isinstance(tracer_provider, TracerProvider):
+        raise TypeError(
+            "tracer_provider must be an opentelemetry.sdk.trace.TracerProvider, "
+            f"got {type(tracer_provider).__name__}"
+        )
+    app = create_app(collector, max_body_bytes=max_body_bytes, max_size=max_size)
+    sock = bind(host, port)
+    server = BackgroundServer(app, sock).start()
+    if tracer_provider is not None:
+        exporter = FlagEvaluationSpanExporter(server.collector)
+        tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return server
