@@ -4,6 +4,7 @@ from flagscope.aggregates import FlagSummary, InventoryReport, TimeBucket
 from flagscope.collector import AnalyticsCollector, InMemoryAnalyticsCollector
 from flagscope.exporter import EventSink, FlagEvaluationSpanExporter
 from flagscope.filters import FilterArgs
+from flagscope.log_exporter import FlagEvaluationLogExporter
 from flagscope.mapping import SkipReason, ValueDecoding, decode_value, map_evaluation
 from flagscope.models import EvaluationReason, FlagEvaluationEvent
 from flagscope.query import CollectorQuery
@@ -19,6 +20,7 @@ __all__ = [
     "FilterArgs",
     "FlagEvaluationCapture",
     "FlagEvaluationEvent",
+    "FlagEvaluationLogExporter",
     "FlagEvaluationSpanExporter",
     "FlagSummary",
     "InMemoryAnalyticsCollector",
