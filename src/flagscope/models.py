@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["EMPTY_MAPPING", "EvaluationReason", "FlagEvaluationEvent", "json_safe"]
+__all__ = ["EMPTY_MAPPING", "EvaluationReason", "FlagEvaluationEvent", "build_event", "json_safe"]
 
 EMPTY_MAPPING: Mapping[str, Any] = MappingProxyType({})
 
@@ -118,6 +118,83 @@ class FlagEvaluationEvent:
             "service_name": self.service_name,
             "attributes": json_safe(self.attributes),
         }
+
+
+def _slot_setter(name: str) -> Callable[[FlagEvaluationEvent, Any], None]:
+    setter: Callable[[FlagEvaluationEvent, Any], None] = vars(FlagEvaluationEvent)[name].__set__
+    return setter
+
+
+# The frozen dataclass's ``__init__`` sets each field through ``object.__setattr__`` by
+# name and runs default factories and ``__post_init__``: twice what the mapper can
+# afford per evaluation. ``build_event`` fills the slots through their descriptors.
+_set_timestamp = _slot_setter("timestamp")
+_set_flag_key = _slot_setter("flag_key")
+_set_value = _slot_setter("value")
+_set_reason = _slot_setter("reason")
+_set_variant = _slot_setter("variant")
+_set_targeting_key = _slot_setter("targeting_key")
+_set_context_attributes = _slot_setter("context_attributes")
+_set_evaluation_duration_ms = _slot_setter("evaluation_duration_ms")
+_set_provider_name = _slot_setter("provider_name")
+_set_flag_set_id = _slot_setter("flag_set_id")
+_set_version = _slot_setter("version")
+_set_error_type = _slot_setter("error_type")
+_set_error_message = _slot_setter("error_message")
+_set_trace_id = _slot_setter("trace_id")
+_set_span_id = _slot_setter("span_id")
+_set_service_name = _slot_setter("service_name")
+_set_attributes = _slot_setter("attributes")
+
+
+def build_event(
+    *,
+    timestamp: datetime,
+    flag_key: str,
+    value: Any,
+    reason: EvaluationReason | str,
+    variant: str | None = None,
+    targeting_key: str | None = None,
+    context_attributes: Mapping[str, Any] = EMPTY_MAPPING,
+    evaluation_duration_ms: float | None = None,
+    provider_name: str | None = None,
+    flag_set_id: str | None = None,
+    version: str | None = None,
+    error_type: str | None = None,
+    error_message: str | None = None,
+    trace_id: str | None = None,
+    span_id: str | None = None,
+    service_name: str | None = None,
+    attributes: Mapping[str, Any] = EMPTY_MAPPING,
+) -> FlagEvaluationEvent:
+    """Make the same record as ``FlagEvaluationEvent(...)``, about twice as fast.
+
+    For the mapper's hot path: it takes the same fields (keyword only) and
+    freezes the mappings alike, but skips the dataclass ``__init__``.
+    """
+    event: FlagEvaluationEvent = object.__new__(FlagEvaluationEvent)
+    _set_timestamp(event, timestamp)
+    _set_flag_key(event, flag_key)
+    _set_value(event, value)
+    _set_reason(event, reason)
+    _set_variant(event, variant)
+    _set_targeting_key(event, targeting_key)
+    if type(context_attributes) is not MappingProxyType:
+        context_attributes = _freeze(context_attributes)
+    _set_context_attributes(event, context_attributes)
+    _set_evaluation_duration_ms(event, evaluation_duration_ms)
+    _set_provider_name(event, provider_name)
+    _set_flag_set_id(event, flag_set_id)
+    _set_version(event, version)
+    _set_error_type(event, error_type)
+    _set_error_message(event, error_message)
+    _set_trace_id(event, trace_id)
+    _set_span_id(event, span_id)
+    _set_service_name(event, service_name)
+    if type(attributes) is not MappingProxyType:
+        attributes = _freeze(attributes)
+    _set_attributes(event, attributes)
+    return event
 
 
 def json_safe(value: Any) -> Any:
