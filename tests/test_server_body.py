@@ -1,0 +1,267 @@
+"""Bad input: size limits, gzip bombs, corrupt and truncated payloads, wrong content types.
+
+Each is answered with the right status, and nothing already stored is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import tracemalloc
+import zlib
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from google.rpc.status_pb2 import Status
+
+from flagscope.server import BackgroundServer, serve_in_background
+from flagscope.server.body import BodyError, Inflater, read_body
+from otlp_payloads import traces_json, traces_protobuf
+from producers import flag_event, readable_span
+
+LIMIT = 64 * 1024
+PROTOBUF = {"content-type": "application/x-protobuf"}
+JSON = {"content-type": "application/json"}
+
+
+@pytest.fixture
+def server() -> Iterator[BackgroundServer]:
+    running = serve_in_background(port=0, max_body_bytes=LIMIT)
+    # Something stored before the bad requests arrive: it must survive them.
+    response = httpx.post(
+        f"{running.url}/v1/traces",
+        content=traces_protobuf([readable_span(events=[flag_event("kept")])]),
+        headers=PROTOBUF,
+    )
+    assert response.status_code == 200
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def _stored(server: BackgroundServer) -> list[str]:
+    return [event.flag_key for event in server.collector.events()]
+
+
+def _post(server: BackgroundServer, content: Any, headers: dict[str, str]) -> httpx.Response:
+    return httpx.post(f"{server.url}/v1/traces", content=content, headers=headers)
+
+
+def _bomb(size: int) -> bytes:
+    # Zeros compress about 1000:1, so this is a small body that inflates to ``size``.
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    chunk = bytes(1024 * 1024)
+    parts = [compressor.compress(chunk) for _ in range(size // len(chunk))]
+    return b"".join([*parts, compressor.flush()])
+
+
+def _big_valid_body() -> bytes:
+    events = [flag_event(f"flag-{n}", {"padding": "x" * 200}) for n in range(400)]
+    body = traces_protobuf([readable_span(events=events)])
+    assert len(body) > LIMIT
+    return body
+
+
+# -- over HTTP --------------------------------------------------------------------------------
+
+
+def test_a_body_over_the_limit_is_413(server: BackgroundServer) -> None:
+    response = _post(server, _big_valid_body(), PROTOBUF)
+
+    assert response.status_code == 413
+    assert f"exceeds the limit of {LIMIT} bytes" in Status.FromString(response.content).message
+    assert _stored(server) == ["kept"]
+
+
+def test_a_streamed_body_without_content_length_over_the_limit_is_413(
+    server: BackgroundServer,
+) -> None:
+    body = _big_valid_body()
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(body), 8192):
+            yield body[start : start + 8192]
+
+    response = _post(server, chunks(), PROTOBUF)
+
+    assert response.status_code == 413
+    assert _stored(server) == ["kept"]
+
+
+def test_a_gzip_bomb_is_413_not_inflated(server: BackgroundServer) -> None:
+    bomb = _bomb(64 * 1024 * 1024)
+    assert len(bomb) < LIMIT
+
+    response = _post(server, bomb, {**PROTOBUF, "content-encoding": "gzip"})
+
+    assert response.status_code == 413
+    assert "after decompression" in Status.FromString(response.content).message
+    assert _stored(server) == ["kept"]
+    assert server.app.state.receiver.stats.too_large == 1
+
+
+def test_a_gzipped_body_within_the_limit_is_accepted(server: BackgroundServer) -> None:
+    body = traces_protobuf([readable_span(events=[flag_event("zipped")])])
+
+    response = _post(server, gzip.compress(body), {**PROTOBUF, "content-encoding": "gzip"})
+
+    assert response.status_code == 200
+    assert _stored(server) == ["kept", "zipped"]
+
+
+def test_truncated_protobuf_is_400_and_stores_nothing(server: BackgroundServer) -> None:
+    body = traces_protobuf([readable_span(events=[flag_event("a"), flag_event("b")])])
+
+    response = _post(server, body[:-5], PROTOBUF)
+
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/x-protobuf"
+    assert "invalid OTLP protobuf" in Status.FromString(response.content).message
+    assert _stored(server) == ["kept"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        # A gzip header, then a deflate block of the reserved type 3.
+        (b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff" + b"\xff" * 20, "corrupt compressed body"),
+        (gzip.compress(b"x" * 1000)[:-20], "truncated compressed body"),
+    ],
+)
+def test_corrupt_or_truncated_gzip_is_400(
+    server: BackgroundServer, content: bytes, message: str
+) -> None:
+    response = _post(server, content, {**JSON, "content-encoding": "gzip"})
+
+    assert response.status_code == 400
+    assert message in response.json()["message"]
+    assert _stored(server) == ["kept"]
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/xml", None])
+def test_a_wrong_content_type_is_415(server: BackgroundServer, content_type: str | None) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    body = traces_protobuf([readable_span(events=[flag_event("a")])])
+
+    response = _post(server, body, headers)
+
+    assert response.status_code == 415
+    assert "application/x-protobuf or application/json" in response.json()["message"]
+    assert _stored(server) == ["kept"]
+
+
+def test_an_unknown_content_encoding_is_415(server: BackgroundServer) -> None:
+    response = _post(server, b"...", {**PROTOBUF, "content-encoding": "br"})
+
+    assert response.status_code == 415
+    assert "unsupported Content-Encoding 'br'" in Status.FromString(response.content).message
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"resourceSpans": {"not": "a list"}},
+        {"resourceSpans": [{"scopeSpans": [{"spans": [{"events": "many"}]}]}]},
+        {"resourceSpans": [{"scopeSpans": [{"spans": [{"startTimeUnixNano": [1]}]}]}]},
+        {"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": 42}]}]}]},
+    ],
+)
+def test_json_with_wrong_types_is_400_in_json(
+    server: BackgroundServer, document: dict[str, Any]
+) -> None:
+    response = _post(server, json.dumps(document), JSON)
+
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["code"] == 3
+    assert "invalid OTLP JSON" in response.json()["message"]
+    assert _stored(server) == ["kept"]
+
+
+def test_one_bad_request_among_good_ones_loses_nothing(server: BackgroundServer) -> None:
+    good = traces_json([readable_span(events=[flag_event("after")])])
+
+    bad = _post(server, b'{"resourceSpans": [', JSON)
+    ok = _post(server, good, JSON)
+
+    assert (bad.status_code, ok.status_code) == (400, 200)
+    assert _stored(server) == ["kept", "after"]
+    assert server.app.state.receiver.stats.bad_requests == 1
+
+
+def test_other_methods_are_not_allowed(server: BackgroundServer) -> None:
+    assert httpx.get(f"{server.url}/v1/traces").status_code == 405
+
+
+# -- the limits themselves ----------------------------------------------------------------------
+
+
+def _feed_in_chunks(inflater: Inflater, body: bytes) -> None:
+    for start in range(0, len(body), 16384):
+        inflater.feed(body[start : start + 16384])
+
+
+def test_the_inflater_never_holds_much_more_than_the_limit() -> None:
+    bomb = _bomb(64 * 1024 * 1024)
+    inflater = Inflater("gzip", 1024 * 1024)
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(BodyError) as caught:
+            _feed_in_chunks(inflater, bomb)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert caught.value.status == 413
+    # Inflating the whole bomb would take 64 MiB.
+    assert peak < 8 * 1024 * 1024
+
+
+def test_concatenated_gzip_members_are_one_body() -> None:
+    inflater = Inflater("gzip", 100)
+    inflater.feed(gzip.compress(b"hello ") + gzip.compress(b"world"))
+
+    assert inflater.finish() == b"hello world"
+
+
+@pytest.mark.parametrize("encoding", [None, "", "identity", "IDENTITY "])
+def test_identity_bodies_pass_through(encoding: str | None) -> None:
+    inflater = Inflater(encoding, 10)
+    inflater.feed(b"12345")
+    inflater.feed(b"67890")
+
+    assert inflater.finish() == b"1234567890"
+    with pytest.raises(BodyError, match="exceeds the limit of 10 bytes"):
+        inflater.feed(b"!")
+
+
+def test_deflate_is_understood_too() -> None:
+    inflater = Inflater("deflate", 100)
+    inflater.feed(zlib.compress(b"deflated"))
+
+    assert inflater.finish() == b"deflated"
+
+
+async def _stream(*chunks: bytes) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
+
+
+@pytest.mark.parametrize(
+    ("content_length", "status", "message"),
+    [("11", 413, "exceeds the limit"), ("ten", 400, "invalid Content-Length")],
+)
+def test_read_body_checks_the_declared_length_before_reading(
+    content_length: str, status: int, message: str
+) -> None:
+    with pytest.raises(BodyError, match=message) as caught:
+        asyncio.run(
+            read_body(_stream(b"x"), content_length=content_length, content_encoding=None, limit=10)
+        )
+
+    assert caught.value.status == status
