@@ -224,6 +224,19 @@ def test_stopping_a_batch_capture_flushes_what_ended_before_the_stop(
     assert len(second) == 0
 
 
+def test_a_batch_capture_gets_none_of_the_spans_that_ended_before_it_started(
+    provider: TracerProvider, evaluate: Evaluate
+) -> None:
+    with capture_flag_evaluations(provider, processor="batch"):
+        pass  # the batch processor is now attached and stays
+    evaluate("max-items", "theme")  # queued in the batch processor, no capture active
+
+    with capture_flag_evaluations(provider, processor="batch") as capture:
+        capture.flush()
+
+    assert len(capture) == 0
+
+
 @pytest.mark.asyncio
 async def test_wait_for_async_awaits_batch_deliveries_inside_an_event_loop(
     provider: TracerProvider, evaluate: Evaluate
@@ -461,9 +474,13 @@ def test_assertion_helpers_reject_wrong_argument_types(
         call(captured)
 
 
-# JSON-like values, as producers encode them (no NaN: it is not equal to itself).
+# JSON values, as producers encode them (no NaN or infinity: JSON has neither).
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
     max_leaves=12,
 )

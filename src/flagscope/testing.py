@@ -18,14 +18,18 @@ import os
 import threading
 import warnings
 import weakref
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, Unpack
 
 from opentelemetry import trace
-from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExportResult,
+)
 
 from flagscope.collector import InMemoryAnalyticsCollector
 from flagscope.exporter import FlagEvaluationSpanExporter, check_value_decoding
@@ -103,6 +107,10 @@ class _Dispatcher:
             sink.record_many(batch)
         return len(batch)
 
+    @property
+    def has_sinks(self) -> bool:
+        return bool(self._sinks)
+
     def add(self, sink: InMemoryAnalyticsCollector) -> None:
         with self._lock:
             self._sinks = (*self._sinks, sink)
@@ -116,6 +124,16 @@ class _SharedExporter(FlagEvaluationSpanExporter):
     """The exporter behind every capture on one provider; knows when it was shut down."""
 
     is_shut_down = False
+
+    def __init__(self, dispatcher: _Dispatcher, *, value_decoding: ValueDecoding) -> None:
+        super().__init__(dispatcher, value_decoding=value_decoding)
+        self._dispatcher = dispatcher
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        # Between captures nobody reads: skip the mapping, the spans are someone else's.
+        if not self._dispatcher.has_sinks and not self.is_shut_down:
+            return SpanExportResult.SUCCESS
+        return super().export(spans)
 
     def shutdown(self) -> None:
         self.is_shut_down = True
@@ -170,6 +188,7 @@ def resolve_tracer_provider(tracer_provider: object = None) -> SdkTracerProvider
             ``TracerProvider``, such as a ``NoOpTracerProvider``: it records no
             spans, so there would be nothing to capture.
     """
+    __tracebackhide__ = True
     explicit = tracer_provider is not None and not isinstance(
         tracer_provider, trace.ProxyTracerProvider
     )
@@ -301,10 +320,15 @@ class FlagEvaluationCapture:
             RuntimeError: The capture was already started.
             TypeError: The provider is not an SDK ``TracerProvider``.
         """
+        __tracebackhide__ = True
         if self._state != "new":
             raise RuntimeError("a flag evaluation capture can only be started once")
         provider = resolve_tracer_provider(self._requested_provider)
         attachment = _attach(provider, self._kind, self._decoding)
+        if self._kind == "batch":
+            # The batch processor stays attached between captures and still holds the
+            # spans that ended before this one started: deliver them elsewhere first.
+            attachment.processor.force_flush(_FLUSH_TIMEOUT_MILLIS)
         self._provider = provider
         self._attachment = attachment
         attachment.dispatcher.add(self._collector)
