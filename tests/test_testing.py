@@ -456,6 +456,29 @@ def test_assert_evaluated_on_an_empty_capture_hints_at_the_missing_span(
     ]
 
 
+def test_an_empty_capture_says_when_the_sdk_is_disabled(
+    provider: TracerProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    with capture_flag_evaluations(provider) as capture:
+        pass
+
+    with pytest.raises(AssertionError) as excinfo:
+        capture.assert_evaluated("a")
+
+    assert str(excinfo.value).splitlines()[1] == (
+        "no flag evaluations were captured "
+        "(OTEL_SDK_DISABLED=true is set, so the SDK records no spans at all)"
+    )
+
+
+def test_the_capture_api_is_exported_from_the_package() -> None:
+    import flagscope
+
+    assert flagscope.capture_flag_evaluations is capture_flag_evaluations
+    assert flagscope.FlagEvaluationCapture is FlagEvaluationCapture
+
+
 @pytest.mark.parametrize(
     ("call", "error"),
     [
