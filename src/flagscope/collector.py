@@ -110,7 +110,7 @@ class InMemoryAnalyticsCollector:
     def record_sync(self, event: FlagEvaluationEvent) -> None:
         """Store one record; safe from any thread, never touches an event loop."""
         with self._lock:
-            self._append(event)
+            self._store((event,))
         if self._listeners:
             self._notify()
 
@@ -120,37 +120,54 @@ class InMemoryAnalyticsCollector:
         if not batch:
             return 0
         with self._lock:
-            append = self._append
-            for event in batch:
-                append(event)
+            self._store(batch)
         if self._listeners:
             self._notify()
         return len(batch)
 
-    def _append(self, event: FlagEvaluationEvent) -> None:
-        seq = self._next_seq
-        self._next_seq = seq + 1
+    def _store(self, batch: Iterable[FlagEvaluationEvent]) -> None:
+        """Append records, overwriting the oldest once full; the caller holds the lock."""
         ring = self._ring
         by_flag = self._by_flag
-        if len(ring) < self._max_size:
-            ring.append(event)
-        else:
-            index = (seq - self._origin) % self._max_size
-            old_key = ring[index].flag_key
-            ring[index] = event
-            old_seqs = by_flag[old_key]
-            old_seqs.popleft()
-            if not old_seqs:
-                del by_flag[old_key]
-            self._evicted += 1
-        seqs = by_flag.get(event.flag_key)
-        if seqs is None:
-            by_flag[event.flag_key] = deque((seq,))
-        else:
-            seqs.append(seq)
+        max_size = self._max_size
+        seq = self._next_seq
+        try:
+            for event in batch:
+                key = event.flag_key
+                if len(ring) < max_size:
+                    ring.append(event)
+                else:
+                    index = (seq - self._origin) % max_size
+                    old_key = ring[index].flag_key
+                    ring[index] = event
+                    old_seqs = by_flag[old_key]
+                    old_seqs.popleft()
+                    if not old_seqs:
+                        del by_flag[old_key]
+                    self._evicted += 1
+                seqs = by_flag.get(key)
+                if seqs is None:
+                    by_flag[key] = deque((seq,))
+                else:
+                    seqs.append(seq)
+                seq += 1
+        finally:
+            # Count exactly what was stored, even if a bad item stopped the batch.
+            self._next_seq = seq
 
-    def _event_at(self, seq: int) -> FlagEvaluationEvent:
-        return self._ring[(seq - self._origin) % self._max_size]
+    def _events_at(self, seqs: Iterable[int]) -> list[FlagEvaluationEvent]:
+        """Return the records with these sequence numbers; the caller holds the lock."""
+        ring = self._ring
+        origin = self._origin
+        max_size = self._max_size
+        return [ring[(seq - origin) % max_size] for seq in seqs]
+
+    def _pairs_at(self, seqs: Iterable[int]) -> list[tuple[int, FlagEvaluationEvent]]:
+        """Return ``(sequence, record)`` pairs; the caller holds the lock."""
+        ring = self._ring
+        origin = self._origin
+        max_size = self._max_size
+        return [(seq, ring[(seq - origin) % max_size]) for seq in seqs]
 
     def events(
         self,
@@ -172,7 +189,7 @@ class InMemoryAnalyticsCollector:
                 newest = list(islice(reversed(seqs), limit))  # type: ignore[call-overload]
                 newest.reverse()
                 seqs = newest
-            return [self._event_at(seq) for seq in seqs]
+            return self._events_at(seqs)
 
     def select(
         self, flag_keys: Collection[str] | None = None
@@ -191,14 +208,13 @@ class InMemoryAnalyticsCollector:
             # "a", "l", "p" and "h".
             flag_keys = (flag_keys,)
         with self._lock:
-            event_at = self._event_at
             if flag_keys is None:
                 start = self._next_seq - len(self._ring)
-                return [(seq, event_at(seq)) for seq in range(start, self._next_seq)]
+                return self._pairs_at(range(start, self._next_seq))
             lanes = [self._by_flag[key] for key in set(flag_keys) if key in self._by_flag]
             if len(lanes) == 1:
-                return [(seq, event_at(seq)) for seq in lanes[0]]
-            return [(seq, event_at(seq)) for seq in heapq.merge(*lanes)]
+                return self._pairs_at(lanes[0])
+            return self._pairs_at(heapq.merge(*lanes))
 
     def count(self, flag_key: str | None = None) -> int:
         """Return how many records are stored, for one flag or in all."""
