@@ -11,7 +11,8 @@ from collections import Counter
 from collections.abc import Collection, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from operator import attrgetter
+from itertools import compress, repeat
+from operator import attrgetter, eq, is_
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -39,6 +40,8 @@ _targeting_key = attrgetter("targeting_key")
 _trace_id = attrgetter("trace_id")
 _timestamp = attrgetter("timestamp")
 _value = attrgetter("value")
+_HASHABLE_SCALARS: Final = frozenset({str, int, bool, float, type(None)})
+_NUMBERS: Final = frozenset({int, bool, float})
 
 
 def _ordered(counter: Mapping[Any, int]) -> Mapping[str, int]:
@@ -50,18 +53,27 @@ def _ordered(counter: Mapping[Any, int]) -> Mapping[str, int]:
     return MappingProxyType(dict(items))
 
 
-def _count_values(events: Iterable[FlagEvaluationEvent]) -> Counter[str]:
-    # Strings, the common case, are counted as they are and converted once per
-    # distinct value; bool and int stay apart because value_key tells them apart.
-    strings: Counter[str] = Counter()
+def _count_values(events: Collection[FlagEvaluationEvent]) -> Counter[str]:
+    values = list(map(_value, events))
+    kinds = set(map(type, values))
     keys: Counter[str] = Counter()
-    for value in map(_value, events):
-        if type(value) is str:
-            strings[value] += 1
-        else:
+    # value_key costs a json.dumps: count distinct values first, convert each once
+    # (adding up, since distinct NaN objects share a key). True == 1 == 1.0 in
+    # Python, so values are counted as they are only when at most one of bool, int
+    # and float is present; otherwise each is paired with its type.
+    if kinds <= _HASHABLE_SCALARS and len(kinds & _NUMBERS) <= 1:
+        for value, count in Counter(values).items():
+            keys[value_key(value)] += count
+        return keys
+    typed: Counter[tuple[type, Any]] = Counter()
+    for value in values:
+        kind = type(value)
+        if kind in _HASHABLE_SCALARS:
+            typed[kind, value] += 1
+        else:  # mappings and sequences: not hashable, or not worth hashing
             keys[value_key(value)] += 1
-    for text, count in strings.items():
-        keys[value_key(text)] += count
+    for (_, value), count in typed.items():
+        keys[value_key(value)] += count
     return keys
 
 
@@ -130,14 +142,15 @@ def summarize(
 ) -> FlagSummary:
     """Summarise ``events`` (records of ``flag_key``, or of every flag for ``None``)."""
     count = len(events)
-    error_types = Counter(map(_error_type, events))
-    reasons: Counter[Hashable] = Counter(map(_reason, events))
-    # An error is an error type or reason "error"; count the second without the first.
+    error_type_list = list(map(_error_type, events))
+    reason_list = list(map(_reason, events))
+    error_types = Counter(error_type_list)
+    reasons: Counter[Hashable] = Counter(reason_list)
+    # An error has an error type or reason "error": add those with the reason only.
     error_count = count - error_types.get(None, 0)
-    if error_types.get(None) and reasons.get(_ERROR):
-        error_count += sum(
-            1 for event in events if event.error_type is None and event.reason == _ERROR
-        )
+    if error_count != count and reasons.get(_ERROR):
+        errors_by_reason = compress(error_type_list, map(eq, reason_list, repeat(_ERROR)))
+        error_count += sum(map(is_, errors_by_reason, repeat(None)))
     traces = Counter(map(_trace_id, events))
     traces.pop(None, None)
     timestamps = list(map(_timestamp, events))

@@ -11,6 +11,9 @@ import math
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import compress, repeat
+from operator import attrgetter, eq, ge, lt
+from types import MappingProxyType
 from typing import Any, Final, TypedDict
 
 from flagscope.mapping import format_span_id, format_trace_id, normalize_reason
@@ -58,6 +61,10 @@ class FilterArgs(TypedDict, total=False):
 FILTER_NAMES: Final = frozenset(FilterArgs.__annotations__)
 _TEXT_FIELDS: Final = ("variant", "provider_name", "error_type", "targeting_key", "service_name")
 _SCALARS: Final = (str, int, bool, type(None))
+_REASON: Final = attrgetter("reason")
+_TRACE_ID: Final = attrgetter("trace_id")
+_SPAN_ID: Final = attrgetter("span_id")
+_TIMESTAMP: Final = attrgetter("timestamp")
 
 
 def _plain(value: Any) -> Any:
@@ -130,46 +137,61 @@ def _check_id(name: str, value: object, formatter: Callable[[Any], str | None]) 
     return formatted
 
 
+# One comparison: ``op(getter(event), operand)``; run over many records at C speed.
+Comparison = tuple[Callable[[FlagEvaluationEvent], Any], Callable[[Any, Any], bool], Any]
+
+
 @dataclass(frozen=True, slots=True)
 class EventFilter:
     """Checked filter arguments, combined with AND.
 
-    Build it with ``build_filter(**kwargs)``. ``flag_keys`` is kept apart from
-    the other checks so a query can read only those flags' records.
+    Build it with ``build_filter(**kwargs)``. ``flag_keys`` is kept apart so a
+    query can read only those flags' records; field comparisons are kept apart
+    from other checks so ``apply`` can run them without a Python call per record.
 
     Attributes:
         flag_keys: The flags to read, or ``None`` for every flag.
-        description: The arguments as ``name=value`` text, for error messages.
-        checks: The other tests, each taking a record.
+        comparisons: ``(getter, operator, operand)`` triples, e.g. variant == "on".
+        checks: The other tests (value, errors only, predicate), each taking a record.
+        arguments: The keyword arguments as given, for ``description``.
     """
 
     flag_keys: frozenset[str] | None
-    description: str
+    comparisons: tuple[Comparison, ...]
     checks: tuple[Callable[[FlagEvaluationEvent], bool], ...]
+    arguments: Mapping[str, Any]
+
+    @property
+    def description(self) -> str:
+        """The arguments as ``name=value`` text, for messages."""
+        return describe(self.arguments)
+
+    @property
+    def selects_all_of_its_flags(self) -> bool:
+        """Whether every record of ``flag_keys`` (or every record) passes."""
+        return not self.comparisons and not self.checks
 
     def matches(self, event: FlagEvaluationEvent) -> bool:
         """Whether ``event`` passes every filter, its flag key included."""
         if self.flag_keys is not None and event.flag_key not in self.flag_keys:
             return False
+        for getter, op, operand in self.comparisons:
+            if not op(getter(event), operand):
+                return False
         return all(check(event) for check in self.checks)
 
     def apply(self, events: list[FlagEvaluationEvent]) -> list[FlagEvaluationEvent]:
-        """Return the records that pass the checks other than the flag key."""
-        checks = self.checks
-        if not checks:
-            return events
-        if len(checks) == 1:
-            check = checks[0]
-            return [event for event in events if check(event)]
-        return [event for event in events if all(check(event) for check in checks)]
-
-
-def _equals(attribute: str, wanted: object) -> Callable[[FlagEvaluationEvent], bool]:
-    def check(event: FlagEvaluationEvent) -> bool:
-        return bool(getattr(event, attribute) == wanted)
-
-    check.__name__ = f"{attribute}_equals"
-    return check
+        """Return the records that pass the filters other than the flag key, in order."""
+        for getter, op, operand in self.comparisons:
+            if not events:
+                return events
+            # Each pass narrows the list: map/compress keep the loop in C.
+            events = list(compress(events, map(op, map(getter, events), repeat(operand))))
+        for check in self.checks:
+            if not events:
+                return events
+            events = [event for event in events if check(event)]
+        return events
 
 
 def build_filter(**kwargs: Any) -> EventFilter:
@@ -179,22 +201,39 @@ def build_filter(**kwargs: Any) -> EventFilter:
         TypeError: An unknown argument, or one of the wrong type.
         ValueError: A naive datetime, an invalid id, or ``since`` after ``until``.
     """
-    unknown = sorted(set(kwargs) - FILTER_NAMES)
-    if unknown:
+    if not kwargs.keys() <= FILTER_NAMES:
+        unknown = sorted(set(kwargs) - FILTER_NAMES)
         raise TypeError(
             f"unknown filter argument(s) {', '.join(unknown)}; "
             f"the filters are {', '.join(sorted(FILTER_NAMES))}"
         )
-    checks: list[Callable[[FlagEvaluationEvent], bool]] = []
     flag_keys: frozenset[str] | None = None
     if "flag_key" in kwargs:
         flag_keys = _check_flag_keys(kwargs["flag_key"])
+        if len(kwargs) == 1:
+            return EventFilter(flag_keys, (), (), MappingProxyType(kwargs))
+    comparisons: list[Comparison] = []
+    checks: list[Callable[[FlagEvaluationEvent], bool]] = []
     for name in _TEXT_FIELDS:
         if name in kwargs:
-            checks.append(_equals(name, _check_text(name, kwargs[name])))
+            comparisons.append((attrgetter(name), eq, _check_text(name, kwargs[name])))
     if "reason" in kwargs:
         reason = str(normalize_reason(_check_text("reason", kwargs["reason"])))
-        checks.append(lambda event: event.reason == reason)
+        comparisons.append((_REASON, eq, reason))
+    if "trace_id" in kwargs:
+        trace_id = _check_id("trace_id", kwargs["trace_id"], format_trace_id)
+        comparisons.append((_TRACE_ID, eq, trace_id))
+    if "span_id" in kwargs:
+        span_id = _check_id("span_id", kwargs["span_id"], format_span_id)
+        comparisons.append((_SPAN_ID, eq, span_id))
+    since = _check_time("since", kwargs["since"]) if "since" in kwargs else None
+    until = _check_time("until", kwargs["until"]) if "until" in kwargs else None
+    if since is not None and until is not None and since > until:
+        raise ValueError(f"since ({since.isoformat()}) is after until ({until.isoformat()})")
+    if since is not None:
+        comparisons.append((_TIMESTAMP, ge, since))
+    if until is not None:
+        comparisons.append((_TIMESTAMP, lt, until))
     if "value" in kwargs:
         checks.append(_value_check(kwargs["value"]))
     if "errors_only" in kwargs:
@@ -202,33 +241,17 @@ def build_filter(**kwargs: Any) -> EventFilter:
         if not isinstance(errors_only, bool):
             raise TypeError(f"errors_only must be a bool, got {type(errors_only).__name__}")
         if errors_only:
-            checks.append(lambda event: event.is_error)
-    if "trace_id" in kwargs:
-        checks.append(
-            _equals("trace_id", _check_id("trace_id", kwargs["trace_id"], format_trace_id))
-        )
-    if "span_id" in kwargs:
-        checks.append(_equals("span_id", _check_id("span_id", kwargs["span_id"], format_span_id)))
-    since = _check_time("since", kwargs["since"]) if "since" in kwargs else None
-    until = _check_time("until", kwargs["until"]) if "until" in kwargs else None
-    if since is not None and until is not None and since > until:
-        raise ValueError(f"since ({since.isoformat()}) is after until ({until.isoformat()})")
-    if since is not None:
-        start = since
-        checks.append(lambda event: event.timestamp >= start)
-    if until is not None:
-        end = until
-        checks.append(lambda event: event.timestamp < end)
+            checks.append(_is_error)
     if "predicate" in kwargs:
         predicate = kwargs["predicate"]
         if not callable(predicate):
             raise TypeError(f"predicate must be callable, got {type(predicate).__name__}")
         checks.append(lambda event: bool(predicate(event)))
-    return EventFilter(
-        flag_keys=flag_keys,
-        description=describe(kwargs),
-        checks=tuple(checks),
-    )
+    return EventFilter(flag_keys, tuple(comparisons), tuple(checks), MappingProxyType(kwargs))
+
+
+def _is_error(event: FlagEvaluationEvent) -> bool:
+    return event.is_error
 
 
 def _value_check(wanted: Any) -> Callable[[FlagEvaluationEvent], bool]:

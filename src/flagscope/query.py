@@ -116,7 +116,7 @@ class CollectorQuery:
     def count(self, **filters: Unpack[FilterArgs]) -> int:
         """Return how many stored records match."""
         event_filter = build_filter(**filters)
-        if not event_filter.checks:
+        if event_filter.selects_all_of_its_flags:
             if event_filter.flag_keys is None:
                 return len(self._collector)
             return sum(self._collector.count(key) for key in event_filter.flag_keys)
