@@ -14,8 +14,9 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# A server, an OpenFeature app exporting OTLP to it, the report; ends by itself.
 demo: $(STAMP)
-	$(BIN)/python examples/quickstart.py
+	$(BIN)/flagscope demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests examples benchmarks

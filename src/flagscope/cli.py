@@ -1,0 +1,321 @@
+"""The ``flagscope`` command: ``serve``, ``report`` and ``demo``.
+
+Needs the ``server`` extra (``demo`` needs the ``demo`` extra).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+import sys
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final
+
+try:
+    import click
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+except ImportError as error:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        f"the flagscope command needs the 'server' extra ({error.name} is missing): "
+        "pip install 'flagscope[server]'"
+    ) from error
+
+from flagscope import __version__
+from flagscope.export import to_csv, to_json
+
+__all__ = ["cli", "fetch_flags", "main", "render_table"]
+
+DEFAULT_URL: Final = "http://127.0.0.1:4318"
+_SHOWN_PER_CELL: Final = 3
+_FETCH_TIMEOUT: Final = 10.0
+# Without a terminal (a pipe, make, CI) rich would assume 80 columns and fold every cell.
+_PIPE_WIDTH: Final = 140
+
+
+# -- report ---------------------------------------------------------------------------------
+
+
+class ReportError(click.ClickException):
+    """The report could not be fetched."""
+
+
+def fetch_json(url: str, path: str, params: Sequence[tuple[str, str]] = ()) -> Any:
+    """GET ``url + path`` from a flagscope server and return the decoded JSON.
+
+    Raises:
+        ReportError: No server there, or it answered with an error.
+    """
+    query = f"?{urllib.parse.urlencode(list(params))}" if params else ""
+    target = url.rstrip("/") + path + query
+    try:
+        with urllib.request.urlopen(target, timeout=_FETCH_TIMEOUT) as response:
+            return json.load(response)
+    except urllib.error.HTTPError as error:
+        try:
+            message = json.load(error).get("error", error.reason)
+        except (ValueError, AttributeError):
+            message = error.reason
+        raise ReportError(f"{target}: {error.code} {message}") from None
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise ReportError(
+            f"no flagscope server at {url} ({reason}); start one with `flagscope serve`"
+        ) from None
+    except ValueError:
+        raise ReportError(f"{target} did not answer JSON: is it a flagscope server?") from None
+
+
+def fetch_flags(url: str, flag_keys: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Return the per-flag summaries of the server at ``url`` (``/api/flags``)."""
+    params = [("flag_key", key) for key in flag_keys]
+    body = fetch_json(url, "/api/flags", params)
+    flags = body.get("flags") if isinstance(body, dict) else None
+    if not isinstance(flags, list):
+        raise ReportError(f"{url}/api/flags did not answer a flags list: is it a flagscope server?")
+    return flags
+
+
+def _printable(text: object) -> str:
+    # Flag keys and values are whatever the telemetry said: never let them drive the
+    # terminal (escape sequences) or rich (markup is not parsed from Text, but controls are
+    # kept).
+    value = str(text)
+    if value.isprintable():
+        return value
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in value)
+
+
+def _split(counts: Mapping[str, int], total: int) -> str:
+    if not counts or total <= 0:
+        return "-"
+    items = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    shown = [
+        f"{_printable(name)} {count * 100 / total:.0f}%" for name, count in items[:_SHOWN_PER_CELL]
+    ]
+    more = len(items) - _SHOWN_PER_CELL
+    return " · ".join(shown) + (f" +{more} more" if more > 0 else "")
+
+
+def _when(stamp: str | None) -> str:
+    if not stamp:
+        return "-"
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except ValueError:
+        return _printable(stamp)
+    moment = moment.astimezone(UTC)
+    if moment.date() == datetime.now(UTC).date():
+        return moment.strftime("%H:%M:%S")
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def render_table(flags: Sequence[Mapping[str, Any]], *, title: str | None = None) -> Table:
+    """Return a rich table of per-flag summaries (as ``/api/flags`` gives them)."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("flag", overflow="fold")
+    table.add_column("evals", justify="right")
+    table.add_column("variants")
+    table.add_column("reasons")
+    table.add_column("errors", justify="right")
+    table.add_column("contexts", justify="right")
+    table.add_column("last seen (UTC)")
+    for flag in flags:
+        count = int(flag.get("count", 0))
+        errors = int(flag.get("error_count", 0))
+        error_cell = Text(f"{errors} ({flag.get('error_rate', 0.0):.0%})" if errors else "0")
+        if errors:
+            error_cell.stylize("red")
+        table.add_row(
+            Text(_printable(flag.get("flag_key")), style="bold"),
+            Text(str(count)),
+            Text(_split(flag.get("by_variant") or {}, count)),
+            Text(_split(flag.get("by_reason") or {}, count)),
+            error_cell,
+            Text(str(flag.get("distinct_targeting_keys", 0))),
+            Text(_when(flag.get("last_seen"))),
+        )
+    return table
+
+
+def make_console() -> Console:
+    """Return a console for reports: the terminal's width, or a wide page when piped."""
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=_PIPE_WIDTH)
+    return console
+
+
+def print_report(
+    console: Console, url: str, flags: Sequence[Mapping[str, Any]], output: str
+) -> None:
+    """Print summaries as a table (``table``), JSON (``json``) or CSV (``csv``)."""
+    if output == "json":
+        console.out(to_json(list(flags)), highlight=False)
+    elif output == "csv":
+        console.out(to_csv(list(flags)).rstrip("\n"), highlight=False)
+    elif not flags:
+        console.print(f"no flag evaluations stored at {url} yet")
+    else:
+        total = sum(int(flag.get("count", 0)) for flag in flags)
+        console.print(render_table(flags, title=f"{total} evaluations of {len(flags)} flags"))
+        console.print(f"dashboard: {url.rstrip('/')}/", highlight=False)
+
+
+# -- the command ------------------------------------------------------------------------------
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="flagscope")
+def cli() -> None:
+    """See every feature-flag evaluation your applications make, through OpenTelemetry."""
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    default=4318,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port (OTLP/HTTP's default); 0 picks a free one.",
+)
+@click.option(
+    "--max-size",
+    default=10_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Evaluations kept in memory; the oldest are dropped first.",
+)
+@click.option(
+    "--max-body-bytes",
+    default=16 * 1024 * 1024,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Largest OTLP request body, also after decompression.",
+)
+def serve(host: str, port: int, max_size: int, max_body_bytes: int) -> None:
+    """Receive OTLP/HTTP traces and logs; serve the dashboard and the JSON API."""
+    from flagscope.server import PortInUseError, bind, create_app
+    from flagscope.server.runner import make_server, url_of
+
+    app = create_app(max_size=max_size, max_body_bytes=max_body_bytes)
+    try:
+        sock = bind(host, port)
+    except PortInUseError as error:
+        raise click.ClickException(str(error.strerror)) from None
+    except (OSError, socket.gaierror) as error:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {error}") from None
+    url = url_of(sock)
+    click.echo(f"flagscope {__version__} listening on {url}")
+    click.echo(f"  dashboard   {url}/")
+    click.echo(f"  OTLP/HTTP   POST {url}/v1/traces and {url}/v1/logs (protobuf or JSON)")
+    click.echo(f"  JSON API    {url}/api/flags, /api/events, /api/buckets, /api/health")
+    click.echo(f"point your OTLP exporter here: OTEL_EXPORTER_OTLP_ENDPOINT={url}")
+    if not _is_loopback(host):
+        click.echo(
+            f"warning: listening on {host}, not loopback: anyone who can reach this port can "
+            "read and send flag data",
+            err=True,
+        )
+    click.echo("Ctrl-C to stop", err=True)
+    server = make_server(app)
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        # uvicorn shut down gracefully, then re-raised the Ctrl-C it caught.
+        pass
+    finally:
+        sock.close()
+    click.echo("flagscope stopped", err=True)
+
+
+@cli.command()
+@click.option("--url", default=DEFAULT_URL, show_default=True, help="The flagscope server to ask.")
+@click.option("--flag", "flags", multiple=True, help="Only this flag (repeatable).")
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="Terminal table, or machine-readable output.",
+)
+def report(url: str, flags: tuple[str, ...], output: str) -> None:
+    """Print what a running server has seen, per flag."""
+    summaries = fetch_flags(url, flags)
+    print_report(make_console(), url, summaries, output)
+
+
+@cli.command()
+@click.option(
+    "--port",
+    default=4318,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port for the server; a free one if this is taken.",
+)
+@click.option(
+    "--serve",
+    "keep_serving",
+    is_flag=True,
+    help="Keep the dashboard up (with live traffic) until Ctrl-C.",
+)
+def demo(port: int, keep_serving: bool) -> None:
+    """Run a server and an example OpenFeature app exporting OTLP to it; print the report."""
+    from flagscope.server import PortInUseError, serve_in_background
+
+    try:
+        from flagscope.demo import DemoShop
+    except ImportError as error:
+        raise click.ClickException(str(error)) from None
+
+    try:
+        server = serve_in_background(port=port)
+    except PortInUseError:
+        server = serve_in_background(port=0)
+        click.echo(f"port {port} is taken; using {server.port}")
+    console = make_console()
+    try:
+        click.echo(f"flagscope server on {server.url}; running the demo shop, exporting OTLP to it")
+        shop = DemoShop(server.url)
+        sent = shop.run(rounds=8, pause=0.4)
+        stored = fetch_json(server.url, "/api/health")["stored"]
+        click.echo(f"the shop made {sent} flag evaluations; the server stored {stored}")
+        print_report(console, server.url, fetch_flags(server.url), "table")
+        if keep_serving:
+            click.echo(f"dashboard: {server.url}/ (live traffic every second; Ctrl-C to stop)")
+            stop = threading.Event()
+            try:
+                shop.run_until(stop, pause=1.0)
+            except KeyboardInterrupt:
+                stop.set()
+        else:
+            click.echo(
+                "run `flagscope demo --serve` to keep the dashboard up; "
+                "examples/quickstart.py shows the exporter in-process, without a server"
+            )
+        shop.shutdown()
+    finally:
+        server.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the ``flagscope`` command (the console script's entry point)."""
+    cli.main(args=list(argv) if argv is not None else sys.argv[1:], prog_name="flagscope")

@@ -1,0 +1,286 @@
+"""The ``flagscope`` command: serve, report and demo, run as a user runs them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from flagscope import __version__, semconv
+from flagscope.cli import _is_loopback, cli
+from flagscope.server import BackgroundServer, serve_in_background
+from otlp_payloads import traces_protobuf
+from producers import flag_event, readable_span
+
+FLAGSCOPE = str(Path(sys.executable).with_name("flagscope"))
+HOSTILE_KEY = "\x1b[2J[bold red]pwn[/bold red]"
+
+
+class Child:
+    """A ``flagscope`` process whose stdout lines are read on a thread as they come."""
+
+    def __init__(self, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [FLAGSCOPE, *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.put(line.rstrip("\n"))
+        self._lines.put(None)
+
+    def read_until(self, marker: str, timeout: float = 60.0) -> list[str]:
+        """Return the stdout lines up to the first one containing ``marker``."""
+        lines: list[str] = []
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._lines.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            lines.append(line)
+            if marker in line:
+                return lines
+        self.process.kill()
+        raise AssertionError(f"{marker!r} never printed; got {lines}")
+
+    def interrupt(self) -> tuple[int, str]:
+        """Press Ctrl-C; return the exit code and stderr."""
+        self.process.send_signal(signal.SIGINT)
+        assert self.process.stderr is not None
+        stderr = self.process.stderr.read()
+        return self.process.wait(timeout=60), stderr
+
+
+@pytest.fixture
+def loaded_server() -> Iterator[BackgroundServer]:
+    running = serve_in_background(port=0)
+    events = [
+        flag_event("checkout", {semconv.RESULT_VARIANT: "on", semconv.CONTEXT_ID: "a"}),
+        flag_event("checkout", {semconv.RESULT_VARIANT: "on", semconv.CONTEXT_ID: "b"}),
+        flag_event("checkout", {semconv.RESULT_VARIANT: "off", semconv.CONTEXT_ID: "c"}),
+        flag_event("missing", {semconv.ERROR_TYPE: "flag_not_found"}),
+        flag_event(HOSTILE_KEY, {semconv.RESULT_VARIANT: "[link=http://x]v[/link]"}),
+    ]
+    response = httpx.post(
+        f"{running.url}/v1/traces",
+        content=traces_protobuf([readable_span(events=events)]),
+        headers={"content-type": "application/x-protobuf"},
+    )
+    assert response.status_code == 200
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+# -- serve --------------------------------------------------------------------------------------
+
+
+def test_serve_receives_otlp_and_stops_cleanly_on_ctrl_c() -> None:
+    child = Child("serve", "--port", "0", "--max-size", "7")
+    try:
+        lines = child.read_until("OTEL_EXPORTER_OTLP_ENDPOINT=")
+        url = lines[-1].split("=", 1)[1]
+        body = traces_protobuf([readable_span(events=[flag_event("from-cli")])])
+
+        posted = httpx.post(
+            f"{url}/v1/traces", content=body, headers={"content-type": "application/x-protobuf"}
+        )
+        health = httpx.get(f"{url}/api/health").json()
+    finally:
+        code, stderr = child.interrupt()
+
+    assert lines[0] == f"flagscope {__version__} listening on {url}"
+    assert url.startswith("http://127.0.0.1:")
+    assert posted.status_code == 200
+    assert (health["stored"], health["max_size"]) == (1, 7)
+    assert code == 0
+    assert "flagscope stopped" in stderr
+    assert "Traceback" not in stderr
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{url}/api/health")
+
+
+def test_serve_on_a_busy_port_says_so_and_exits_1() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        result = subprocess.run(
+            [FLAGSCOPE, "serve", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    assert result.returncode == 1
+    assert f"Error: 127.0.0.1:{port} is already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("::1", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("10.1.2.3", False),
+    ],
+)
+def test_non_loopback_hosts_are_recognised_for_the_warning(host: str, loopback: bool) -> None:
+    assert _is_loopback(host) is loopback
+
+
+def test_version_option_prints_the_version() -> None:
+    result = CliRunner().invoke(cli, ["--version"])
+
+    assert result.exit_code == 0
+    assert __version__ in result.output
+
+
+# -- report -------------------------------------------------------------------------------------
+
+
+def _report(*args: str) -> Any:
+    return CliRunner().invoke(cli, ["report", *args], catch_exceptions=False)
+
+
+def test_report_prints_a_table_row_per_flag(loaded_server: BackgroundServer) -> None:
+    result = _report("--url", loaded_server.url)
+
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0].strip() == "5 evaluations of 3 flags"
+    (checkout,) = [line for line in lines if "checkout" in line]
+    assert [cell.strip() for cell in checkout.split("│")[1:-1]][:6] == [
+        "checkout",
+        "3",
+        "on 67% · off 33%",
+        "unknown 100%",
+        "0",
+        "3",
+    ]
+    (missing,) = [line for line in lines if "missing" in line]
+    assert "1 (100%)" in missing
+    assert f"dashboard: {loaded_server.url}/" in result.output
+
+
+def test_report_prints_hostile_keys_as_inert_text(loaded_server: BackgroundServer) -> None:
+    result = _report("--url", loaded_server.url)
+
+    assert "\x1b" not in result.output
+    assert "\\x1b[2J[bold red]pwn[/bold red]" in result.output
+    assert "[link=http://x]v[/link]" in result.output
+
+
+def test_report_json_is_what_the_api_gives(loaded_server: BackgroundServer) -> None:
+    result = _report("--url", loaded_server.url, "--format", "json")
+
+    api = httpx.get(f"{loaded_server.url}/api/flags").json()["flags"]
+    assert json.loads(result.output) == api
+
+
+def test_report_csv_has_one_row_per_flag(loaded_server: BackgroundServer) -> None:
+    result = _report("--url", loaded_server.url, "--format", "csv")
+
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    assert sorted(row["flag_key"] for row in rows) == sorted([HOSTILE_KEY, "checkout", "missing"])
+    checkout = next(row for row in rows if row["flag_key"] == "checkout")
+    assert checkout["count"] == "3"
+    assert json.loads(checkout["by_variant"]) == {"on": 2, "off": 1}
+
+
+def test_report_flag_option_keeps_only_those_flags(loaded_server: BackgroundServer) -> None:
+    result = _report("--url", loaded_server.url, "--flag", "missing", "--format", "json")
+
+    assert [flag["flag_key"] for flag in json.loads(result.output)] == ["missing"]
+
+
+def test_report_with_no_server_explains_and_exits_1() -> None:
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+
+    result = CliRunner().invoke(cli, ["report", "--url", f"http://127.0.0.1:{port}"])
+
+    assert result.exit_code == 1
+    assert f"no flagscope server at http://127.0.0.1:{port}" in result.output
+    assert "flagscope serve" in result.output
+
+
+def test_report_on_an_empty_server_says_so() -> None:
+    with serve_in_background(port=0) as empty:
+        result = _report("--url", empty.url)
+
+    assert result.output.strip() == f"no flag evaluations stored at {empty.url} yet"
+
+
+# -- demo ---------------------------------------------------------------------------------------
+
+
+def test_demo_runs_without_a_terminal_and_reports_everything_it_sent() -> None:
+    result = subprocess.run(
+        [FLAGSCOPE, "demo", "--port", "0"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        env={**os.environ, "TERM": "dumb"},
+    )
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    (tally,) = [line for line in lines if line.startswith("the shop made")]
+    made, stored = (int(word) for word in tally.split() if word.isdigit())
+    assert made == stored > 0
+    for flag in ("new-checkout", "banner-color", "gift-wrap", "weekly-digest"):
+        assert any(line.startswith(f"│ {flag} ") for line in lines), flag
+    assert any(line.startswith("dashboard: http://127.0.0.1:") for line in lines)
+
+
+def test_demo_serve_keeps_the_dashboard_up_with_live_traffic_until_ctrl_c() -> None:
+    child = Child("demo", "--port", "0", "--serve")
+    try:
+        line = child.read_until("live traffic")[-1]
+        url = line.split()[1].rstrip("/")
+        first = httpx.get(f"{url}/api/health").json()["total_recorded"]
+        page = httpx.get(f"{url}/")
+        deadline = time.monotonic() + 30
+        while httpx.get(f"{url}/api/health").json()["total_recorded"] == first:
+            assert time.monotonic() < deadline, "no live traffic"
+            time.sleep(0.2)
+    finally:
+        code, stderr = child.interrupt()
+
+    assert page.status_code == 200
+    assert code == 0, stderr
+    assert "Traceback" not in stderr
