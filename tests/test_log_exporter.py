@@ -310,3 +310,13 @@ def test_configuration_mistakes_raise_at_construction(
 
 def test_force_flush_returns_true(producers: Producers) -> None:
     assert producers.log_exporter.force_flush() is True
+
+
+def test_maps_inside_arrays_of_a_map_typed_value_are_read_only_copies(
+    producers: Producers,
+) -> None:
+    value = {"items": [{"x": 1}, {"x": 2}]}
+    attributes = {semconv.KEY: "theme", semconv.RESULT_VALUE: value}
+    record, _ = producers.evaluate("log record", attributes)
+    assert record.value == {"items": ({"x": 1}, {"x": 2})}
+    assert all(isinstance(item, MappingProxyType) for item in record.value["items"])

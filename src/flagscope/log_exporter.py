@@ -1,9 +1,8 @@
 """A log record exporter for the spec's current form: log-based ``feature_flag.evaluation`` events.
 
 The logs pipeline lives in the SDK's underscore modules (``opentelemetry.sdk._logs``),
-an unstable API: this module follows the 1.45 SDK, where ``export()`` receives
-``ReadableLogRecord``s (the API ``LogRecord`` plus the resource). Earlier SDKs
-passed ``LogData`` with the resource on the record; both shapes are read.
+an unstable API: this module follows SDK 1.39 and later, where ``export()`` receives
+``ReadableLogRecord``s (the API ``LogRecord`` plus the resource).
 """
 
 from __future__ import annotations

@@ -131,7 +131,8 @@ def normalize_reason(reason: str) -> EvaluationReason | str:
 def _freeze_json(value: Any) -> Any:
     if isinstance(value, dict):
         return MappingProxyType({k: _freeze_json(v) for k, v in value.items()})
-    if isinstance(value, list):
+    # Log attributes may hold maps, with arrays already as tuples: freeze inside those too.
+    if isinstance(value, (list, tuple)):
         return tuple(_freeze_json(v) for v in value)
     return value
 
