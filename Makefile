@@ -33,6 +33,7 @@ test: lint typecheck unit
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_collector.py
 	$(BIN)/python benchmarks/bench_exporter.py
+	$(BIN)/python benchmarks/bench_query.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
