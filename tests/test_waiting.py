@@ -271,3 +271,15 @@ def test_a_waiter_whose_loop_closed_is_ignored() -> None:
     loop.close()
     wake()  # must not raise: exporters may record at interpreter exit
     assert not event.is_set()
+
+
+def test_timeout_message_cuts_long_values(make_event: Callable[..., FlagEvaluationEvent]) -> None:
+    collector = InMemoryAnalyticsCollector()
+    long_value = {"key-" + str(n): "x" * 20 for n in range(10)}
+    collector.record_sync(make_event("theme", value=long_value))
+    with pytest.raises(TimeoutError) as raised:
+        collector.query.wait_for(flag_key="theme", variant="dark", timeout=0)
+    message = str(raised.value)
+    assert '{"key-0":"xxxx' in message
+    assert "..." in message
+    assert '"key-9"' not in message

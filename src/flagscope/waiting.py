@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["wait_for", "wait_for_async"]
 
 _LISTED: Final = 8
+_WIDTH: Final = 60  # a long value (a JSON object) is cut to this many characters
 
 
 def _check_count(count: object) -> int:
@@ -48,9 +49,13 @@ def _check_timeout(timeout: object) -> float | None:
     return float(timeout)
 
 
+def _short(text: str) -> str:
+    return text if len(text) <= _WIDTH else text[: _WIDTH - 3] + "..."
+
+
 def _tally(counter: Counter[str]) -> str:
     items = counter.most_common(_LISTED)
-    text = ", ".join(f"{key} x{count}" for key, count in items)
+    text = ", ".join(f"{_short(key)} x{count}" for key, count in items)
     hidden = len(counter) - len(items)
     return text + (f", and {hidden} more" if hidden > 0 else "")
 
@@ -65,6 +70,7 @@ class _Wait:
         self.count = _check_count(count)
         self.timeout = _check_timeout(timeout)
         self.filter: EventFilter = build_filter(**filters)
+        self.last_matched = 0
         self.started = time.monotonic()
         self.deadline = math.inf if self.timeout is None else self.started + self.timeout
 
