@@ -25,7 +25,19 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
 
-unit: $(STAMP)
+# The dashboard's browser test drives Debian's Chromium through Playwright (browser
+# downloads are not possible here): install the package when it is missing.
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	else \
+		echo "the browser test needs $(CHROMIUM): sudo apt-get install -y chromium" >&2; \
+		exit 1; \
+	fi
+
+unit: $(STAMP) $(CHROMIUM)
 	$(BIN)/pytest
 
 test: lint typecheck unit

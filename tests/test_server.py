@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -320,3 +322,17 @@ async def test_the_app_mounts_inside_another_asgi_application() -> None:
     assert [summary["flag_key"] for summary in flags] == ["mounted"]
     assert page.status_code == 200
     assert "text/html" in page.headers["content-type"]
+
+
+def test_the_core_imports_without_the_server_stack() -> None:
+    code = (
+        "import sys, flagscope\n"
+        "heavy = {'starlette', 'uvicorn', 'click', 'rich', 'google', 'flagscope.server'}\n"
+        "print(sorted(m for m in sys.modules if m in heavy or m.split('.')[0] in heavy))"
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+
+    assert result.stdout.strip() == "[]"
