@@ -338,3 +338,14 @@ def test_filters_agree_with_a_plain_scan(
     expected = [e for e in events if _reference(e, filters)]
     assert collector.query.events(**filters) == expected
     assert collector.query.count(**filters) == len(expected)
+
+
+@pytest.mark.asyncio
+async def test_async_twins_answer_as_the_synchronous_methods(query: CollectorQuery) -> None:
+    filters: dict[str, Any] = {"flag_key": "new-checkout", "variant": "off"}
+    assert await query.events_async(newest_first=True, limit=2, **filters) == query.events(
+        newest_first=True, limit=2, **filters
+    )
+    assert await query.count_async(**filters) == query.count(**filters) == 4
+    assert await query.summary_async(**filters) == query.summary(**filters)
+    assert await query.summaries_async() == query.summaries()

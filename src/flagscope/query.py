@@ -210,5 +210,33 @@ class CollectorQuery:
         """
         return check_inventory(declared, self.matching(build_filter(**filters)))
 
+    # -- async twins ----------------------------------------------------------------
+    # Reads take microseconds under a threading.Lock and never wait on I/O, so the
+    # twins call the synchronous methods directly; they exist for async code that
+    # awaits everything, like the seed's collector API.
+
+    async def events_async(
+        self,
+        *,
+        newest_first: bool = False,
+        limit: int | None = None,
+        offset: int = 0,
+        **filters: Unpack[FilterArgs],
+    ) -> list[FlagEvaluationEvent]:
+        """``events`` for async code."""
+        return self.events(newest_first=newest_first, limit=limit, offset=offset, **filters)
+
+    async def count_async(self, **filters: Unpack[FilterArgs]) -> int:
+        """``count`` for async code."""
+        return self.count(**filters)
+
+    async def summary_async(self, **filters: Unpack[FilterArgs]) -> FlagSummary:
+        """``summary`` for async code."""
+        return self.summary(**filters)
+
+    async def summaries_async(self, **filters: Unpack[FilterArgs]) -> list[FlagSummary]:
+        """``summaries`` for async code."""
+        return self.summaries(**filters)
+
     def __repr__(self) -> str:
         return f"CollectorQuery({self._collector!r})"
