@@ -19,7 +19,7 @@ from typing import Any, Final, TypedDict
 from flagscope.mapping import format_span_id, format_trace_id, normalize_reason
 from flagscope.models import EvaluationReason, FlagEvaluationEvent
 
-__all__ = ["EventFilter", "FilterArgs", "build_filter", "value_key"]
+__all__ = ["EventFilter", "FilterArgs", "build_filter", "describe", "value_key"]
 
 
 class FilterArgs(TypedDict, total=False):
