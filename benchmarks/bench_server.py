@@ -1,0 +1,173 @@
+"""How many spans per second ``flagscope serve`` accepts from concurrent OTLP senders.
+
+A ``flagscope serve`` process on loopback (its own process, as users run it) and
+several sender threads here, each posting protobuf ``ExportTraceServiceRequest``s over
+a keep-alive ``http.client`` connection for a bounded time. Each span carries one
+TracingHook-shaped ``feature_flag.evaluation`` event, encoded by the OTel SDK's own
+OTLP encoder. Figures:
+  (a) accepted spans per second (and requests per second, latency percentiles);
+  (b) events stored / events sent, read back from ``/api/health``: target 1.0, since
+      the collector is sized above what is sent (below capacity nothing may be lost).
+Run: ``.venv/bin/python benchmarks/bench_server.py [--seconds 5 --senders 4 --batch 200]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from _common import TYPICAL_ATTRIBUTES, report, span_ids
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.trace import SpanContext, TraceFlags
+
+FLAGSCOPE = str(Path(sys.executable).with_name("flagscope"))
+START_NS = 1_700_000_000_000_000_000
+
+
+@dataclass
+class Tally:
+    requests: int = 0
+    spans: int = 0
+    failures: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+
+def batch_body(rng: random.Random, size: int) -> bytes:
+    """One OTLP protobuf request of ``size`` spans, one flag event each."""
+    resource = Resource({"service.name": "bench"})
+    spans = []
+    for index in range(size):
+        trace_id, span_id = span_ids(rng)
+        attributes = dict(TYPICAL_ATTRIBUTES)
+        attributes["feature_flag.key"] = f"flag-{index % 50:02d}"
+        spans.append(
+            ReadableSpan(
+                name="GET /",
+                context=SpanContext(trace_id, span_id, False, TraceFlags(1)),
+                resource=resource,
+                events=[Event("feature_flag.evaluation", attributes, START_NS + index)],
+                start_time=START_NS,
+                end_time=START_NS + 1_000_000,
+            )
+        )
+    return encode_spans(spans).SerializeToString()
+
+
+def send_for(url: str, body: bytes, spans_per_body: int, seconds: float, tally: Tally) -> None:
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    headers = {"content-type": "application/x-protobuf"}
+    deadline = time.perf_counter() + seconds
+    try:
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            connection.request("POST", "/v1/traces", body=body, headers=headers)
+            response = connection.getresponse()
+            response.read()
+            tally.latencies.append(time.perf_counter() - started)
+            tally.requests += 1
+            if response.status == 200:
+                tally.spans += spans_per_body
+            else:
+                tally.failures += 1
+    finally:
+        connection.close()
+
+
+def start_server(max_size: int) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [FLAGSCOPE, "serve", "--port", "0", "--max-size", str(max_size)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if "listening on " in line:
+            return process, line.rsplit(" ", 1)[1].strip()
+    raise RuntimeError("flagscope serve did not start")
+
+
+def health(url: str) -> dict[str, int]:
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        connection.request("GET", "/api/health")
+        data: dict[str, int] = json.loads(connection.getresponse().read())
+        return data
+    finally:
+        connection.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="how long senders send")
+    parser.add_argument("--senders", type=int, default=4, help="concurrent sender threads")
+    parser.add_argument("--batch", type=int, default=200, help="spans per request")
+    parser.add_argument("--quick", action="store_true", help="1 s, 2 senders: a smoke run")
+    args = parser.parse_args()
+    if args.quick:
+        args.seconds, args.senders = 1.0, 2
+        print("quick mode: the figures below mean little")
+    if args.seconds <= 0 or args.senders < 1 or args.batch < 1:
+        parser.error("--seconds, --senders and --batch must be positive")
+
+    rng = random.Random(1234)
+    bodies = [batch_body(rng, args.batch) for _ in range(args.senders)]
+    # Sized well above what can be sent, so any loss is a bug, not eviction.
+    process, url = start_server(max_size=5_000_000)
+    try:
+        tallies = [Tally() for _ in range(args.senders)]
+        threads = [
+            threading.Thread(
+                target=send_for, args=(url, bodies[n], args.batch, args.seconds, tallies[n])
+            )
+            for n in range(args.senders)
+        ]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - started
+        stored = health(url)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+    sent = sum(t.spans for t in tallies)
+    requests = sum(t.requests for t in tallies)
+    failures = sum(t.failures for t in tallies)
+    latencies = sorted(latency for t in tallies for latency in t.latencies)
+    p50 = statistics.median(latencies) * 1000
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
+    print(
+        f"{args.senders} senders x {args.seconds:g} s, {args.batch} spans (1 flag event each) "
+        f"per protobuf request ({len(bodies[0])} bytes), server: flagscope serve on {url}"
+    )
+    print(f"requests: {requests} ({requests / elapsed:.0f}/s), non-200: {failures}")
+    print(f"request latency: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    print(f"accepted spans per second: {sent / elapsed:,.0f}")
+    ratio = stored["total_recorded"] / sent if sent else 0.0
+    report(
+        "events stored / events sent",
+        f"{stored['total_recorded']} / {sent} = {ratio:.4f} (evicted {stored['evicted']})",
+        "1.0 below capacity",
+        ratio == 1.0 and failures == 0,
+    )
+
+
+if __name__ == "__main__":
+    main()
