@@ -246,6 +246,21 @@ def test_service_name_comes_from_the_resource_when_it_is_text(
     assert record.service_name == expected
 
 
+def test_each_span_gets_its_own_resources_service_name() -> None:
+    # The exporter remembers the last resource's name: switching resources must not
+    # carry a name over to spans of another provider.
+    exporter, collector = _exporter()
+    checkout = Resource({"service.name": "checkout"})
+    billing = Resource({"service.name": "billing"})
+    resources = [checkout, billing, Resource.get_empty(), checkout, checkout, billing]
+
+    for resource in resources:
+        exporter.export([readable_span(events=[flag_event()], resource=resource)])
+
+    names = [record.service_name for record in collector.events()]
+    assert names == ["checkout", "billing", None, "checkout", "checkout", "billing"]
+
+
 def test_invalid_span_context_gives_no_ids_but_still_records() -> None:
     exporter, collector = _exporter()
 

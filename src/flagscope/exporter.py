@@ -28,6 +28,8 @@ __all__ = ["EventSink", "FlagEvaluationSpanExporter"]
 _logger = logging.getLogger("flagscope")
 _EVENT_NAMES = semconv.EVENT_NAMES
 _SERVICE_NAME = semconv.SERVICE_NAME
+# A span's hex trace id, hex span id and service name.
+_SpanIds = tuple[str | None, str | None, str | None]
 
 
 @runtime_checkable
@@ -98,6 +100,7 @@ class FlagEvaluationSpanExporter(SpanExporter):
         self._stats = StatsCounter(type(self).__name__)
         self._shutdown = False
         self._shutdown_lock = threading.Lock()
+        self._service_cache: tuple[Any, str | None] = (None, None)
 
     @property
     def collector(self) -> EventSink:
@@ -147,49 +150,61 @@ class FlagEvaluationSpanExporter(SpanExporter):
     ) -> None:
         # ``span.events`` builds a new tuple on every access: read it once.
         events = span.events
-        from_span = span.name == semconv.SPAN_NAME
-        if not from_span and not events:
-            return
-        trace_hex: str | None = None
-        span_hex: str | None = None
-        service_name: Any = None
-        prepared = False
-        decoding = self._value_decoding
-        sources: list[tuple[Any, int | None]] = []
-        if from_span:
+        ids: _SpanIds | None = None
+        if span.name == semconv.SPAN_NAME:
             attributes = span.attributes
             if attributes is not None and semconv.KEY in attributes:
-                sources.append((attributes, span.end_time or span.start_time))
+                ids = self._span_ids(span)
+                timestamp = span.end_time or span.start_time
+                self._map_one(attributes, timestamp, ids, records, skipped)
         for event in events:
             if event.name in _EVENT_NAMES:
-                sources.append((event.attributes, event.timestamp))
-        for attributes, timestamp in sources:
-            if not prepared:
-                context = span.context
-                if context is not None:
-                    trace_hex = format_trace_id(context.trace_id)
-                    span_hex = format_span_id(context.span_id)
-                resource = span.resource
-                if resource is not None:
-                    service_name = resource.attributes.get(_SERVICE_NAME)
-                    if type(service_name) is not str:
-                        service_name = None
-                prepared = True
-            if attributes is None:
-                result: FlagEvaluationEvent | SkipReason = SkipReason.MISSING_FLAG_KEY
-            else:
-                result = map_known_ids(
-                    attributes,
-                    timestamp_ns=timestamp,
-                    trace_id=trace_hex,
-                    span_id=span_hex,
-                    service_name=service_name,
-                    value_decoding=decoding,
-                )
-            if isinstance(result, SkipReason):
-                skipped[result.value] = skipped.get(result.value, 0) + 1
-            else:
-                records.append(result)
+                if ids is None:
+                    ids = self._span_ids(span)
+                self._map_one(event.attributes, event.timestamp, ids, records, skipped)
+
+    def _map_one(
+        self,
+        attributes: Any,
+        timestamp: int | None,
+        ids: _SpanIds,
+        records: list[FlagEvaluationEvent],
+        skipped: dict[str, int],
+    ) -> None:
+        if attributes is None:
+            result: FlagEvaluationEvent | SkipReason = SkipReason.MISSING_FLAG_KEY
+        else:
+            result = map_known_ids(
+                attributes,
+                timestamp_ns=timestamp,
+                trace_id=ids[0],
+                span_id=ids[1],
+                service_name=ids[2],
+                value_decoding=self._value_decoding,
+            )
+        if isinstance(result, FlagEvaluationEvent):
+            records.append(result)
+        else:
+            skipped[result.value] = skipped.get(result.value, 0) + 1
+
+    def _span_ids(self, span: ReadableSpan) -> _SpanIds:
+        """Return the span's hex trace and span ids and its service name."""
+        trace_hex = span_hex = None
+        context = span.context
+        if context is not None:
+            trace_hex = format_trace_id(context.trace_id)
+            span_hex = format_span_id(context.span_id)
+        # A provider gives every span the same resource: look its name up once.
+        resource = span.resource
+        cached_resource, service_name = self._service_cache
+        if resource is not cached_resource:
+            service_name = None
+            if resource is not None:
+                name = resource.attributes.get(_SERVICE_NAME)
+                service_name = name if type(name) is str else None
+            # One tuple, so threads exporting at once never pair a name with another resource.
+            self._service_cache = (resource, service_name)
+        return trace_hex, span_hex, service_name
 
     def shutdown(self) -> None:
         """Stop accepting spans; the collector and its records are left as they are."""

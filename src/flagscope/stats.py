@@ -74,7 +74,6 @@ class StatsCounter:
         failed: bool = False,
     ) -> None:
         """Add one ``export()`` call's counts, logging what was skipped."""
-        first_time: list[str] = []
         with self._lock:
             self._export_calls += 1
             self._items_seen += items
@@ -82,23 +81,22 @@ class StatsCounter:
             self._items_ignored += ignored
             if failed:
                 self._failed_exports += 1
-            if skipped:
-                for reason, count in skipped.items():
-                    if reason not in self._skipped:
-                        first_time.append(reason)
-                    self._skipped[reason] = self._skipped.get(reason, 0) + count
-        if skipped:
+            if not skipped:
+                return  # the common case, once per span: nothing more to do
+            first_time = [reason for reason in skipped if reason not in self._skipped]
             for reason, count in skipped.items():
-                # Warn once per reason so a misbehaving producer cannot flood the logs.
-                level = logging.WARNING if reason in first_time else logging.DEBUG
-                _logger.log(
-                    level,
-                    "%s skipped %d feature-flag evaluation(s): %s "
-                    "(further skips for this reason are logged at DEBUG; see .stats)",
-                    self._name,
-                    count,
-                    reason,
-                )
+                self._skipped[reason] = self._skipped.get(reason, 0) + count
+        for reason, count in skipped.items():
+            # Warn once per reason so a misbehaving producer cannot flood the logs.
+            level = logging.WARNING if reason in first_time else logging.DEBUG
+            _logger.log(
+                level,
+                "%s skipped %d feature-flag evaluation(s): %s "
+                "(further skips for this reason are logged at DEBUG; see .stats)",
+                self._name,
+                count,
+                reason,
+            )
 
     def snapshot(self) -> ExporterStats:
         """Return the counters as they are now."""
