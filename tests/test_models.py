@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -12,9 +13,11 @@ from typing import Any
 
 import litestar_flags.analytics as litestar_analytics
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from litestar_flags.types import EvaluationReason as LitestarReason
 
-from flagscope.models import EvaluationReason, FlagEvaluationEvent, json_safe
+from flagscope.models import EvaluationReason, FlagEvaluationEvent, build_event, json_safe
 
 EventFactory = Callable[..., FlagEvaluationEvent]
 WHEN = datetime(2025, 3, 1, 12, 30, 45, 123456, tzinfo=UTC)
@@ -235,3 +238,82 @@ def test_record_keeps_a_str_enum_reason_from_any_enum() -> None:
     event = FlagEvaluationEvent(WHEN, "f", True, LitestarReason.STATIC)
     assert event.to_dict()["reason"] == "STATIC"
     assert json.loads(json.dumps(event.to_dict()))["reason"] == "STATIC"
+
+
+# -- build_event: the mapper's fast constructor ---------------------------------------
+
+
+def test_build_event_takes_exactly_the_records_fields_with_the_same_defaults() -> None:
+    parameters = inspect.signature(build_event).parameters
+    fields = dataclasses.fields(FlagEvaluationEvent)
+    assert list(parameters) == [f.name for f in fields]
+    for f in fields:
+        parameter = parameters[f.name]
+        assert parameter.kind is inspect.Parameter.KEYWORD_ONLY
+        if f.default is not dataclasses.MISSING:
+            assert parameter.default == f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            assert parameter.default == f.default_factory()
+        else:
+            assert parameter.default is inspect.Parameter.empty
+
+
+_texts = st.none() | st.text(max_size=8)
+_mappings = st.dictionaries(st.text(max_size=5), st.integers() | st.text(max_size=5), max_size=3)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    fields=st.fixed_dictionaries(
+        {
+            "timestamp": st.datetimes(timezones=st.just(UTC)),
+            "flag_key": st.text(min_size=1, max_size=10),
+            "value": st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+            "reason": st.sampled_from(list(EvaluationReason)) | st.text(max_size=8),
+        },
+        optional={
+            "variant": _texts,
+            "targeting_key": _texts,
+            "context_attributes": _mappings,
+            "evaluation_duration_ms": st.none() | st.floats(allow_nan=False),
+            "provider_name": _texts,
+            "flag_set_id": _texts,
+            "version": _texts,
+            "error_type": _texts,
+            "error_message": _texts,
+            "trace_id": _texts,
+            "span_id": _texts,
+            "service_name": _texts,
+            "attributes": _mappings,
+        },
+    )
+)
+def test_build_event_makes_the_same_record_as_the_constructor(fields: dict[str, Any]) -> None:
+    built = build_event(**fields)
+    constructed = FlagEvaluationEvent(**fields)
+
+    assert type(built) is FlagEvaluationEvent
+    assert built == constructed
+    assert repr(built) == repr(constructed)
+    assert type(built.attributes) is MappingProxyType
+    assert type(built.context_attributes) is MappingProxyType
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.flag_key = "other"  # type: ignore[misc]
+
+
+def test_build_event_copies_the_mappings_it_is_given() -> None:
+    attributes = {"k": 1}
+    context = {"plan": "vip"}
+    event = build_event(
+        timestamp=WHEN,
+        flag_key="f",
+        value=True,
+        reason="static",
+        attributes=attributes,
+        context_attributes=context,
+    )
+
+    attributes["k"] = 2
+    context["plan"] = "free"
+    assert event.attributes == {"k": 1}
+    assert event.context_attributes == {"plan": "vip"}
