@@ -1,0 +1,61 @@
+"""Smoke runs of the core's benchmark scripts: they run and print every labelled figure.
+
+No timing is checked here (machines are shared and noisy); ``make bench`` gives figures.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+NUMBER = r"[0-9]+(?:\.[0-9]+)?"
+VERDICT = r"\(target [^)]*\) (PASS|MISS)"
+
+
+def _run_quick(script: str) -> str:
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), "--quick", "--repeats", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    assert result.stdout.startswith("quick mode:")
+    return result.stdout
+
+
+def test_bench_collector_prints_each_figure_with_its_target_and_verdict() -> None:
+    out = _run_quick("bench_collector.py")
+
+    verdicts = re.findall(rf"^\(([a-d])\) [^:]+: {NUMBER}x? {VERDICT}$", out, re.M)
+    assert [label for label, _ in verdicts] == ["a", "b", "c", "d"]
+    assert re.search(
+        rf"^\(a\) await record, full max_size=10000: ours {NUMBER} us, "
+        rf"litestar-flags {NUMBER} us per event$",
+        out,
+        re.M,
+    )
+    assert re.search(rf"^\(a\) record_sync, full max_size=10000: {NUMBER} us per event$", out, re.M)
+    assert re.search(rf"^\(c\) get_events\(flag_key\), .* ours {NUMBER} us, litestar", out, re.M)
+    assert re.search(rf"^\(d\) bytes per stored event: {NUMBER} \(target <= 512\)", out, re.M)
+
+
+def test_bench_exporter_prints_both_workloads_and_the_mapper_cost() -> None:
+    out = _run_quick("bench_exporter.py")
+
+    for workload in ("span + one flag event", "span + OpenFeature evaluation (TracingHook)"):
+        prefix = re.escape(f"exporter, {workload}: ")
+        assert re.search(
+            rf"^{prefix}per span, .*: InMemorySpanExporter {NUMBER} us, ours {NUMBER} us, "
+            rf"floor {NUMBER} us$",
+            out,
+            re.M,
+        )
+        assert re.search(rf"^{prefix}ratio ours / InMemorySpanExporter .*: {NUMBER}", out, re.M)
+        assert re.search(rf"^{prefix}ratio floor / InMemorySpanExporter .*: {NUMBER}", out, re.M)
+    target_line = re.escape("exporter, span + one flag event: ratio ours / InMemorySpanExporter")
+    assert re.search(rf"^{target_line} .*: {NUMBER} \(target <= 1.15\) (PASS|MISS)$", out, re.M)
+    assert re.search(rf"^mapper: map_evaluation per TracingHook event .*: {NUMBER} us$", out, re.M)
