@@ -7,10 +7,13 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import yaml
 from openfeature.evaluation_context import EvaluationContext
 from opentelemetry._logs import LogRecord
 from opentelemetry.exporter.otlp.proto.http import Compression
@@ -336,3 +339,19 @@ def test_the_core_imports_without_the_server_stack() -> None:
     )
 
     assert result.stdout.strip() == "[]"
+
+
+def test_the_documented_collector_config_fans_traces_and_logs_out_to_flagscope() -> None:
+    path = Path(__file__).resolve().parent.parent / "docs" / "otel-collector.yaml"
+    text = path.read_text()
+    config = yaml.safe_load(text)
+
+    pipelines = config["service"]["pipelines"]
+    for signal in ("traces", "logs"):
+        assert pipelines[signal]["receivers"] == ["otlp"]
+        assert set(pipelines[signal]["exporters"]) == {"otlp", "otlphttp/flagscope"}
+    flagscope = config["exporters"]["otlphttp/flagscope"]
+    port = urlsplit(flagscope["endpoint"]).port
+    assert f"flagscope serve --port {port}" in text
+    assert port not in {4317, 4318}  # the Collector's own receivers
+    assert (flagscope["encoding"], flagscope["compression"]) == ("proto", "gzip")

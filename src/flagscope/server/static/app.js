@@ -187,7 +187,7 @@
     const variants = [...names].filter((name) => name !== NO_VARIANT).sort();
     if (names.has(NO_VARIANT)) variants.push(NO_VARIANT);
     const width = 800;
-    const height = 220;
+    const height = 180;
     const pad = { left: 40, right: 8, top: 10, bottom: 24 };
     const plotW = width - pad.left - pad.right;
     const plotH = height - pad.top - pad.bottom;
