@@ -224,6 +224,18 @@ def test_report_flag_option_keeps_only_those_flags(loaded_server: BackgroundServ
     assert [flag["flag_key"] for flag in json.loads(result.output)] == ["missing"]
 
 
+def test_report_goes_straight_to_the_server_whatever_proxy_is_set(
+    loaded_server: BackgroundServer,
+) -> None:
+    dead_proxy = "http://127.0.0.1:9"
+    runner = CliRunner(env={"http_proxy": dead_proxy, "HTTP_PROXY": dead_proxy, "no_proxy": ""})
+
+    result = runner.invoke(cli, ["report", "--url", loaded_server.url, "--format", "json"])
+
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.output)) == 3
+
+
 def test_report_with_no_server_explains_and_exits_1() -> None:
     with socket.socket() as free:
         free.bind(("127.0.0.1", 0))

@@ -355,3 +355,19 @@ def test_the_documented_collector_config_fans_traces_and_logs_out_to_flagscope()
     assert f"flagscope serve --port {port}" in text
     assert port not in {4317, 4318}  # the Collector's own receivers
     assert (flagscope["encoding"], flagscope["compression"]) == ("proto", "gzip")
+
+
+def test_the_background_server_stops_with_the_process() -> None:
+    code = (
+        "import urllib.request\n"
+        "from flagscope.server import serve_in_background\n"
+        "server = serve_in_background(port=0)\n"
+        "print(urllib.request.urlopen(server.url + '/api/health').status, flush=True)\n"
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert (result.returncode, result.stdout.strip()) == (0, "200")
+    assert result.stderr == ""

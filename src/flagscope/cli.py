@@ -42,6 +42,10 @@ _PIPE_WIDTH: Final = 140
 
 # -- report ---------------------------------------------------------------------------------
 
+# The server is usually on loopback: an HTTP(S)_PROXY set for the outside world must not
+# catch these requests.
+_OPENER: Final = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
 
 class ReportError(click.ClickException):
     """The report could not be fetched."""
@@ -56,7 +60,7 @@ def fetch_json(url: str, path: str, params: Sequence[tuple[str, str]] = ()) -> A
     query = f"?{urllib.parse.urlencode(list(params))}" if params else ""
     target = url.rstrip("/") + path + query
     try:
-        with urllib.request.urlopen(target, timeout=_FETCH_TIMEOUT) as response:
+        with _OPENER.open(target, timeout=_FETCH_TIMEOUT) as response:
             return json.load(response)
     except urllib.error.HTTPError as error:
         try:
