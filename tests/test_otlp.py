@@ -9,13 +9,17 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from ldclient import Context
+from ldclient.integrations.test_data import TestData
+from ldotel.tracing import HookOptions
 from openfeature.evaluation_context import EvaluationContext
 from opentelemetry._logs import LogRecord
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from flagscope import EvaluationReason, semconv
+from flagscope import EvaluationReason, InMemoryAnalyticsCollector, semconv
+from flagscope.log_exporter import FlagEvaluationLogExporter
 from flagscope.mapping import timestamp_from_ns
 from flagscope.otlp import (
     OtlpDecodeError,
@@ -47,6 +51,8 @@ from producers import (
     TRACE_ID,
     flag_event,
     hex_ids,
+    launchdarkly_client,
+    launchdarkly_hook,
     make_pipeline,
     readable_span,
 )
@@ -94,6 +100,32 @@ def test_openfeature_spans_map_exactly_as_the_span_exporter_maps_them(encoding: 
     assert first.service_name == SERVICE_NAME
     assert (first.trace_id, first.span_id) == hex_ids(spans[0])
     assert batch.events[3].error_type == "flag_not_found"
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_launchdarkly_spans_map_exactly_as_the_span_exporter_maps_them(encoding: str) -> None:
+    pipeline = make_pipeline()
+    data = TestData.data_source()
+    data.update(data.flag("new-checkout").variation_for_all(True))
+    hook = launchdarkly_hook(
+        pipeline.provider, HookOptions(add_spans=True, include_value=True, environment_id="env")
+    )
+    tracer = pipeline.tracer()
+    with launchdarkly_client(data, hook) as client, tracer.start_as_current_span("GET /cart"):
+        client.variation("new-checkout", Context.create("user-1"), False)
+        client.variation_detail("not-declared", Context.create("user-2"), "x")
+    spans = pipeline.finished_spans()
+    assert {span.name for span in spans} >= {"variation", "variation_detail"}
+
+    batch = _traces(spans, encoding)
+
+    assert [event.to_dict() for event in batch.events] == [
+        event.to_dict() for event in pipeline.collector.events()
+    ]
+    assert [(e.flag_key, e.value, e.flag_set_id) for e in batch.events] == [
+        ("new-checkout", True, "env"),
+        ("not-declared", "x", "env"),
+    ]
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS)
@@ -427,6 +459,37 @@ def test_event_name_attribute_and_body_value_of_semconv_1_29_are_read(encoding: 
     assert (event.flag_key, event.value) == ("old", 12)
     assert semconv.LOG_EVENT_NAME_ATTRIBUTE not in event.attributes
     assert event.trace_id is None
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_log_records_map_exactly_as_the_log_exporter_maps_them(encoding: str) -> None:
+    records = emit_logs(
+        [
+            LogRecord(
+                timestamp=1_700_000_000_000_000_000,
+                trace_id=TRACE_ID,
+                span_id=SPAN_ID,
+                event_name=semconv.EVENT_NAME,
+                attributes={semconv.KEY: "a", semconv.RESULT_VALUE: '{"x": [1]}', "extra": 2},
+            ),
+            LogRecord(
+                attributes={semconv.LOG_EVENT_NAME_ATTRIBUTE: "feature_flag", semconv.KEY: "b"},
+                body={semconv.LOG_BODY_VALUE: "v"},
+            ),
+            LogRecord(event_name=semconv.EVENT_NAME, attributes={semconv.ERROR_TYPE: "general"}),
+            LogRecord(body="plain log line"),
+        ]
+    )
+    in_process = InMemoryAnalyticsCollector()
+    FlagEvaluationLogExporter(in_process).export(records)
+
+    batch = _logs(records, encoding)
+
+    assert [event.to_dict() for event in batch.events] == [
+        event.to_dict() for event in in_process.events()
+    ]
+    assert len(batch.events) == 2
+    assert (batch.received, batch.rejected) == (4, 1)
 
 
 def test_log_events_without_a_key_are_rejected() -> None:
