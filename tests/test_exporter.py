@@ -131,7 +131,7 @@ def test_span_named_feature_flag_evaluation_with_the_keys_as_attributes_is_recor
     assert (record.trace_id, record.span_id) == (TRACE_HEX, SPAN_HEX)
 
 
-def test_span_named_feature_flag_evaluation_without_a_key_records_nothing() -> None:
+def test_span_named_feature_flag_evaluation_without_a_key_is_counted_as_skipped() -> None:
     exporter, collector = _exporter()
     spans = [
         readable_span(semconv.SPAN_NAME, attributes=None),
@@ -140,6 +140,30 @@ def test_span_named_feature_flag_evaluation_without_a_key_records_nothing() -> N
 
     assert exporter.export(spans) is SpanExportResult.SUCCESS
     assert collector.count() == 0
+    assert exporter.stats.skipped_by_reason == {SkipReason.MISSING_FLAG_KEY.value: 2}
+
+
+def test_span_named_feature_flag_evaluation_holding_flag_events_is_not_a_skip() -> None:
+    exporter, collector = _exporter()
+    span = readable_span(semconv.SPAN_NAME, attributes=None, events=[flag_event()])
+
+    assert exporter.export([span]) is SpanExportResult.SUCCESS
+    assert collector.count() == 1
+    assert exporter.stats.events_skipped == 0
+
+
+def test_a_malformed_event_does_not_cost_the_spans_other_evaluations() -> None:
+    exporter, collector = _exporter()
+    good_a = Event(semconv.EVENT_NAME, {semconv.KEY: "a"}, timestamp=START_NS)
+    bad = Event(semconv.EVENT_NAME, [1, 2], timestamp=START_NS)  # type: ignore[arg-type]
+    good_b = Event(semconv.EVENT_NAME, {semconv.KEY: "b"}, timestamp=START_NS)
+
+    assert (
+        exporter.export([readable_span(events=[good_a, bad, good_b])]) is SpanExportResult.SUCCESS
+    )
+
+    assert [record.flag_key for record in collector.events()] == ["a", "b"]
+    assert exporter.stats.skipped_by_reason == {SkipReason.MAPPING_ERROR.value: 1}
 
 
 @pytest.mark.parametrize(

@@ -151,17 +151,21 @@ class FlagEvaluationSpanExporter(SpanExporter):
         # ``span.events`` builds a new tuple on every access: read it once.
         events = span.events
         ids: _SpanIds | None = None
-        if span.name == semconv.SPAN_NAME:
-            attributes = span.attributes
-            if attributes is not None and semconv.KEY in attributes:
-                ids = self._span_ids(span)
-                timestamp = span.end_time or span.start_time
-                self._map_one(attributes, timestamp, ids, records, skipped)
         for event in events:
             if event.name in _EVENT_NAMES:
                 if ids is None:
                     ids = self._span_ids(span)
                 self._map_one(event.attributes, event.timestamp, ids, records, skipped)
+        if span.name == semconv.SPAN_NAME:
+            attributes = span.attributes
+            if attributes is not None and semconv.KEY in attributes:
+                timestamp = span.end_time or span.start_time
+                self._map_one(attributes, timestamp, ids or self._span_ids(span), records, skipped)
+            elif ids is None:
+                # Named as an evaluation, with no key on it nor any flag event in it:
+                # malformed flag telemetry, so it is counted like a keyless event.
+                reason = SkipReason.MISSING_FLAG_KEY.value
+                skipped[reason] = skipped.get(reason, 0) + 1
 
     def _map_one(
         self,
@@ -171,17 +175,23 @@ class FlagEvaluationSpanExporter(SpanExporter):
         records: list[FlagEvaluationEvent],
         skipped: dict[str, int],
     ) -> None:
+        result: FlagEvaluationEvent | SkipReason
         if attributes is None:
-            result: FlagEvaluationEvent | SkipReason = SkipReason.MISSING_FLAG_KEY
+            result = SkipReason.MISSING_FLAG_KEY
         else:
-            result = map_known_ids(
-                attributes,
-                timestamp_ns=timestamp,
-                trace_id=ids[0],
-                span_id=ids[1],
-                service_name=ids[2],
-                value_decoding=self._value_decoding,
-            )
+            try:
+                result = map_known_ids(
+                    attributes,
+                    timestamp_ns=timestamp,
+                    trace_id=ids[0],
+                    span_id=ids[1],
+                    service_name=ids[2],
+                    value_decoding=self._value_decoding,
+                )
+            except Exception:
+                # One malformed event must not cost the span's other evaluations.
+                _logger.debug("flagscope: could not map event %r", attributes, exc_info=True)
+                result = SkipReason.MAPPING_ERROR
         if isinstance(result, FlagEvaluationEvent):
             records.append(result)
         else:
