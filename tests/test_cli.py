@@ -145,6 +145,13 @@ def test_serve_on_a_busy_port_says_so_and_exits_1() -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_serve_on_an_unknown_host_says_so_and_exits_1() -> None:
+    result = CliRunner().invoke(cli, ["serve", "--host", "no-such-host.invalid", "--port", "0"])
+
+    assert result.exit_code == 1
+    assert "cannot listen on no-such-host.invalid:0" in result.output
+
+
 @pytest.mark.parametrize(
     ("host", "loopback"),
     [
@@ -259,18 +266,24 @@ def test_report_on_an_empty_server_says_so() -> None:
 
 
 def test_demo_runs_without_a_terminal_and_reports_everything_it_sent() -> None:
-    result = subprocess.run(
-        [FLAGSCOPE, "demo", "--port", "0"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-        env={**os.environ, "TERM": "dumb"},
-    )
+    # The demo's port is taken: it must pick another and say so, not fail.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [FLAGSCOPE, "demo", "--port", str(port)],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+            env={**os.environ, "TERM": "dumb"},
+        )
 
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"port {port} is taken; using ")
     (tally,) = [line for line in lines if line.startswith("the shop made")]
     made, stored = (int(word) for word in tally.split() if word.isdigit())
     assert made == stored > 0
