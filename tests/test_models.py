@@ -92,7 +92,34 @@ def test_event_accepts_every_keyword_litestar_event_accepts() -> None:
     fields = {f.name: getattr(theirs, f.name) for f in dataclasses.fields(theirs)}
     ours = FlagEvaluationEvent(**fields)
     for name, value in fields.items():
-        assert getattr(ours, name) == value, name
+        if name != "reason":
+            assert getattr(ours, name) == value, name
+    # litestar-flags' reasons are uppercase; ours are the semconv's lowercase values.
+    assert ours.reason is EvaluationReason.TARGETING_MATCH
+
+
+@pytest.mark.parametrize(
+    ("theirs", "ours"),
+    [
+        (LitestarReason.ERROR, EvaluationReason.ERROR),
+        (LitestarReason.STATIC, EvaluationReason.STATIC),
+        ("DEFAULT", EvaluationReason.DEFAULT),
+        (LitestarReason.OVERRIDE, "override"),
+    ],
+)
+def test_event_normalizes_reasons_passed_by_users(theirs: str, ours: str) -> None:
+    event = FlagEvaluationEvent(WHEN, "f", 1, theirs)
+    assert event.reason == ours
+    assert type(event.reason) is type(ours)
+    assert event.is_error is (ours is EvaluationReason.ERROR)
+
+
+def test_equal_events_hash_alike_even_with_unhashable_values() -> None:
+    first = FlagEvaluationEvent(WHEN, "f", {"a": [1]}, "static", trace_id="ab" * 16)
+    second = FlagEvaluationEvent(WHEN, "f", {"a": [1]}, "STATIC", trace_id="ab" * 16)
+    assert first == second
+    assert hash(first) == hash(second)
+    assert len({first, second}) == 1
 
 
 def test_event_copies_context_attributes_read_only() -> None:
@@ -233,11 +260,11 @@ def test_json_safe_falls_back_to_repr_for_unknown_objects() -> None:
     json.dumps(json_safe({"x": Opaque(), "s": frozenset()}), allow_nan=False)
 
 
-def test_record_keeps_a_str_enum_reason_from_any_enum() -> None:
+def test_record_serializes_a_reason_from_another_enum_as_the_semconv_value() -> None:
     # Code written against litestar-flags may pass its own (uppercase) reason enum.
     event = FlagEvaluationEvent(WHEN, "f", True, LitestarReason.STATIC)
-    assert event.to_dict()["reason"] == "STATIC"
-    assert json.loads(json.dumps(event.to_dict()))["reason"] == "STATIC"
+    assert event.to_dict()["reason"] == "static"
+    assert json.loads(json.dumps(event.to_dict()))["reason"] == "static"
 
 
 # -- build_event: the mapper's fast constructor ---------------------------------------

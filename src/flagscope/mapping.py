@@ -17,7 +17,13 @@ from types import MappingProxyType
 from typing import Any, Final, Literal
 
 from flagscope import semconv
-from flagscope.models import EMPTY_MAPPING, EvaluationReason, FlagEvaluationEvent, build_event
+from flagscope.models import (
+    EMPTY_MAPPING,
+    EvaluationReason,
+    FlagEvaluationEvent,
+    build_event,
+    normalize_reason,
+)
 
 __all__ = [
     "SkipReason",
@@ -60,9 +66,6 @@ _HEX_DIGITS: Final = frozenset("0123456789abcdef")
 _TRACE_ID_LIMIT: Final = 1 << 128
 _SPAN_ID_LIMIT: Final = 1 << 64
 _JSON_START: Final = frozenset('{["-0123456789tfn')
-_REASONS: Final[dict[str, EvaluationReason | str]] = {r.value: r for r in EvaluationReason}
-_REASON_CACHE_LIMIT: Final = 1024
-_reason_cache: dict[str, EvaluationReason | str] = {}
 
 
 def timestamp_from_ns(ns: int) -> datetime:
@@ -113,19 +116,6 @@ def format_span_id(value: Any) -> str | None:
     if type(value) is int and 0 < value < _SPAN_ID_LIMIT:
         return "%016x" % value  # noqa: UP031
     return _format_id(value, 16)
-
-
-def normalize_reason(reason: str) -> EvaluationReason | str:
-    """Lowercase a reason; a known one becomes an ``EvaluationReason``."""
-    known = _reason_cache.get(reason)
-    if known is not None:
-        return known
-    lowered = reason.lower()
-    result = _REASONS.get(lowered, lowered)
-    # Bounded, so a producer sending unique reasons cannot grow it forever.
-    if len(_reason_cache) < _REASON_CACHE_LIMIT:
-        _reason_cache[reason] = result
-    return result
 
 
 def _freeze_json(value: Any) -> Any:

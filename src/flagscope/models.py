@@ -11,7 +11,14 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["EMPTY_MAPPING", "EvaluationReason", "FlagEvaluationEvent", "build_event", "json_safe"]
+__all__ = [
+    "EMPTY_MAPPING",
+    "EvaluationReason",
+    "FlagEvaluationEvent",
+    "build_event",
+    "json_safe",
+    "normalize_reason",
+]
 
 EMPTY_MAPPING: Mapping[str, Any] = MappingProxyType({})
 
@@ -28,6 +35,28 @@ class EvaluationReason(StrEnum):
     UNKNOWN = "unknown"
     STALE = "stale"
     ERROR = "error"
+
+
+_REASONS: dict[str, EvaluationReason | str] = {reason.value: reason for reason in EvaluationReason}
+_REASON_CACHE_LIMIT = 1024
+_reason_cache: dict[str, EvaluationReason | str] = {}
+
+
+def normalize_reason(reason: str) -> EvaluationReason | str:
+    """Lowercase a reason; a known one becomes an ``EvaluationReason``.
+
+    flagd and litestar-flags send uppercase reasons (``STATIC``); custom reasons
+    are kept, lowercased, so filters and counts see one spelling.
+    """
+    known = _reason_cache.get(reason)
+    if known is not None:
+        return known
+    lowered = reason.lower()
+    result = _REASONS.get(lowered, lowered)
+    # Bounded, so a producer sending unique reasons cannot grow it forever.
+    if len(_reason_cache) < _REASON_CACHE_LIMIT:
+        _reason_cache[reason] = result
+    return result
 
 
 def _empty() -> Mapping[str, Any]:
@@ -86,11 +115,19 @@ class FlagEvaluationEvent:
     attributes: Mapping[str, Any] = field(default_factory=_empty)
 
     def __post_init__(self) -> None:
-        # The mapper already passes proxies; this only copies what users pass.
+        # The mapper builds records through ``build_event``; this only tidies what users
+        # pass: litestar-flags' uppercase reasons, and mutable mappings.
+        if type(self.reason) is not EvaluationReason and isinstance(self.reason, str):
+            object.__setattr__(self, "reason", normalize_reason(self.reason))
         if type(self.context_attributes) is not MappingProxyType:
             object.__setattr__(self, "context_attributes", _freeze(self.context_attributes))
         if type(self.attributes) is not MappingProxyType:
             object.__setattr__(self, "attributes", _freeze(self.attributes))
+
+    def __hash__(self) -> int:
+        # The generated hash would hash the mappings and the value, which may not be
+        # hashable; equal records always share these fields, so this hash is consistent.
+        return hash((self.timestamp, self.flag_key, self.trace_id, self.span_id))
 
     @property
     def is_error(self) -> bool:
@@ -176,6 +213,8 @@ def build_event(
     _set_timestamp(event, timestamp)
     _set_flag_key(event, flag_key)
     _set_value(event, value)
+    if type(reason) is not EvaluationReason and isinstance(reason, str):
+        reason = normalize_reason(reason)
     _set_reason(event, reason)
     _set_variant(event, variant)
     _set_targeting_key(event, targeting_key)
