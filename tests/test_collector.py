@@ -279,6 +279,38 @@ def test_max_size_one_keeps_only_the_last_record() -> None:
     assert collector.count("beta") == 0
 
 
+@pytest.mark.parametrize("max_size", [10, 2], ids=["room", "full"])
+@pytest.mark.parametrize(
+    "bad",
+    [None, FlagEvaluationEvent(_START, ["unhashable"], 0, "static")],  # type: ignore[arg-type]
+    ids=["not-a-record", "unhashable-key"],
+)
+def test_a_bad_item_stops_its_batch_and_leaves_the_collector_consistent(
+    max_size: int, bad: Any
+) -> None:
+    collector = InMemoryAnalyticsCollector(max_size=max_size)
+    before = record_flags(collector, "ab")
+    calls: list[int] = []
+    collector.subscribe(lambda: calls.append(collector.count()))
+    good = numbered_event("gamma", 2)
+
+    with pytest.raises((TypeError, AttributeError)):
+        collector.record_many([good, bad, numbered_event("delta", 3)])
+
+    # What came before the bad item is stored and announced; the bad item is not.
+    stored = [*before, good][-max_size:]
+    assert collector.events() == stored
+    assert collector.total_recorded == 3
+    assert calls == [len(stored)]
+    # And the collector keeps working, evicting and indexing as before.
+    after = record_flags(collector, "cab")
+    expected = [*stored, *after][-max_size:]
+    assert collector.events() == expected
+    assert collector.evicted_count == 6 - len(expected)
+    for flag in FLAGS:
+        assert collector.events(flag) == [e for e in expected if e.flag_key == flag]
+
+
 # -- select, count, flag_keys, counts_by_flag --------------------------------------
 
 

@@ -119,10 +119,13 @@ class InMemoryAnalyticsCollector:
         batch = events if isinstance(events, list) else list(events)
         if not batch:
             return 0
-        with self._lock:
-            self._store(batch)
-        if self._listeners:
-            self._notify()
+        try:
+            with self._lock:
+                self._store(batch)
+        finally:
+            # Waiters hear of what was stored even when a bad item stopped the batch.
+            if self._listeners:
+                self._notify()
         return len(batch)
 
     def _store(self, batch: Iterable[FlagEvaluationEvent]) -> None:
@@ -134,6 +137,9 @@ class InMemoryAnalyticsCollector:
         try:
             for event in batch:
                 key = event.flag_key
+                # Looked up before anything changes: a key that cannot be hashed (or an
+                # item that is no record) raises here and leaves the store consistent.
+                seqs = by_flag.get(key)
                 if len(ring) < max_size:
                     ring.append(event)
                 else:
@@ -142,10 +148,9 @@ class InMemoryAnalyticsCollector:
                     ring[index] = event
                     old_seqs = by_flag[old_key]
                     old_seqs.popleft()
-                    if not old_seqs:
+                    if not old_seqs and old_seqs is not seqs:
                         del by_flag[old_key]
                     self._evicted += 1
-                seqs = by_flag.get(key)
                 if seqs is None:
                     by_flag[key] = deque((seq,))
                 else:
