@@ -324,13 +324,25 @@ def test_json_accepts_the_proto_field_names_too() -> None:
             json.dumps(_json_span_document(startTimeUnixNano="yesterday")).encode(),
             "invalid OTLP JSON",
         ),
+        # JSON numbers too large for a float are infinity, which no enum field can hold.
+        (
+            json.dumps(_json_span_document(status={"code": 1}))
+            .replace('"code": 1', '"code": 1e400')
+            .encode(),
+            "invalid OTLP JSON",
+        ),
+        (
+            b'{"resourceLogs": [{"scopeLogs": [{"logRecords": [{"severityNumber": -1e400}]}]}]}',
+            "invalid OTLP JSON",
+        ),
     ],
 )
 def test_malformed_json_raises_a_decode_error_with_a_clear_message(
     body: bytes, message: str
 ) -> None:
+    decode = decode_logs if body.startswith(b'{"resourceLogs"') else decode_traces
     with pytest.raises(OtlpDecodeError, match=message):
-        decode_traces(body, "json")
+        decode(body, "json")
 
 
 def test_truncated_protobuf_raises_a_decode_error() -> None:

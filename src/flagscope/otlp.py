@@ -189,7 +189,8 @@ def _parse_json(message: Any, document: dict[str, Any]) -> None:
     try:
         # Unknown fields are ignored, as OTLP asks of receivers.
         json_format.ParseDict(document, message, ignore_unknown_fields=True)
-    except (json_format.ParseError, TypeError, ValueError, RecursionError) as error:
+    except (json_format.ParseError, TypeError, ValueError, OverflowError, RecursionError) as error:
+        # OverflowError: a number too large for a float (``1e400``) in an enum field.
         raise OtlpDecodeError(f"invalid OTLP JSON payload: {error}") from None
 
 
