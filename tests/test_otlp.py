@@ -18,7 +18,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from flagscope import EvaluationReason, InMemoryAnalyticsCollector, semconv
+from flagscope import EvaluationReason, InMemoryAnalyticsCollector, otlp, semconv
 from flagscope.log_exporter import FlagEvaluationLogExporter
 from flagscope.mapping import timestamp_from_ns
 from flagscope.otlp import (
@@ -197,6 +197,31 @@ def test_flag_events_without_a_key_are_rejected_and_explained(encoding: str) -> 
     assert dict(batch.skipped_by_reason) == {"missing_flag_key": 1, "invalid_flag_key": 1}
     assert "missing_flag_key" in batch.error_message
     assert "invalid_flag_key" in batch.error_message
+
+
+def test_an_item_the_mapper_fails_on_is_rejected_and_the_rest_of_the_request_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = otlp.map_known_ids
+
+    def fragile(attributes: Any, **kwargs: Any) -> Any:
+        if attributes.get(semconv.KEY) == "boom":
+            raise RuntimeError("mapper bug")
+        return real(attributes, **kwargs)
+
+    monkeypatch.setattr(otlp, "map_known_ids", fragile)
+    spans = [readable_span(events=[flag_event(key)]) for key in ("a", "boom", "b")]
+    records = emit_logs(
+        [
+            LogRecord(event_name=semconv.EVENT_NAME, attributes={semconv.KEY: key})
+            for key in ("boom", "c")
+        ]
+    )
+
+    for batch, kept in ((_traces(spans, "protobuf"), ["a", "b"]), (_logs(records, "json"), ["c"])):
+        assert [event.flag_key for event in batch.events] == kept
+        assert (batch.received, batch.rejected) == (len(kept) + 1, 1)
+        assert dict(batch.skipped_by_reason) == {"mapping_error": 1}
 
 
 def test_a_zero_event_timestamp_falls_back_to_the_span_end() -> None:

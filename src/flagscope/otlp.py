@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final, Literal
@@ -276,6 +276,25 @@ class _Tally:
         self.skipped[reason.value] = self.skipped.get(reason.value, 0) + 1
         self.skipped_total += 1
 
+    def add(
+        self,
+        item: Any,
+        map_item: Callable[[Any, str | None, ValueDecoding, _Tally], None],
+        service_name: str | None,
+        decoding: ValueDecoding,
+    ) -> None:
+        """Map one span or log record; it is rejected when any of its evaluations was skipped."""
+        self.received += 1
+        before = self.skipped_total
+        try:
+            map_item(item, service_name, decoding, self)
+        except Exception:
+            # One odd item must not lose the rest of the request.
+            _logger.debug("could not map an OTLP span or log record", exc_info=True)
+            self.skip(SkipReason.MAPPING_ERROR)
+        if self.skipped_total != before:
+            self.rejected += 1
+
     def batch(self) -> OtlpBatch:
         skipped = MappingProxyType(self.skipped) if self.skipped else EMPTY_MAPPING
         return OtlpBatch(tuple(self.events), self.received, self.rejected, skipped)
@@ -295,16 +314,7 @@ def map_traces(
         service_name = _service_name(resource_spans.resource.attributes)
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
-                tally.received += 1
-                before = tally.skipped_total
-                try:
-                    _map_span(span, service_name, value_decoding, tally)
-                except Exception:
-                    # One odd span must not lose the rest of the request.
-                    _logger.debug("could not map an OTLP span", exc_info=True)
-                    tally.skip(SkipReason.MAPPING_ERROR)
-                if tally.skipped_total != before:
-                    tally.rejected += 1
+                tally.add(span, _map_span, service_name, value_decoding)
     return tally.batch()
 
 
@@ -352,15 +362,7 @@ def map_logs(
         service_name = _service_name(resource_logs.resource.attributes)
         for scope_logs in resource_logs.scope_logs:
             for record in scope_logs.log_records:
-                tally.received += 1
-                before = tally.skipped_total
-                try:
-                    _map_log_record(record, service_name, value_decoding, tally)
-                except Exception:
-                    _logger.debug("could not map an OTLP log record", exc_info=True)
-                    tally.skip(SkipReason.MAPPING_ERROR)
-                if tally.skipped_total != before:
-                    tally.rejected += 1
+                tally.add(record, _map_log_record, service_name, value_decoding)
     return tally.batch()
 
 
