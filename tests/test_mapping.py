@@ -453,6 +453,26 @@ def test_raw_mode_keeps_the_value_as_sent(sent: Any) -> None:
     assert decode_value(sent, "raw") is sent
 
 
+@pytest.mark.parametrize("decoding", ["json", "raw"])
+@pytest.mark.parametrize(
+    "sent",
+    [{"a": {"b": 1}}, [{"a": 1}, [2]], ({"a": 1}, 2), (({"a": [1]},),)],
+    ids=["map", "list", "tuple-of-maps", "nested-tuples"],
+)
+def test_native_maps_and_lists_become_read_only_copies(sent: Any, decoding: str) -> None:
+    # Log attributes may hold maps, and arrays of maps (as tuples).
+    value = decode_value(sent, decoding)  # type: ignore[arg-type]
+    assert json.dumps(value, default=dict) == json.dumps(sent)  # the same content
+    frozen = [value]
+    while frozen:
+        item = frozen.pop()
+        assert not isinstance(item, (dict, list)), item
+        if isinstance(item, Mapping):
+            frozen.extend(item.values())
+        elif isinstance(item, tuple):
+            frozen.extend(item)
+
+
 def test_body_value_is_used_when_result_value_is_absent() -> None:
     event = mapped({KEY: "f"}, body_value='"from-body"')
     assert event.value == "from-body"

@@ -31,6 +31,7 @@ __all__ = [
     "decode_value",
     "format_span_id",
     "format_trace_id",
+    "freeze_value",
     "map_evaluation",
     "map_known_ids",
     "normalize_reason",
@@ -118,12 +119,22 @@ def format_span_id(value: Any) -> str | None:
     return _format_id(value, 16)
 
 
-def _freeze_json(value: Any) -> Any:
+_CONTAINERS: Final = (dict, list, tuple)
+
+
+def freeze_value(value: Any) -> Any:
+    """Return ``value`` read-only: dicts as ``MappingProxyType``, lists as tuples, deeply.
+
+    Log attributes may hold maps, with arrays as tuples, so maps inside tuples are
+    frozen too; a tuple holding no container is already read-only and is returned
+    as it is.
+    """
     if isinstance(value, dict):
-        return MappingProxyType({k: _freeze_json(v) for k, v in value.items()})
-    # Log attributes may hold maps, with arrays already as tuples: freeze inside those too.
+        return MappingProxyType({k: freeze_value(v) for k, v in value.items()})
     if isinstance(value, (list, tuple)):
-        return tuple(_freeze_json(v) for v in value)
+        if type(value) is tuple and not any(isinstance(item, _CONTAINERS) for item in value):
+            return value
+        return tuple(freeze_value(v) for v in value)
     return value
 
 
@@ -132,12 +143,13 @@ def decode_value(value: Any, decoding: ValueDecoding = "json") -> Any:
 
     Python producers JSON-encode every value, so a string that parses as JSON is
     decoded (objects become read-only mappings, arrays tuples). Anything else,
-    including a string that is not valid JSON, is kept as it came. ``"raw"``
-    keeps the attribute exactly as sent.
+    including a string that is not valid JSON, is kept as it came, except that
+    maps and lists in it (log attributes may hold them) are frozen the same way.
+    ``"raw"`` keeps the attribute as sent, frozen alike.
     """
     if decoding == "raw" or type(value) is not str:
-        if isinstance(value, (dict, list)):
-            return _freeze_json(value)
+        if isinstance(value, _CONTAINERS):
+            return freeze_value(value)
         return value
     literal = _JSON_LITERALS.get(value, value)
     if literal is not value:
@@ -148,7 +160,7 @@ def decode_value(value: Any, decoding: ValueDecoding = "json") -> Any:
         decoded = json.loads(value)
     except (ValueError, RecursionError):
         return value
-    return _freeze_json(decoded)
+    return freeze_value(decoded)
 
 
 def _text(value: Any) -> str | None:
