@@ -320,3 +320,32 @@ def test_maps_inside_arrays_of_a_map_typed_value_are_read_only_copies(
     record, _ = producers.evaluate("log record", attributes)
     assert record.value == {"items": ({"x": 1}, {"x": 2})}
     assert all(isinstance(item, MappingProxyType) for item in record.value["items"])
+
+
+def test_maps_in_an_array_value_and_in_leftover_attributes_are_read_only_copies(
+    producers: Producers,
+) -> None:
+    value = [{"x": 1}]
+    extra = {"a": {"b": 1}}
+    attributes = {semconv.KEY: "theme", semconv.RESULT_VALUE: value, "app.extra": extra}
+    record, _ = producers.evaluate("log record", attributes)
+    value[0]["x"] = 2
+    extra["a"]["b"] = 2
+    assert record.value == ({"x": 1},)
+    assert isinstance(record.value[0], MappingProxyType)
+    assert record.attributes == {"app.extra": {"a": {"b": 1}}}
+    assert isinstance(record.attributes["app.extra"], MappingProxyType)
+    assert isinstance(record.attributes["app.extra"]["a"], MappingProxyType)
+
+
+def test_a_record_named_as_another_event_is_ignored_whatever_its_attributes_say(
+    producers: Producers,
+) -> None:
+    # As the OTLP receiver does: the event_name field wins over an event.name attribute.
+    logger = producers.logger_provider.get_logger("app")
+    logger.emit(
+        event_name="session.start",
+        attributes={semconv.LOG_EVENT_NAME_ATTRIBUTE: semconv.EVENT_NAME, **CURRENT},
+    )
+    assert producers.collector.events() == []
+    assert producers.log_exporter.stats.items_ignored == 1

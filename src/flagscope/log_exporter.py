@@ -22,6 +22,7 @@ from flagscope.mapping import (
     ValueDecoding,
     format_span_id,
     format_trace_id,
+    freeze_value,
     map_known_ids,
 )
 from flagscope.models import FlagEvaluationEvent
@@ -32,6 +33,7 @@ __all__ = ["FlagEvaluationLogExporter"]
 _logger = logging.getLogger("flagscope")
 _EVENT_NAMES: Final = semconv.EVENT_NAMES
 _EVENT_NAME_ATTRIBUTE: Final = semconv.LOG_EVENT_NAME_ATTRIBUTE
+_CONTAINERS: Final = (dict, list, tuple)
 
 
 class FlagEvaluationLogExporter(LogRecordExporter):
@@ -113,7 +115,11 @@ class FlagEvaluationLogExporter(LogRecordExporter):
         """Map one exported item; ``None`` when it is not a flag evaluation at all."""
         record = getattr(item, "log_record", item)
         attributes = record.attributes
-        if getattr(record, "event_name", None) in _EVENT_NAMES:
+        event_name = getattr(record, "event_name", None)
+        if event_name:
+            # A record that names itself is that event, whatever its attributes say.
+            if event_name not in _EVENT_NAMES:
+                return None
             if attributes is None:
                 return SkipReason.MISSING_FLAG_KEY
         elif attributes is not None and attributes.get(_EVENT_NAME_ATTRIBUTE) in _EVENT_NAMES:
@@ -123,6 +129,10 @@ class FlagEvaluationLogExporter(LogRecordExporter):
             return None
         if not isinstance(attributes, Mapping):
             return SkipReason.INVALID_ATTRIBUTES
+        if any(isinstance(value, _CONTAINERS) for value in attributes.values()):
+            # Log attributes may hold maps and arrays: the record keeps read-only copies,
+            # as the OTLP receiver's do.
+            attributes = {key: freeze_value(value) for key, value in attributes.items()}
         body = record.body
         body_value = body.get(semconv.LOG_BODY_VALUE) if isinstance(body, Mapping) else None
         timestamp = record.timestamp
