@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import socket
+import time
 import tracemalloc
 import zlib
 from collections.abc import AsyncIterator, Iterator
@@ -191,6 +193,23 @@ def test_one_bad_request_among_good_ones_loses_nothing(server: BackgroundServer)
     assert (bad.status_code, ok.status_code) == (400, 200)
     assert _stored(server) == ["kept", "after"]
     assert server.app.state.receiver.stats.bad_requests == 1
+
+
+def test_a_client_that_hangs_up_mid_body_is_a_bad_request_not_a_server_error(
+    server: BackgroundServer,
+) -> None:
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(
+            b"POST /v1/traces HTTP/1.1\r\nHost: flagscope\r\n"
+            b"Content-Type: application/x-protobuf\r\nContent-Length: 1000\r\n\r\n"
+            + traces_protobuf([readable_span(events=[flag_event("half")])])[:20]
+        )
+    deadline = time.monotonic() + 10
+    while server.app.state.receiver.stats.bad_requests == 0:
+        assert time.monotonic() < deadline, "the receiver never finished the abandoned request"
+        time.sleep(0.01)
+
+    assert _stored(server) == ["kept"]
 
 
 def test_other_methods_are_not_allowed(server: BackgroundServer) -> None:

@@ -17,7 +17,7 @@ from typing import Final
 
 from google.rpc.status_pb2 import Status  # type: ignore[import-untyped]
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from flagscope.exporter import EventSink
@@ -58,7 +58,8 @@ class ReceiverStats:
         log_records_received: Log records in the requests that were decoded.
         events_recorded: Flag evaluations recorded into the collector.
         rejected: Spans or log records with flag telemetry that could not be mapped.
-        bad_requests: Requests answered 400 (malformed, corrupt, truncated).
+        bad_requests: Requests answered 400 (malformed, corrupt, truncated, or
+            abandoned by the client mid-body).
         too_large: Requests answered 413.
         unsupported: Requests answered 415 (content type or encoding).
     """
@@ -167,6 +168,9 @@ class OtlpReceiver:
                 batch = await run_in_threadpool(decode, body, encoding)
             else:
                 batch = decode(body, encoding)
+        except ClientDisconnect:
+            # The sender went away mid-body: nobody reads this answer, and nothing is stored.
+            return self._fail(400, "the client disconnected before the body ended", encoding)
         except BodyError as error:
             return self._fail(error.status, error.message, encoding)
         except OtlpDecodeError as error:
