@@ -240,6 +240,10 @@ def test_serve_in_background_attaches_the_exporter_to_the_provider() -> None:
         "new-checkout",
         "not-declared",
     ]
+    # Stopped, the server no longer records what the provider's spans carry.
+    _run_openfeature_app(provider)
+    assert len(server.collector) == 9
+    assert len(mirror.get_finished_spans()) == 6
     provider.shutdown()
 
 
@@ -256,6 +260,14 @@ def test_stopping_the_background_server_frees_its_port() -> None:
         assert _get(again, "/api/health")["status"] == "ok"
     finally:
         again.stop()
+
+
+def test_a_background_server_never_started_stops_cleanly() -> None:
+    sock = bind("127.0.0.1", 0)
+    with BackgroundServer(create_app(), sock):
+        pass
+
+    assert sock.fileno() == -1  # closed
 
 
 def test_a_busy_port_gives_a_clear_error() -> None:

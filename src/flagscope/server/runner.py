@@ -121,7 +121,11 @@ class BackgroundServer:
         self._server = make_server(app)
         self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="flagscope-server", daemon=True)
+        self._stop_lock = threading.Lock()
         self._stopped = False
+        # Exporters feeding ``collector`` from a provider, which cannot drop them: stopped
+        # with the server, so the application stops paying for records nobody serves.
+        self._exporters: list[FlagEvaluationSpanExporter] = []
 
     def _run(self) -> None:
         try:
@@ -141,22 +145,31 @@ class BackgroundServer:
         deadline = time.monotonic() + _START_TIMEOUT
         while not self._server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
-                self._sock.close()
-                raise RuntimeError(f"flagscope server did not start: {self._failure!r}")
+                failure = self._failure
+                self.stop()
+                raise RuntimeError(f"flagscope server did not start: {failure!r}")
             time.sleep(0.01)
         atexit.register(self.stop)
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop serving (idempotent); open connections get ``timeout`` seconds to finish."""
-        if self._stopped:
-            return
-        self._stopped = True
-        self._server.should_exit = True
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            self._server.force_exit = True
+        """Stop serving (idempotent); open connections get ``timeout`` seconds to finish.
+
+        An exporter ``serve_in_background`` attached to a tracer provider is shut
+        down too: spans that end afterwards are no longer recorded.
+        """
+        with self._stop_lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        for exporter in self._exporters:
+            exporter.shutdown()
+        if self._thread.ident is not None:  # started
+            self._server.should_exit = True
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                self._server.force_exit = True
+                self._thread.join(timeout)
         self._sock.close()
         atexit.unregister(self.stop)
 
@@ -184,7 +197,8 @@ def serve_in_background(
     With a ``tracer_provider``, a ``FlagEvaluationSpanExporter`` is attached to it
     (through a ``SimpleSpanProcessor``: records show up as spans end), so this one
     call gives an application its own dashboard. The thread is a daemon and the
-    server stops when the process exits, or on ``stop()``.
+    server stops when the process exits, or on ``stop()``, which also shuts that
+    exporter down (a provider cannot remove a processor).
 
     Args:
         tracer_provider: An SDK ``TracerProvider`` to attach the exporter to.
@@ -212,5 +226,6 @@ def serve_in_background(
     server = BackgroundServer(app, sock).start()
     if tracer_provider is not None:
         exporter = FlagEvaluationSpanExporter(server.collector)
+        server._exporters.append(exporter)
         tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
     return server
