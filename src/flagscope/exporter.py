@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import inspect
 import logging
-import threading
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -30,6 +29,8 @@ _EVENT_NAMES = semconv.EVENT_NAMES
 _SERVICE_NAME = semconv.SERVICE_NAME
 # A span's hex trace id, hex span id and service name.
 _SpanIds = tuple[str | None, str | None, str | None]
+_Item = TypeVar("_Item")  # what the SDK hands to export(): spans, log records
+_Result = TypeVar("_Result")  # what export() answers: the SDK's result enum
 
 
 @runtime_checkable
@@ -75,7 +76,97 @@ def check_value_decoding(value_decoding: object) -> ValueDecoding:
     raise ValueError(f"value_decoding must be one of {VALUE_DECODINGS}, got {value_decoding!r}")
 
 
-class FlagEvaluationSpanExporter(SpanExporter):
+class BaseFlagExporter(Generic[_Item, _Result]):
+    """What the span and log exporters share: sink, decoding, stats, ``export()``.
+
+    A subclass maps one item with ``_map_item`` and passes its SDK's success
+    and failure results to ``__init__``.
+    """
+
+    _ITEMS = "items"  # what the SDK hands to export(), for log messages
+
+    def __init__(
+        self,
+        collector: EventSink,
+        value_decoding: ValueDecoding,
+        *,
+        success: _Result,
+        failure: _Result,
+    ) -> None:
+        self._collector = check_sink(collector)
+        self._value_decoding = check_value_decoding(value_decoding)
+        self._stats = StatsCounter(type(self).__name__)
+        self._shutdown = False
+        self._success = success
+        self._failure = failure
+
+    @property
+    def collector(self) -> EventSink:
+        """The collector records go to."""
+        return self._collector
+
+    @property
+    def stats(self) -> ExporterStats:
+        """A snapshot of what this exporter has seen, mapped, skipped and ignored."""
+        return self._stats.snapshot()
+
+    def _map_item(
+        self, item: _Item, records: list[FlagEvaluationEvent], skipped: dict[str, int]
+    ) -> bool:
+        """Append ``item``'s records, count its skips; False when it is no flag telemetry."""
+        raise NotImplementedError
+
+    def export(self, batch: Sequence[_Item]) -> _Result:
+        """Map and record the flag evaluations in ``batch``; never raises.
+
+        Succeeds even when some telemetry was skipped (``stats`` counts it); fails
+        after ``shutdown()`` and when the collector raises. An item that cannot
+        be mapped is a ``mapping_error`` skip; a batch that breaks while being
+        iterated keeps what was mapped before.
+        """
+        if self._shutdown:
+            self._stats.add(items=0, mapped=0, failed=True)
+            return self._failure
+        records: list[FlagEvaluationEvent] = []
+        skipped: dict[str, int] = {}
+        count = 0
+        ignored = 0
+        map_item = self._map_item
+        try:
+            for item in batch:
+                count += 1
+                try:
+                    if not map_item(item, records, skipped):
+                        ignored += 1
+                except Exception:
+                    _logger.debug("flagscope: could not map %r", item, exc_info=True)
+                    reason = SkipReason.MAPPING_ERROR.value
+                    skipped[reason] = skipped.get(reason, 0) + 1
+        except Exception:
+            # The batch itself misbehaved; keep what was mapped so far.
+            _logger.warning(
+                "flagscope: could not iterate the %s to export", self._ITEMS, exc_info=True
+            )
+        try:
+            if records:
+                self._collector.record_many(records)
+        except Exception:
+            _logger.exception("flagscope: the collector refused %d evaluation(s)", len(records))
+            self._stats.add(items=count, mapped=0, ignored=ignored, skipped=skipped, failed=True)
+            return self._failure
+        self._stats.add(items=count, mapped=len(records), ignored=ignored, skipped=skipped)
+        return self._success
+
+    def shutdown(self) -> None:
+        """Stop accepting telemetry; the collector and its records are left as they are."""
+        self._shutdown = True
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Nothing is buffered here; always True."""
+        return True
+
+
+class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult], SpanExporter):
     """A ``SpanExporter`` that records every feature-flag evaluation span event.
 
     Attach it with a ``SimpleSpanProcessor`` or a ``BatchSpanProcessor``. It maps
@@ -94,60 +185,23 @@ class FlagEvaluationSpanExporter(SpanExporter):
         ValueError: ``value_decoding`` is not ``"json"`` or ``"raw"``.
     """
 
+    _ITEMS = "spans"
+
     def __init__(self, collector: EventSink, *, value_decoding: ValueDecoding = "json") -> None:
-        self._collector = check_sink(collector)
-        self._value_decoding = check_value_decoding(value_decoding)
-        self._stats = StatsCounter(type(self).__name__)
-        self._shutdown = False
-        self._shutdown_lock = threading.Lock()
+        super().__init__(
+            collector,
+            value_decoding,
+            success=SpanExportResult.SUCCESS,
+            failure=SpanExportResult.FAILURE,
+        )
         self._service_cache: tuple[Any, str | None] = (None, None)
 
-    @property
-    def collector(self) -> EventSink:
-        """The collector records go to."""
-        return self._collector
-
-    @property
-    def stats(self) -> ExporterStats:
-        """A snapshot of what this exporter has seen, mapped and skipped."""
-        return self._stats.snapshot()
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        """Map and record the flag evaluations in ``spans``; never raises."""
-        if self._shutdown:
-            self._stats.add(items=0, mapped=0, failed=True)
-            return SpanExportResult.FAILURE
-        records: list[FlagEvaluationEvent] = []
-        skipped: dict[str, int] = {}
-        count = 0
-        try:
-            for span in spans:
-                count += 1
-                try:
-                    self._map_span(span, records, skipped)
-                except Exception:
-                    _logger.debug("could not map span %r", span, exc_info=True)
-                    reason = SkipReason.MAPPING_ERROR.value
-                    skipped[reason] = skipped.get(reason, 0) + 1
-        except Exception:
-            # ``spans`` itself misbehaved; keep what was mapped so far.
-            _logger.warning("flagscope: could not iterate the spans to export", exc_info=True)
-        try:
-            if records:
-                self._collector.record_many(records)
-        except Exception:
-            _logger.exception("flagscope: the collector refused %d evaluation(s)", len(records))
-            self._stats.add(items=count, mapped=0, skipped=skipped, failed=True)
-            return SpanExportResult.FAILURE
-        self._stats.add(items=count, mapped=len(records), skipped=skipped)
-        return SpanExportResult.SUCCESS
-
-    def _map_span(
+    def _map_item(
         self,
         span: ReadableSpan,
         records: list[FlagEvaluationEvent],
         skipped: dict[str, int],
-    ) -> None:
+    ) -> bool:
         # ``span.events`` builds a new tuple on every access: read it once.
         events = span.events
         ids: _SpanIds | None = None
@@ -166,6 +220,9 @@ class FlagEvaluationSpanExporter(SpanExporter):
                 # malformed flag telemetry, so it is counted like a keyless event.
                 reason = SkipReason.MISSING_FLAG_KEY.value
                 skipped[reason] = skipped.get(reason, 0) + 1
+        # A span without flag telemetry is not counted as ignored: that count is for
+        # log records, where it tells flag events from ordinary logs.
+        return True
 
     def _map_one(
         self,
@@ -215,12 +272,3 @@ class FlagEvaluationSpanExporter(SpanExporter):
             # One tuple, so threads exporting at once never pair a name with another resource.
             self._service_cache = (resource, service_name)
         return trace_hex, span_hex, service_name
-
-    def shutdown(self) -> None:
-        """Stop accepting spans; the collector and its records are left as they are."""
-        with self._shutdown_lock:
-            self._shutdown = True
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Nothing is buffered here; always True."""
-        return True

@@ -7,16 +7,14 @@ an unstable API: this module follows SDK 1.39 and later, where ``export()`` rece
 
 from __future__ import annotations
 
-import logging
-import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Final
 
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
 from flagscope import semconv
-from flagscope.exporter import EventSink, check_sink, check_value_decoding
+from flagscope.exporter import BaseFlagExporter, EventSink
 from flagscope.mapping import (
     SkipReason,
     ValueDecoding,
@@ -26,17 +24,17 @@ from flagscope.mapping import (
     map_known_ids,
 )
 from flagscope.models import FlagEvaluationEvent
-from flagscope.stats import ExporterStats, StatsCounter
 
 __all__ = ["FlagEvaluationLogExporter"]
 
-_logger = logging.getLogger("flagscope")
 _EVENT_NAMES: Final = semconv.EVENT_NAMES
 _EVENT_NAME_ATTRIBUTE: Final = semconv.LOG_EVENT_NAME_ATTRIBUTE
 _CONTAINERS: Final = (dict, list, tuple)
 
 
-class FlagEvaluationLogExporter(LogRecordExporter):
+class FlagEvaluationLogExporter(
+    BaseFlagExporter[ReadableLogRecord, LogRecordExportResult], LogRecordExporter
+):
     """A ``LogRecordExporter`` that records every ``feature_flag.evaluation`` log record.
 
     Attach it to a ``LoggerProvider`` with a ``SimpleLogRecordProcessor`` or a
@@ -58,58 +56,27 @@ class FlagEvaluationLogExporter(LogRecordExporter):
         ValueError: ``value_decoding`` is not ``"json"`` or ``"raw"``.
     """
 
+    _ITEMS = "log records"
+
     def __init__(self, collector: EventSink, *, value_decoding: ValueDecoding = "json") -> None:
-        self._collector = check_sink(collector)
-        self._value_decoding = check_value_decoding(value_decoding)
-        self._stats = StatsCounter(type(self).__name__)
-        self._shutdown = False
-        self._shutdown_lock = threading.Lock()
+        super().__init__(
+            collector,
+            value_decoding,
+            success=LogRecordExportResult.SUCCESS,
+            failure=LogRecordExportResult.FAILURE,
+        )
 
-    @property
-    def collector(self) -> EventSink:
-        """The collector records go to."""
-        return self._collector
-
-    @property
-    def stats(self) -> ExporterStats:
-        """A snapshot of what this exporter has seen, mapped, skipped and ignored."""
-        return self._stats.snapshot()
-
-    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        """Map and record the flag evaluations in ``batch``; never raises."""
-        if self._shutdown:
-            self._stats.add(items=0, mapped=0, failed=True)
-            return LogRecordExportResult.FAILURE
-        records: list[FlagEvaluationEvent] = []
-        skipped: dict[str, int] = {}
-        count = 0
-        ignored = 0
-        try:
-            for item in batch:
-                count += 1
-                try:
-                    result = self._map(item)
-                except Exception:
-                    _logger.debug("could not map log record %r", item, exc_info=True)
-                    result = SkipReason.MAPPING_ERROR
-                if result is None:
-                    ignored += 1
-                elif isinstance(result, SkipReason):
-                    skipped[result.value] = skipped.get(result.value, 0) + 1
-                else:
-                    records.append(result)
-        except Exception:
-            # ``batch`` itself misbehaved; keep what was mapped so far.
-            _logger.warning("flagscope: could not iterate the log records to export", exc_info=True)
-        try:
-            if records:
-                self._collector.record_many(records)
-        except Exception:
-            _logger.exception("flagscope: the collector refused %d evaluation(s)", len(records))
-            self._stats.add(items=count, mapped=0, ignored=ignored, skipped=skipped, failed=True)
-            return LogRecordExportResult.FAILURE
-        self._stats.add(items=count, mapped=len(records), ignored=ignored, skipped=skipped)
-        return LogRecordExportResult.SUCCESS
+    def _map_item(
+        self, item: ReadableLogRecord, records: list[FlagEvaluationEvent], skipped: dict[str, int]
+    ) -> bool:
+        result = self._map(item)
+        if result is None:
+            return False
+        if isinstance(result, SkipReason):
+            skipped[result.value] = skipped.get(result.value, 0) + 1
+        else:
+            records.append(result)
+        return True
 
     def _map(self, item: Any) -> FlagEvaluationEvent | SkipReason | None:
         """Map one exported item; ``None`` when it is not a flag evaluation at all."""
@@ -149,12 +116,3 @@ class FlagEvaluationLogExporter(LogRecordExporter):
             value_decoding=self._value_decoding,
             body_value=body_value,
         )
-
-    def shutdown(self) -> None:
-        """Stop accepting records; the collector and its records are left as they are."""
-        with self._shutdown_lock:
-            self._shutdown = True
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Nothing is buffered here; always True."""
-        return True
