@@ -13,7 +13,7 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -182,6 +182,16 @@ def cli() -> None:
     """See every feature-flag evaluation your applications make, through OpenTelemetry."""
 
 
+def _port_option(help_text: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    return click.option(
+        "--port",
+        default=4318,
+        show_default=True,
+        type=click.IntRange(0, 65535),
+        help=help_text,
+    )
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -193,13 +203,7 @@ def _is_loopback(host: str) -> bool:
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port",
-    default=4318,
-    show_default=True,
-    type=click.IntRange(0, 65535),
-    help="Port (OTLP/HTTP's default); 0 picks a free one.",
-)
+@_port_option("Port (OTLP/HTTP's default); 0 picks a free one.")
 @click.option(
     "--max-size",
     default=10_000,
@@ -268,13 +272,7 @@ def report(url: str, flags: tuple[str, ...], output: str) -> None:
 
 
 @cli.command()
-@click.option(
-    "--port",
-    default=4318,
-    show_default=True,
-    type=click.IntRange(0, 65535),
-    help="Port for the server; a free one if this is taken.",
-)
+@_port_option("Port for the server; a free one if this is taken.")
 @click.option(
     "--serve",
     "keep_serving",
