@@ -255,6 +255,16 @@ def test_report_with_no_server_explains_and_exits_1() -> None:
     assert "flagscope serve" in result.output
 
 
+@pytest.mark.parametrize(
+    "url", ["localhost:4318", "ftp://127.0.0.1", "http://[::1", "http://h:99999"]
+)
+def test_report_with_a_url_that_is_not_http_is_a_usage_error(url: str) -> None:
+    result = CliRunner().invoke(cli, ["report", "--url", url])
+
+    assert result.exit_code == 2
+    assert "Invalid value for '--url': must be an http:// or https:// URL" in result.output
+
+
 def test_report_on_an_empty_server_says_so() -> None:
     with serve_in_background(port=0) as empty:
         result = _report("--url", empty.url)

@@ -192,6 +192,18 @@ def _port_option(help_text: str) -> Callable[[Callable[..., None]], Callable[...
     )
 
 
+def _server_url(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    try:
+        parts = urllib.parse.urlsplit(value)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        _ = parts.port  # raises for a port that is not a number in range
+    except ValueError:
+        valid = False
+    if not valid:
+        raise click.BadParameter(f"must be an http:// or https:// URL such as {DEFAULT_URL}")
+    return value
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -255,7 +267,13 @@ def serve(host: str, port: int, max_size: int, max_body_bytes: int) -> None:
 
 
 @cli.command()
-@click.option("--url", default=DEFAULT_URL, show_default=True, help="The flagscope server to ask.")
+@click.option(
+    "--url",
+    default=DEFAULT_URL,
+    show_default=True,
+    callback=_server_url,
+    help="The flagscope server to ask.",
+)
 @click.option("--flag", "flags", multiple=True, help="Only this flag (repeatable).")
 @click.option(
     "--format",
