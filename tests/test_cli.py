@@ -302,6 +302,21 @@ def test_demo_runs_without_a_terminal_and_reports_everything_it_sent() -> None:
     assert any(line.startswith("dashboard: http://127.0.0.1:") for line in lines)
 
 
+def test_ctrl_c_in_the_middle_of_the_demo_ends_it_at_once() -> None:
+    child = Child("demo", "--port", "0")
+    child.read_until("running the demo shop")
+    time.sleep(1.0)  # a few rounds in: the shop's exporters hold evaluations
+    started = time.monotonic()
+
+    code, stderr = child.interrupt()
+
+    # The shop's exporters had nobody to retry against: no seconds of "Transient error".
+    assert time.monotonic() - started < 5, stderr
+    assert code == 1
+    assert "Aborted!" in stderr
+    assert "Transient error" not in stderr
+
+
 def test_demo_serve_keeps_the_dashboard_up_with_live_traffic_until_ctrl_c() -> None:
     child = Child("demo", "--port", "0", "--serve")
     try:

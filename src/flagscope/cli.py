@@ -15,7 +15,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 try:
     import click
@@ -30,6 +30,9 @@ except ImportError as error:  # pragma: no cover - depends on the installed extr
 
 from flagscope import __version__
 from flagscope.export import to_csv, to_json
+
+if TYPE_CHECKING:
+    from flagscope.demo import DemoShop
 
 __all__ = ["cli", "fetch_flags", "main", "render_table"]
 
@@ -311,29 +314,36 @@ def demo(port: int, keep_serving: bool) -> None:
     except PortInUseError:
         server = serve_in_background(port=0)
         click.echo(f"port {port} is taken; using {server.port}")
-    console = make_console()
     try:
         click.echo(f"flagscope server on {server.url}; running the demo shop, exporting OTLP to it")
         shop = DemoShop(server.url)
-        sent = shop.run(rounds=8, pause=0.4)
-        stored = fetch_json(server.url, "/api/health")["stored"]
-        click.echo(f"the shop made {sent} flag evaluations; the server stored {stored}")
-        print_report(console, server.url, fetch_flags(server.url), "table")
-        if keep_serving:
-            click.echo(f"dashboard: {server.url}/ (live traffic every second; Ctrl-C to stop)")
-            stop = threading.Event()
-            try:
-                shop.run_until(stop, pause=1.0)
-            except KeyboardInterrupt:
-                stop.set()
-        else:
-            click.echo(
-                "run `flagscope demo --serve` to keep the dashboard up; "
-                "examples/quickstart.py shows the exporter in-process, without a server"
-            )
-        shop.shutdown()
+        try:
+            _run_demo(shop, server.url, keep_serving)
+        finally:
+            # Before the server stops, even on Ctrl-C: the shop's exporters deliver what
+            # they hold instead of retrying against a closed port for seconds at exit.
+            shop.shutdown()
     finally:
         server.stop()
+
+
+def _run_demo(shop: DemoShop, url: str, keep_serving: bool) -> None:
+    sent = shop.run(rounds=8, pause=0.4)
+    stored = fetch_json(url, "/api/health")["stored"]
+    click.echo(f"the shop made {sent} flag evaluations; the server stored {stored}")
+    print_report(make_console(), url, fetch_flags(url), "table")
+    if keep_serving:
+        click.echo(f"dashboard: {url}/ (live traffic every second; Ctrl-C to stop)")
+        stop = threading.Event()
+        try:
+            shop.run_until(stop, pause=1.0)
+        except KeyboardInterrupt:
+            stop.set()
+    else:
+        click.echo(
+            "run `flagscope demo --serve` to keep the dashboard up; "
+            "examples/quickstart.py shows the exporter in-process, without a server"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
