@@ -353,6 +353,33 @@ def test_the_core_imports_without_the_server_stack() -> None:
     assert result.stdout.strip() == "[]"
 
 
+@pytest.mark.parametrize(
+    ("blocked", "module", "message"),
+    [
+        ("starlette", "flagscope.server", "flagscope.server needs the 'server' extra"),
+        ("google.protobuf", "flagscope.otlp", "flagscope.otlp needs the 'server' extra"),
+        ("click", "flagscope.cli", "the flagscope command needs the 'server' extra"),
+        ("openfeature", "flagscope.demo", "flagscope demo needs the 'demo' extra"),
+    ],
+)
+def test_a_missing_extra_names_the_package_and_what_to_install(
+    blocked: str, module: str, message: str
+) -> None:
+    code = (
+        f"import sys; sys.modules[{blocked!r}] = None\n"
+        f"try:\n    import {module}\nexcept ImportError as error:\n    print(error)"
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+
+    extra = message.split("'")[1]
+    assert result.stdout.strip() == (
+        f"{message} ({blocked} is missing): pip install 'flagscope[{extra}]'"
+    )
+
+
 def test_the_documented_collector_config_fans_traces_and_logs_out_to_flagscope() -> None:
     path = Path(__file__).resolve().parent.parent / "docs" / "otel-collector.yaml"
     text = path.read_text()

@@ -17,19 +17,17 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
+from flagscope import __version__
+from flagscope._extras import missing_extra
+from flagscope.export import to_csv, to_json
+
 try:
     import click
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 except ImportError as error:  # pragma: no cover - depends on the installed extras
-    raise ImportError(
-        f"the flagscope command needs the 'server' extra ({error.name} is missing): "
-        "pip install 'flagscope[server]'"
-    ) from error
-
-from flagscope import __version__
-from flagscope.export import to_csv, to_json
+    raise missing_extra(error, "the flagscope command", "server") from error
 
 if TYPE_CHECKING:
     from flagscope.demo import DemoShop

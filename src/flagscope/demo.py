@@ -14,6 +14,9 @@ import threading
 import time
 from typing import Any, Final
 
+from flagscope import semconv
+from flagscope._extras import missing_extra
+
 try:
     from openfeature import api
     from openfeature.contrib.hook.opentelemetry import TracingHook
@@ -29,12 +32,7 @@ try:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 except ImportError as error:  # pragma: no cover - depends on the installed extras
-    raise ImportError(
-        f"flagscope demo needs the 'demo' extra ({error.name} is missing): "
-        "pip install 'flagscope[demo]'"
-    ) from error
-
-from flagscope import semconv
+    raise missing_extra(error, "flagscope demo", "demo") from error
 
 __all__ = ["DemoShop"]
 

@@ -24,6 +24,7 @@ from types import MappingProxyType
 from typing import Any, Final, Literal
 
 from flagscope import semconv
+from flagscope._extras import missing_extra
 from flagscope.mapping import (
     SkipReason,
     ValueDecoding,
@@ -46,9 +47,7 @@ try:
     )
     from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 except ImportError as error:  # pragma: no cover - depends on the installed extras
-    raise ImportError(
-        "flagscope.otlp needs opentelemetry-proto: pip install 'flagscope[server]'"
-    ) from error
+    raise missing_extra(error, "flagscope.otlp", "server") from error
 
 __all__ = [
     "Encoding",

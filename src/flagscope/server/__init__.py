@@ -5,16 +5,15 @@ Needs the ``server`` extra: ``pip install 'flagscope[server]'``.
 
 from __future__ import annotations
 
+from flagscope._extras import missing_extra
+
 try:
     import starlette  # noqa: F401
     import uvicorn  # noqa: F401
     from google.rpc import status_pb2  # type: ignore[import-untyped]  # noqa: F401
     from opentelemetry.proto.collector.trace.v1 import trace_service_pb2  # noqa: F401
 except ImportError as error:  # pragma: no cover - depends on the installed extras
-    raise ImportError(
-        f"flagscope.server needs the 'server' extra ({error.name} is missing): "
-        "pip install 'flagscope[server]'"
-    ) from error
+    raise missing_extra(error, "flagscope.server", "server") from error
 
 from flagscope.server.app import create_app
 from flagscope.server.body import DEFAULT_MAX_BODY_BYTES
