@@ -1,6 +1,7 @@
-"""Smoke runs of the core's benchmark scripts: they run and print every labelled figure.
+"""Smoke runs of the benchmark scripts: they run and print every labelled figure.
 
 No timing is checked here (machines are shared and noisy); ``make bench`` gives figures.
+The server benchmark's one hard check stays: every event sent is stored.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ NUMBER = r"[0-9]+(?:\.[0-9]+)?"
 VERDICT = r"\(target [^)]*\) (PASS|MISS)"
 
 
-def _run_quick(script: str) -> str:
+def _run_quick(script: str, *options: str) -> str:
     result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / script), "--quick", "--repeats", "1"],
+        [sys.executable, str(BENCHMARKS / script), "--quick", *options],
         capture_output=True,
         text=True,
         timeout=300,
@@ -28,7 +29,7 @@ def _run_quick(script: str) -> str:
 
 
 def test_bench_collector_prints_each_figure_with_its_target_and_verdict() -> None:
-    out = _run_quick("bench_collector.py")
+    out = _run_quick("bench_collector.py", "--repeats", "1")
 
     verdicts = re.findall(rf"^\(([a-d])\) [^:]+: {NUMBER}x? {VERDICT}$", out, re.M)
     assert [label for label, _ in verdicts] == ["a", "b", "c", "d"]
@@ -44,7 +45,7 @@ def test_bench_collector_prints_each_figure_with_its_target_and_verdict() -> Non
 
 
 def test_bench_exporter_prints_both_workloads_and_the_mapper_cost() -> None:
-    out = _run_quick("bench_exporter.py")
+    out = _run_quick("bench_exporter.py", "--repeats", "1")
 
     for workload in ("span + one flag event", "span + OpenFeature evaluation (TracingHook)"):
         prefix = re.escape(f"exporter, {workload}: ")
@@ -59,3 +60,22 @@ def test_bench_exporter_prints_both_workloads_and_the_mapper_cost() -> None:
     target_line = re.escape("exporter, span + one flag event: ratio ours / InMemorySpanExporter")
     assert re.search(rf"^{target_line} .*: {NUMBER} \(target <= 1.15\) (PASS|MISS)$", out, re.M)
     assert re.search(rf"^mapper: map_evaluation per TracingHook event .*: {NUMBER} us$", out, re.M)
+
+
+def test_bench_query_prints_each_figure_with_its_target_and_verdict() -> None:
+    out = _run_quick("bench_query.py", "--repeats", "1")
+
+    verdicts = re.findall(r"^\(([a-d])\) .*\(target [^)]*\) (PASS|MISS)$", out, re.M)
+    assert [label for label, _ in verdicts] == ["a", "b", "c", "d"]
+    assert "collector: 2000 events, 50 flags (full)" in out
+
+
+def test_bench_server_stores_every_event_sent() -> None:
+    out = _run_quick("bench_server.py", "--batch", "20")
+
+    assert re.search(r"^accepted spans per second: [\d,]+$", out, re.M)
+    (line,) = re.findall(r"^events stored / events sent: .*$", out, re.M)
+    stored, sent = (int(n) for n in re.findall(r"(\d+) / (\d+)", line)[0])
+    assert stored == sent > 0
+    assert line.endswith("PASS")
+    assert "non-200: 0" in out
