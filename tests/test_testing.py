@@ -651,6 +651,26 @@ def test_many_evaluations_show_only_the_marked_rows(provider: TracerProvider) ->
     assert lines[5:] == ["    ... and 58 more not shown"]
 
 
+def test_many_evaluations_of_other_flags_show_the_first_rows_when_none_is_marked(
+    provider: TracerProvider,
+) -> None:
+    tracer = provider.get_tracer("tests")
+    with capture_flag_evaluations(provider) as capture, tracer.start_as_current_span("s"):
+        for index in range(60):
+            trace.get_current_span().add_event(semconv.EVENT_NAME, {semconv.KEY: f"hay-{index}"})
+
+    with pytest.raises(AssertionError) as excinfo:
+        capture.assert_evaluated("needle")
+
+    lines = str(excinfo.value).splitlines()
+    assert lines[:2] == [
+        "expected flag 'needle' to be evaluated; it was not evaluated",
+        "captured 60 flag evaluations:",
+    ]
+    assert [line.split()[0] for line in lines[3:-1]] == [f"hay-{index}" for index in range(40)]
+    assert lines[-1] == "    ... and 20 more not shown"
+
+
 # -- expected flags -------------------------------------------------------------------------
 
 

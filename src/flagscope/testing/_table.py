@@ -74,10 +74,11 @@ def table(
     shown = list(range(len(events)))
     hidden = 0
     if len(shown) > _MAX_TABLE_ROWS:
-        # Too many to read: keep the rows the message is about.
-        marked = sorted(notes)[:_MAX_TABLE_ROWS]
-        hidden = len(events) - len(marked)
-        shown = marked
+        # Too many to read: keep the rows the message is about, or the first ones when
+        # it is about none (a flag never evaluated).
+        kept = sorted(notes)[:_MAX_TABLE_ROWS] or shown[:_MAX_TABLE_ROWS]
+        hidden = len(events) - len(kept)
+        shown = kept
     has_notes = any(notes.get(index) for index in shown)
     header = [*columns, note or "vs expected"] if has_notes else list(columns)
     rows = [
