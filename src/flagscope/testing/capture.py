@@ -163,13 +163,6 @@ class FlagEvaluationCapture:
                 was evaluated.
         """
         __tracebackhide__ = True
-        if self._state != "active":
-            return
-        self._stop()
-        if check_expected:
-            self._check_expected()
-
-    def _stop(self) -> None:
         attachment = self._attachment
         if self._state != "active" or attachment is None:
             return
@@ -179,6 +172,8 @@ class FlagEvaluationCapture:
         finally:
             attachment.dispatcher.remove(self._collector)
             self._state = "stopped"
+        if check_expected:
+            self._check_expected()
 
     def _check_expected(self) -> None:
         __tracebackhide__ = True
