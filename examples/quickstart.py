@@ -1,6 +1,7 @@
 """Quickstart: capture OpenFeature flag evaluations through OpenTelemetry.
 
-Run with ``make demo`` or ``.venv/bin/python examples/quickstart.py``.
+Run with ``.venv/bin/python examples/quickstart.py``. (``make demo`` runs something else,
+``flagscope demo``: a shop exporting OTLP to a local flagscope server.)
 """
 
 from __future__ import annotations
