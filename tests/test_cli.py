@@ -152,6 +152,13 @@ def test_serve_on_an_unknown_host_says_so_and_exits_1() -> None:
     assert "cannot listen on no-such-host.invalid:0" in result.output
 
 
+def test_serve_on_an_empty_host_says_so_and_exits_1() -> None:
+    result = CliRunner().invoke(cli, ["serve", "--host", "", "--port", "0"])
+
+    assert result.exit_code == 1
+    assert result.output.strip() == "Error: cannot listen on :0: host must not be empty"
+
+
 @pytest.mark.parametrize(
     ("host", "loopback"),
     [

@@ -308,6 +308,8 @@ def test_create_app_rejects_bad_configuration(
     [
         ({"port": -1}, ValueError, "port must be between"),
         ({"port": "4318"}, TypeError, "port must be an int"),
+        ({"host": ""}, ValueError, "host must not be empty"),
+        ({"host": None}, TypeError, "host must be a str"),
         ({"tracer_provider": object()}, TypeError, "TracerProvider"),
     ],
 )

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import socket
 import sys
 import threading
 import urllib.error
@@ -241,7 +240,7 @@ def serve(host: str, port: int, max_size: int, max_body_bytes: int) -> None:
         sock = bind(host, port)
     except PortInUseError as error:
         raise click.ClickException(str(error.strerror)) from None
-    except (OSError, socket.gaierror) as error:
+    except (OSError, ValueError) as error:  # socket.gaierror is an OSError
         raise click.ClickException(f"cannot listen on {host}:{port}: {error}") from None
     url = url_of(sock)
     click.echo(f"flagscope {__version__} listening on {url}")

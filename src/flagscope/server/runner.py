@@ -55,12 +55,14 @@ def bind(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> socket.socket:
     Raises:
         PortInUseError: Something else listens on ``host:port``.
         OSError: The address cannot be bound for another reason.
-        TypeError: ``port`` is not an int.
-        ValueError: ``port`` is out of range.
+        TypeError: ``host`` is not a str or ``port`` not an int.
+        ValueError: ``host`` is empty or ``port`` out of range.
     """
     port = _check_port(port)
-    if not isinstance(host, str) or not host:
-        raise TypeError(f"host must be a non-empty str, got {host!r}")
+    if not isinstance(host, str):
+        raise TypeError(f"host must be a str, got {type(host).__name__}")
+    if not host:
+        raise ValueError("host must not be empty")
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     family, kind, proto, _, address = infos[0]
     sock = socket.socket(family, kind, proto)
