@@ -229,6 +229,18 @@ def test_waiters_unsubscribe_when_done(
     assert not _has_listener(collector)
 
 
+@pytest.mark.asyncio
+async def test_a_cancelled_async_wait_unsubscribes() -> None:
+    collector = InMemoryAnalyticsCollector()
+    waiting = asyncio.create_task(collector.query.wait_for_async(flag_key="a", timeout=None))
+    await asyncio.sleep(0)
+    assert _has_listener(collector)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert not _has_listener(collector)
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_cleared_records_no_longer_count(
     mode: str, make_event: Callable[..., FlagEvaluationEvent]

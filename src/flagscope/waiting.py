@@ -64,15 +64,21 @@ class _Wait:
     """One wait: what is wanted, the re-check, and the timeout message."""
 
     def __init__(
-        self, query: CollectorQuery, count: object, timeout: object, filters: dict[str, Any]
+        self,
+        query: CollectorQuery,
+        count: object,
+        timeout: object,
+        filters: dict[str, Any],
+        *,
+        blocking_a_loop: bool = False,
     ) -> None:
         self.query = query
         self.count = _check_count(count)
         self.timeout = _check_timeout(timeout)
         self.filter: EventFilter = build_filter(**filters)
+        self.blocking_a_loop = blocking_a_loop
         self.last_matched = 0
-        self.started = time.monotonic()
-        self.deadline = math.inf if self.timeout is None else self.started + self.timeout
+        self.deadline = math.inf if self.timeout is None else time.monotonic() + self.timeout
 
     def check(self) -> list[FlagEvaluationEvent] | None:
         """Return the matching records once there are enough, else ``None``."""
@@ -80,10 +86,18 @@ class _Wait:
         self.last_matched = len(matched)
         return matched if len(matched) >= self.count else None
 
-    def remaining(self) -> float:
-        return self.deadline - time.monotonic()
+    def time_left(self) -> float | None:
+        """Return how long to sleep at most (``None``: no deadline).
 
-    def error(self, *, blocking_a_loop: bool = False) -> TimeoutError:
+        Raises:
+            TimeoutError: The deadline has passed.
+        """
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise self.error()
+        return None if math.isinf(remaining) else remaining
+
+    def error(self) -> TimeoutError:
         """Build the ``TimeoutError`` that says what was wanted and what was seen."""
         wanted = f"{self.count} evaluation(s) matching {self.filter.description}"
         lines = [
@@ -97,7 +111,7 @@ class _Wait:
                 f"The collector has evicted {evicted} older record(s) "
                 f"(max_size={self.query.collector.max_size})."
             )
-        if blocking_a_loop:
+        if self.blocking_a_loop:
             lines.append(
                 "wait_for() blocked a running event loop, so evaluations made on that loop "
                 "could not arrive: use 'await query.wait_for_async(...)' in async code."
@@ -169,7 +183,7 @@ def wait_for(
     Raises:
         TimeoutError: ``timeout`` seconds passed first; the message says what was seen.
     """
-    wait = _Wait(query, count, timeout, filters)
+    wait = _Wait(query, count, timeout, filters, blocking_a_loop=_running_loop() is not None)
     wake = threading.Event()
     unsubscribe = query.collector.subscribe(wake.set)
     try:
@@ -179,10 +193,7 @@ def wait_for(
             matched = wait.check()
             if matched is not None:
                 return matched
-            remaining = wait.remaining()
-            if remaining <= 0:
-                raise wait.error(blocking_a_loop=_running_loop() is not None)
-            wake.wait(None if math.isinf(remaining) else remaining)
+            wake.wait(wait.time_left())
     finally:
         unsubscribe()
 
@@ -213,12 +224,8 @@ async def wait_for_async(
             matched = wait.check()
             if matched is not None:
                 return matched
-            remaining = wait.remaining()
-            if remaining <= 0:
-                raise wait.error()
-            try:
-                await asyncio.wait_for(wake.wait(), None if math.isinf(remaining) else remaining)
-            except TimeoutError:
-                continue
+            time_left = wait.time_left()  # raises at the deadline: outside the suppress
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), time_left)
     finally:
         unsubscribe()
