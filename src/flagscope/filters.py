@@ -72,6 +72,8 @@ def _plain(value: Any) -> Any:
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
+    if type(value) is float:
+        return value + 0.0  # -0.0 becomes 0.0
     return value
 
 
@@ -79,8 +81,10 @@ def value_key(value: Any) -> str:
     """Return the canonical JSON text of a flag value, for comparing and counting.
 
     Mappings compare by content whatever their key order or spacing (keys are
-    sorted), tuples equal lists, and ``True`` differs from ``1``. Non-finite
-    floats print as ``NaN``/``Infinity``; anything JSON cannot hold as its ``repr``.
+    sorted), tuples equal lists, ``True`` differs from ``1``, and ``-0.0`` is
+    ``0.0`` (as in Python, where they are equal and hash alike, so counting them
+    apart would depend on which came first). Non-finite floats print as
+    ``NaN``/``Infinity``; anything JSON cannot hold as its ``repr``.
     """
     if value is None:
         return "null"
@@ -88,7 +92,7 @@ def value_key(value: Any) -> str:
     if kind is str or kind is int or kind is bool:
         return json.dumps(value, ensure_ascii=False)
     if kind is float and math.isfinite(value):
-        return repr(value)
+        return repr(value + 0.0)  # -0.0 becomes 0.0
     try:
         return json.dumps(
             _plain(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr
