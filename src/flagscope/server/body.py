@@ -75,7 +75,9 @@ class Inflater:
         if encoding not in ("", "identity"):
             wbits = _WBITS.get(encoding)
             if wbits is None:
-                raise BodyError(415, f"unsupported Content-Encoding {encoding!r}; use gzip or none")
+                raise BodyError(
+                    415, f"unsupported Content-Encoding {encoding!r}; use gzip, deflate or none"
+                )
             self._wbits = wbits
         self._inflater = zlib.decompressobj(self._wbits) if self._wbits is not None else None
 
