@@ -5,6 +5,7 @@ Needs the ``server`` extra (``demo`` needs the ``demo`` extra).
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import sys
@@ -331,11 +332,9 @@ def _run_demo(shop: DemoShop, url: str, keep_serving: bool) -> None:
     print_report(make_console(), url, fetch_flags(url), "table")
     if keep_serving:
         click.echo(f"dashboard: {url}/ (live traffic every second; Ctrl-C to stop)")
-        stop = threading.Event()
-        try:
-            shop.run_until(stop, pause=1.0)
-        except KeyboardInterrupt:
-            stop.set()
+        # Ctrl-C ends the live traffic; the shop, then the server, shut down after.
+        with contextlib.suppress(KeyboardInterrupt):
+            shop.run_until(threading.Event(), pause=1.0)
     else:
         click.echo(
             "run `flagscope demo --serve` to keep the dashboard up; "
