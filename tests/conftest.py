@@ -1,15 +1,18 @@
-"""Shared fixtures: small factories for records, so tests say only what matters."""
+"""Shared fixtures: record factories, OTel pipelines, and recorded checkout traffic."""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from flagscope.models import EvaluationReason, FlagEvaluationEvent
+from flagscope.query import CollectorQuery
+from producers import PROCESSORS, Pipeline, make_pipeline
+from traffic import Traffic, checkout_traffic
 
 EventFactory = Callable[..., FlagEvaluationEvent]
 
@@ -29,3 +32,29 @@ def make_event() -> EventFactory:
         return FlagEvaluationEvent(flag_key=flag_key, **fields)
 
     return make
+
+
+@pytest.fixture(params=PROCESSORS)
+def otel(request: pytest.FixtureRequest) -> Iterator[Pipeline]:
+    """A fresh pipeline through each processor users attach (simple, then batch)."""
+    pipeline = make_pipeline(request.param)
+    try:
+        yield pipeline
+    finally:
+        pipeline.provider.shutdown()
+
+
+@pytest.fixture(scope="module")
+def traffic() -> Iterator[Traffic]:
+    """``checkout_traffic()``, recorded once per test module: tests only read it."""
+    traffic = checkout_traffic()
+    try:
+        yield traffic
+    finally:
+        traffic.pipeline.provider.shutdown()
+
+
+@pytest.fixture
+def query(traffic: Traffic) -> CollectorQuery:
+    """The query API over the module's checkout traffic."""
+    return traffic.pipeline.collector.query

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
@@ -27,20 +27,6 @@ from traffic import PROVIDER_NAME, THEME, Traffic, checkout_traffic
 
 EventFactory = Callable[..., FlagEvaluationEvent]
 BASE = datetime(2025, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def traffic() -> Iterator[Traffic]:
-    traffic = checkout_traffic()
-    try:
-        yield traffic
-    finally:
-        traffic.pipeline.provider.shutdown()
-
-
-@pytest.fixture
-def query(traffic: Traffic) -> CollectorQuery:
-    return traffic.pipeline.collector.query
 
 
 def _is_ordered(counts: Any) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,23 +18,9 @@ from flagscope import FlagEvaluationEvent
 from flagscope.export import to_csv, to_json, to_jsonl, write_csv, write_json, write_jsonl
 from flagscope.models import json_safe
 from flagscope.query import CollectorQuery
-from traffic import THEME, Traffic, checkout_traffic
+from traffic import THEME
 
 EventFactory = Callable[..., FlagEvaluationEvent]
-
-
-@pytest.fixture(scope="module")
-def traffic() -> Iterator[Traffic]:
-    traffic = checkout_traffic()
-    try:
-        yield traffic
-    finally:
-        traffic.pipeline.provider.shutdown()
-
-
-@pytest.fixture
-def query(traffic: Traffic) -> CollectorQuery:
-    return traffic.pipeline.collector.query
 
 
 def _csv_rows(text: str) -> list[dict[str, str]]:

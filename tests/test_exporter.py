@@ -28,7 +28,6 @@ from flagscope import (
 from flagscope.mapping import timestamp_from_ns
 from producers import (
     END_NS,
-    PROCESSORS,
     SERVICE_NAME,
     SPAN_HEX,
     START_NS,
@@ -36,7 +35,6 @@ from producers import (
     Pipeline,
     flag_event,
     hex_ids,
-    make_pipeline,
     readable_span,
     within_span,
 )
@@ -522,15 +520,6 @@ def test_every_flag_event_is_either_recorded_or_counted_as_skipped(
 
 
 # -- end to end through the SDK's processors ------------------------------------------
-
-
-@pytest.fixture(params=PROCESSORS)
-def otel(request: pytest.FixtureRequest) -> Iterator[Pipeline]:
-    pipeline = make_pipeline(request.param)
-    try:
-        yield pipeline
-    finally:
-        pipeline.provider.shutdown()
 
 
 def test_span_events_added_by_application_code_are_recorded_with_span_ids(

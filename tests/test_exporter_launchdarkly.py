@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from ldclient import Context
 from ldclient.integrations.test_data import TestData
@@ -11,7 +9,6 @@ from ldotel.tracing import HookOptions
 
 from flagscope import EvaluationReason, FlagEvaluationEvent, semconv
 from producers import (
-    PROCESSORS,
     SERVICE_NAME,
     Pipeline,
     hex_ids,
@@ -32,15 +29,6 @@ def td() -> TestData:
     data.update(data.flag("new-checkout").variation_for_all(True))
     data.update(data.flag("banner-color").variations("#c05543", "#1f6feb").variation_for_all(1))
     return data
-
-
-@pytest.fixture(params=PROCESSORS)
-def otel(request: pytest.FixtureRequest) -> Iterator[Pipeline]:
-    pipeline = make_pipeline(request.param)
-    try:
-        yield pipeline
-    finally:
-        pipeline.provider.shutdown()
 
 
 def _evaluate(

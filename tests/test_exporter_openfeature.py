@@ -6,28 +6,16 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
-from openfeature import api
 from openfeature.client import OpenFeatureClient
-from openfeature.contrib.hook.opentelemetry import TracingHook
 from openfeature.evaluation_context import EvaluationContext
-from openfeature.flag_evaluation import FlagResolutionDetails, Reason
-from openfeature.provider.in_memory_provider import InMemoryFlag, InMemoryProvider
+from openfeature.provider.in_memory_provider import InMemoryFlag
 
 from flagscope import EvaluationReason, FlagEvaluationEvent, semconv
 from flagscope.mapping import timestamp_from_ns
-from producers import PROCESSORS, SERVICE_NAME, Pipeline, hex_ids, make_pipeline, within_span
+from producers import SERVICE_NAME, Pipeline, hex_ids, make_pipeline, within_span
+from traffic import PROVIDER_NAME, openfeature_client, vip_only
 
-PROVIDER_NAME = "In-Memory Provider"
 OBJECT_VALUE = {"color": "red", "size": [1, 2], "nested": {"a": None}}
-
-
-def _vip_only(flag: InMemoryFlag[Any], context: EvaluationContext) -> FlagResolutionDetails[Any]:
-    if context.attributes.get("plan") == "vip":
-        return FlagResolutionDetails(
-            flag.variants["on"], variant="on", reason=Reason.TARGETING_MATCH
-        )
-    return FlagResolutionDetails(flag.variants["off"], variant="off", reason=Reason.DEFAULT)
-
 
 FLAGS: dict[str, InMemoryFlag[Any]] = {
     "new-checkout": InMemoryFlag("on", {"on": True, "off": False}),
@@ -35,32 +23,14 @@ FLAGS: dict[str, InMemoryFlag[Any]] = {
     "max-items": InMemoryFlag("forty-two", {"forty-two": 42}),
     "discount": InMemoryFlag("half-more", {"half-more": 3.5}),
     "theme": InMemoryFlag("dark", {"dark": OBJECT_VALUE}),
-    "beta-search": InMemoryFlag("off", {"on": True, "off": False}, context_evaluator=_vip_only),
+    "beta-search": InMemoryFlag("off", {"on": True, "off": False}, context_evaluator=vip_only),
 }
 
 
 @pytest.fixture
 def client() -> Iterator[OpenFeatureClient]:
-    """An OpenFeature client on the in-memory provider with the tracing hook.
-
-    OpenFeature's API state (providers, hooks, context) is global: start clean and clean up.
-    """
-    api.shutdown()
-    api.set_provider_and_wait(InMemoryProvider(FLAGS))
-    api.add_hooks([TracingHook()])
-    try:
-        yield api.get_client()
-    finally:
-        api.shutdown()
-
-
-@pytest.fixture(params=PROCESSORS)
-def otel(request: pytest.FixtureRequest) -> Iterator[Pipeline]:
-    pipeline = make_pipeline(request.param)
-    try:
-        yield pipeline
-    finally:
-        pipeline.provider.shutdown()
+    with openfeature_client(FLAGS) as client:
+        yield client
 
 
 def _evaluate_in_span(otel: Pipeline, evaluate: Any) -> FlagEvaluationEvent:

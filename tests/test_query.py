@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -14,7 +13,7 @@ from flagscope import EvaluationReason, FlagEvaluationEvent, InMemoryAnalyticsCo
 from flagscope.filters import value_key
 from flagscope.query import CollectorQuery
 from producers import SERVICE_NAME
-from traffic import PROVIDER_NAME, THEME, Traffic, checkout_traffic
+from traffic import PROVIDER_NAME, THEME, Traffic
 
 # The records checkout_traffic() makes, in recording order, as (flag, targeting key).
 RECORDED = [
@@ -29,20 +28,6 @@ RECORDED = [
     ("new-checkout", None),
 ]
 ALL = list(range(len(RECORDED)))
-
-
-@pytest.fixture(scope="module")
-def traffic() -> Iterator[Traffic]:
-    traffic = checkout_traffic()
-    try:
-        yield traffic
-    finally:
-        traffic.pipeline.provider.shutdown()
-
-
-@pytest.fixture
-def query(traffic: Traffic) -> CollectorQuery:
-    return traffic.pipeline.collector.query
 
 
 def _positions(events: list[FlagEvaluationEvent], traffic: Traffic) -> list[int]:

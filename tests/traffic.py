@@ -6,7 +6,7 @@ through the real OpenFeature SDK with the in-memory provider, exactly as a user 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +24,8 @@ PROVIDER_NAME = "In-Memory Provider"
 THEME = {"palette": {"accent": "#c05543"}, "sizes": [1, 2]}
 
 
-def _vip_only(flag: InMemoryFlag[Any], context: EvaluationContext) -> FlagResolutionDetails[Any]:
+def vip_only(flag: InMemoryFlag[Any], context: EvaluationContext) -> FlagResolutionDetails[Any]:
+    """An in-memory flag evaluator: variant "on" for the "vip" plan, "off" (default) else."""
     if context.attributes.get("plan") == "vip":
         return FlagResolutionDetails(
             flag.variants["on"], variant="on", reason=Reason.TARGETING_MATCH
@@ -33,7 +34,7 @@ def _vip_only(flag: InMemoryFlag[Any], context: EvaluationContext) -> FlagResolu
 
 
 FLAGS: dict[str, InMemoryFlag[Any]] = {
-    "new-checkout": InMemoryFlag("off", {"on": True, "off": False}, context_evaluator=_vip_only),
+    "new-checkout": InMemoryFlag("off", {"on": True, "off": False}, context_evaluator=vip_only),
     "banner-color": InMemoryFlag("red", {"red": "#c05543", "blue": "#1f6feb"}),
     "theme": InMemoryFlag("dark", {"dark": THEME}),
     "max-items": InMemoryFlag("forty-two", {"forty-two": 42}),
@@ -41,13 +42,15 @@ FLAGS: dict[str, InMemoryFlag[Any]] = {
 
 
 @contextmanager
-def openfeature_client() -> Iterator[OpenFeatureClient]:
-    """An OpenFeature client on the in-memory provider with the tracing hook.
+def openfeature_client(
+    flags: Mapping[str, InMemoryFlag[Any]] = FLAGS,
+) -> Iterator[OpenFeatureClient]:
+    """An OpenFeature client on the in-memory provider of ``flags``, with the tracing hook.
 
-    OpenFeature's API state is global: start clean and clean up.
+    OpenFeature's API state (providers, hooks, context) is global: start clean and clean up.
     """
     api.shutdown()
-    api.set_provider_and_wait(InMemoryProvider(FLAGS))
+    api.set_provider_and_wait(InMemoryProvider(dict(flags)))
     api.add_hooks([TracingHook()])
     try:
         yield api.get_client()
