@@ -287,9 +287,10 @@ def time_buckets(
         indexes = sorted(groups)
     total = len(indexes) if isinstance(indexes, range) else len(groups)
     if total > max_buckets:
+        advice = "choose a wider width, narrow the time range"
+        advice += " or pass fill_empty=False" if fill_empty else " or raise max_buckets"
         raise ValueError(
-            f"{total} buckets of {width} would be built (max_buckets={max_buckets}); "
-            "choose a wider width, narrow the time range or pass fill_empty=False"
+            f"{total} buckets of {width} would be built (max_buckets={max_buckets}); {advice}"
         )
     return [_bucket(_EPOCH + index * width, width, groups.get(index, [])) for index in indexes]
 
