@@ -345,9 +345,13 @@ def test_the_collector_is_the_one_given() -> None:
 
 
 def test_export_with_skips_still_succeeds() -> None:
-    exporter, _ = _exporter()
+    exporter, collector = _exporter()
     result = exporter.export([readable_span(events=[flag_event(None), flag_event()])])
     assert result is SpanExportResult.SUCCESS
+    assert [r.flag_key for r in collector.events()] == ["new-checkout"]
+    stats = exporter.stats
+    assert stats.skipped_by_reason == {SkipReason.MISSING_FLAG_KEY.value: 1}
+    assert (stats.events_mapped, stats.failed_exports) == (1, 0)
 
 
 def test_export_after_shutdown_fails_and_records_nothing() -> None:
@@ -561,6 +565,7 @@ def test_span_without_flag_events_records_nothing(otel: Pipeline) -> None:
     assert otel.collector.count() == 0
     stats = otel.exporter.stats
     assert (stats.items_seen, stats.events_mapped, stats.events_skipped) == (1, 0, 0)
+    assert stats.items_ignored == 0  # that count is for log records that are not flag events
 
 
 def test_hand_built_span_times_are_kept_to_the_microsecond() -> None:
