@@ -39,8 +39,9 @@ class FlagEvaluationLogExporter(
 
     Attach it to a ``LoggerProvider`` with a ``SimpleLogRecordProcessor`` or a
     ``BatchLogRecordProcessor``. A record is an evaluation when its
-    ``event_name`` (or, from older bridges, its ``event.name`` attribute) is
-    ``feature_flag.evaluation``; it is mapped like a span event: attributes,
+    ``event_name`` is ``feature_flag.evaluation`` (or the legacy ``feature_flag``),
+    or, from older bridges that set no ``event_name``, when its ``event.name``
+    attribute is; it is mapped like a span event: attributes,
     the body's ``value`` field (semconv v1.29 to v1.33), the record's trace and
     span ids, its timestamp (or the observed timestamp) and the resource's
     ``service.name``. Other log records are ignored and counted in ``stats``.
