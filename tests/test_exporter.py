@@ -354,6 +354,14 @@ def test_export_with_skips_still_succeeds() -> None:
     assert (stats.events_mapped, stats.failed_exports) == (1, 0)
 
 
+def test_export_takes_its_spans_by_the_span_exporter_parameter_name() -> None:
+    exporter, collector = _exporter()
+
+    assert exporter.export(spans=[_good_span()]) is SpanExportResult.SUCCESS
+
+    assert [r.flag_key for r in collector.events()] == ["new-checkout"]
+
+
 def test_export_after_shutdown_fails_and_records_nothing() -> None:
     exporter, collector = _exporter()
     exporter.shutdown()

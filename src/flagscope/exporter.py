@@ -196,6 +196,13 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
         )
         self._service_cache: tuple[Any, str | None] = (None, None)
 
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Map and record the flag evaluations in ``spans``; never raises.
+
+        Keeps ``SpanExporter.export``'s parameter name, so keyword callers work.
+        """
+        return BaseFlagExporter.export(self, spans)
+
     def _map_item(
         self,
         span: ReadableSpan,

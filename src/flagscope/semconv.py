@@ -80,6 +80,5 @@ ERROR_TYPES: Final = frozenset(
     }
 )
 
-# Events and spans that look like flag telemetry but are not evaluations.
+# Carries flag keys but is no evaluation: OpenFeature's hook records failures with it.
 EXCEPTION_EVENT_NAME: Final = "exception"
-LAUNCHDARKLY_VARIATION_SPAN_PREFIX: Final = "variation"
