@@ -359,7 +359,7 @@ def test_export_takes_its_spans_by_the_span_exporter_parameter_name() -> None:
 
     assert exporter.export(spans=[_good_span()]) is SpanExportResult.SUCCESS
 
-    assert [r.flag_key for r in collector.events()] == ["new-checkout"]
+    assert [r.flag_key for r in collector.events()] == ["good-flag"]
 
 
 def test_export_after_shutdown_fails_and_records_nothing() -> None:
