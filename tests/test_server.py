@@ -247,6 +247,30 @@ def test_serve_in_background_attaches_the_exporter_to_the_provider() -> None:
     provider.shutdown()
 
 
+def test_serve_in_background_attaches_the_log_exporter_to_a_logger_provider() -> None:
+    logger_provider = LoggerProvider()
+    logger = logger_provider.get_logger("shop")
+    attributes = {semconv.KEY: "new-checkout", semconv.RESULT_VALUE: "true"}
+    with serve_in_background(logger_provider=logger_provider, port=0) as server:
+        logger.emit(event_name=semconv.EVENT_NAME, attributes=attributes)
+        logger.emit(body="an ordinary log line")
+
+        flags = _get(server, "/api/flags")["flags"]
+
+    assert [(flag["flag_key"], flag["by_value"]) for flag in flags] == [
+        ("new-checkout", {"true": 1})
+    ]
+    # Stopped, the server no longer records what the provider's log records carry.
+    logger.emit(event_name=semconv.EVENT_NAME, attributes=attributes)
+    assert len(server.collector) == 1
+    logger_provider.shutdown()
+
+
+def test_serve_in_background_rejects_a_logger_provider_of_the_wrong_type() -> None:
+    with pytest.raises(TypeError, match="logger_provider must be"):
+        serve_in_background(logger_provider=object(), port=0)  # type: ignore[arg-type]
+
+
 def test_stopping_the_background_server_frees_its_port() -> None:
     server = serve_in_background(port=0)
     port = server.port

@@ -11,12 +11,15 @@ import time
 from typing import Any, Final
 
 import uvicorn
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from starlette.applications import Starlette
 
 from flagscope.collector import InMemoryAnalyticsCollector
-from flagscope.exporter import FlagEvaluationSpanExporter
+from flagscope.exporter import BaseFlagExporter, FlagEvaluationSpanExporter
+from flagscope.log_exporter import FlagEvaluationLogExporter
 from flagscope.server.app import create_app
 from flagscope.server.body import DEFAULT_MAX_BODY_BYTES
 
@@ -127,7 +130,7 @@ class BackgroundServer:
         self._stopped = False
         # Exporters feeding ``collector`` from a provider, which cannot drop them: stopped
         # with the server, so the application stops paying for records nobody serves.
-        self._exporters: list[FlagEvaluationSpanExporter] = []
+        self._exporters: list[BaseFlagExporter[Any, Any]] = []
 
     def _run(self) -> None:
         try:
@@ -193,14 +196,17 @@ def serve_in_background(
     port: int = DEFAULT_PORT,
     max_size: int = 10_000,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    logger_provider: LoggerProvider | None = None,
 ) -> BackgroundServer:
     """Serve the dashboard, JSON API and OTLP receiver from a background thread.
 
     With a ``tracer_provider``, a ``FlagEvaluationSpanExporter`` is attached to it
     (through a ``SimpleSpanProcessor``: records show up as spans end), so this one
-    call gives an application its own dashboard. The thread is a daemon and the
-    server stops when the process exits, or on ``stop()``, which also shuts that
-    exporter down (a provider cannot remove a processor).
+    call gives an application its own dashboard; a ``logger_provider`` gets a
+    ``FlagEvaluationLogExporter`` the same way, for log-based flag events. The
+    thread is a daemon and the server stops when the process exits, or on
+    ``stop()``, which also shuts those exporters down (a provider cannot remove a
+    processor).
 
     Args:
         tracer_provider: An SDK ``TracerProvider`` to attach the exporter to.
@@ -209,6 +215,7 @@ def serve_in_background(
         port: The port; 0 picks a free one (see ``.url``).
         max_size: The new collector's size.
         max_body_bytes: The largest OTLP request body accepted.
+        logger_provider: An SDK ``LoggerProvider`` to attach the log exporter to.
 
     Returns:
         The running server: ``.url``, ``.collector``, ``.stop()``.
@@ -223,11 +230,20 @@ def serve_in_background(
             "tracer_provider must be an opentelemetry.sdk.trace.TracerProvider, "
             f"got {type(tracer_provider).__name__}"
         )
+    if logger_provider is not None and not isinstance(logger_provider, LoggerProvider):
+        raise TypeError(
+            "logger_provider must be an opentelemetry.sdk._logs.LoggerProvider, "
+            f"got {type(logger_provider).__name__}"
+        )
     app = create_app(collector, max_body_bytes=max_body_bytes, max_size=max_size)
     sock = bind(host, port)
     server = BackgroundServer(app, sock).start()
     if tracer_provider is not None:
-        exporter = FlagEvaluationSpanExporter(server.collector)
-        server._exporters.append(exporter)
-        tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+        span_exporter = FlagEvaluationSpanExporter(server.collector)
+        server._exporters.append(span_exporter)
+        tracer_provider.add_span_processor(SimpleSpanProcessor(span_exporter))
+    if logger_provider is not None:
+        log_exporter = FlagEvaluationLogExporter(server.collector)
+        server._exporters.append(log_exporter)
+        logger_provider.add_log_record_processor(SimpleLogRecordProcessor(log_exporter))
     return server
