@@ -10,7 +10,9 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from itertools import islice
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from flagscope.aggregates import FlagSummary, summarize
 from flagscope.models import FlagEvaluationEvent
+from flagscope.rollup import FlagRollup, RollupSnapshot
 
 if TYPE_CHECKING:
     from flagscope.query import CollectorQuery
@@ -18,6 +20,10 @@ if TYPE_CHECKING:
 __all__ = ["AnalyticsCollector", "InMemoryAnalyticsCollector"]
 
 _logger = logging.getLogger("flagscope")
+
+# At most this many flags get a rollup (a per-flag summary kept current); others are
+# summarised from their records. Bounds the memory and the recording cost rollups add.
+MAX_ROLLUPS = 10_000
 
 
 @runtime_checkable
@@ -43,6 +49,40 @@ def _check_max_size(max_size: object) -> int:
     if max_size < 1:
         raise ValueError(f"max_size must be at least 1, got {max_size}")
     return max_size
+
+
+def _update_rollups(
+    rollups: dict[str, FlagRollup],
+    old: FlagEvaluationEvent | None,
+    event: FlagEvaluationEvent,
+) -> None:
+    """Keep the rollups current: ``old`` was evicted (if not None), ``event`` stored.
+
+    Called under the collector's lock, after the store itself changed. A rollup
+    that raises is dropped, never left half-updated: the store stays consistent
+    and that flag is summarised from its records again.
+    """
+    if old is not None:
+        old_key = old.flag_key
+        rollup = rollups.get(old_key)
+        if rollup is not None:
+            try:
+                rollup.remove(old)
+            except Exception:
+                _logger.debug("flagscope: dropped the rollup of %r", old_key, exc_info=True)
+                del rollups[old_key]
+            else:
+                if not rollup.count and old_key != event.flag_key:
+                    # The flag's last record went: stop tracking it.
+                    del rollups[old_key]
+    key = event.flag_key
+    rollup = rollups.get(key)
+    if rollup is not None:
+        try:
+            rollup.add(event)
+        except Exception:
+            _logger.debug("flagscope: dropped the rollup of %r", key, exc_info=True)
+            del rollups[key]
 
 
 class InMemoryAnalyticsCollector:
@@ -73,6 +113,9 @@ class InMemoryAnalyticsCollector:
         self._evicted = 0
         self._listeners: list[Callable[[], None]] = []
         self._query: CollectorQuery | None = None
+        # Per-flag summaries kept current, only for flags someone summarised.
+        self._rollups: dict[str, FlagRollup] = {}
+        self._max_rollups = MAX_ROLLUPS
 
     # -- configuration and counters -------------------------------------------------
 
@@ -133,6 +176,7 @@ class InMemoryAnalyticsCollector:
         ring = self._ring
         by_flag = self._by_flag
         max_size = self._max_size
+        rollups = self._rollups
         seq = self._next_seq
         try:
             for event in batch:
@@ -142,9 +186,11 @@ class InMemoryAnalyticsCollector:
                 seqs = by_flag.get(key)
                 if len(ring) < max_size:
                     ring.append(event)
+                    old = None
                 else:
                     index = (seq - self._origin) % max_size
-                    old_key = ring[index].flag_key
+                    old = ring[index]
+                    old_key = old.flag_key
                     ring[index] = event
                     old_seqs = by_flag[old_key]
                     old_seqs.popleft()
@@ -156,9 +202,86 @@ class InMemoryAnalyticsCollector:
                 else:
                     seqs.append(seq)
                 seq += 1
+                if rollups:
+                    _update_rollups(rollups, old, event)
         finally:
             # Count exactly what was stored, even if a bad item stopped the batch.
             self._next_seq = seq
+
+    # -- rollups: per-flag summaries kept current ----------------------------------
+
+    def summary_of(self, flag_key: str, *, keyed: bool = True) -> FlagSummary | None:
+        """Summarise one flag's stored records from its rollup; ``None`` if it has none.
+
+        Equals ``summarize(self.events(flag_key), flag_key=flag_key,
+        evicted=self.evicted_count)`` (``flag_key=None`` with ``keyed=False``, as
+        ``query.summary(flag_key=...)`` labels it). The first call for a flag builds
+        its rollup from the flag's stored records; from then on recording keeps it
+        current, and a call costs time in the number of distinct values, not of
+        records. ``None`` when no more flags can be tracked (``MAX_ROLLUPS``) or the
+        flag's records cannot be rolled up: summarise its records instead.
+        """
+        with self._lock:
+            snapshot = self._rollup_snapshot(flag_key)
+            evicted = self._evicted
+        if snapshot is None:
+            return None
+        return snapshot.summary(flag_key if keyed else None, evicted)
+
+    def summaries_of_all(self) -> list[FlagSummary]:
+        """Return ``summarize_by_flag(self.events(), evicted=...)``, from rollups.
+
+        Flags without a rollup get one, each built under its own short hold of the
+        lock; the answer is then read from one snapshot. Flags beyond
+        ``MAX_ROLLUPS``, or whose records cannot be rolled up, are summarised from
+        their records, taken in the same snapshot.
+        """
+        with self._lock:
+            missing = [key for key in self._by_flag if key not in self._rollups]
+        for key in missing:
+            with self._lock:
+                if key in self._by_flag and key not in self._rollups:
+                    self._build_rollup(key)
+        parts: dict[str, RollupSnapshot | list[FlagEvaluationEvent]] = {}
+        with self._lock:
+            for key, seqs in self._by_flag.items():
+                snapshot = self._rollup_snapshot(key)
+                parts[key] = snapshot if snapshot is not None else self._events_at(seqs)
+            evicted = self._evicted
+        summaries = []
+        for key in sorted(parts):
+            part = parts[key]
+            if isinstance(part, RollupSnapshot):
+                summaries.append(part.summary(key, evicted))
+            else:
+                summaries.append(summarize(part, flag_key=key, evicted=evicted))
+        return summaries
+
+    def _rollup_snapshot(self, flag_key: str) -> RollupSnapshot | None:
+        """Copy the flag's rollup figures, building it first; the caller holds the lock."""
+        rollup = self._rollups.get(flag_key)
+        if rollup is None:
+            if flag_key not in self._by_flag:
+                # Nothing stored: the empty summary, without tracking the flag.
+                return FlagRollup().snapshot()
+            rollup = self._build_rollup(flag_key)
+            if rollup is None:
+                return None
+        return rollup.snapshot()
+
+    def _build_rollup(self, flag_key: str) -> FlagRollup | None:
+        """Roll up a flag's stored records and track it; the caller holds the lock."""
+        if len(self._rollups) >= self._max_rollups:
+            return None
+        try:
+            rollup = FlagRollup.of(self._events_at(self._by_flag[flag_key]))
+        except Exception:
+            # A record summarize would also fail on (an unhashable variant, a naive
+            # timestamp ...): leave the flag to the ordinary path, which says why.
+            _logger.debug("flagscope: cannot roll up flag %r", flag_key, exc_info=True)
+            return None
+        self._rollups[flag_key] = rollup
+        return rollup
 
     def _events_at(self, seqs: Iterable[int]) -> list[FlagEvaluationEvent]:
         """Return the records with these sequence numbers; the caller holds the lock."""
@@ -244,6 +367,7 @@ class InMemoryAnalyticsCollector:
         with self._lock:
             self._ring = []
             self._by_flag = {}
+            self._rollups = {}
             self._origin = self._next_seq
         if self._listeners:
             self._notify()

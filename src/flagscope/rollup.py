@@ -1,0 +1,273 @@
+"""A flag's summary kept up to date as its records are stored and evicted.
+
+``aggregates.summarize`` reads every record of a flag: about ten fields of each,
+scattered over the collector's ring. A ``FlagRollup`` holds what that summary
+adds up to instead (counts per variant, value, reason ..., the distinct
+targeting keys and traces, the earliest and latest times), so answering costs
+time in the number of distinct values, not of records. The collector keeps one
+only for flags someone summarised, and updates it under its lock as records of
+that flag are stored (``add``) and evicted (``remove``).
+
+A rollup relies on what the collector guarantees: a flag's records are evicted
+in the order they were stored, and records do not change once stored.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from flagscope.aggregates import FlagSummary, _ordered
+from flagscope.filters import value_key
+from flagscope.models import EvaluationReason, FlagEvaluationEvent
+
+__all__ = ["FlagRollup", "RollupSnapshot"]
+
+_ERROR: Final = EvaluationReason.ERROR.value
+
+# value_key costs a json.dumps; the hashable scalars flags mostly serve are converted
+# once. Keyed by (type, value): True, 1 and 1.0 are equal in Python but not as values.
+# -0.0 shares 0.0's entry, which is right: value_key gives both "0.0". NaN is never
+# stored (it equals nothing, not even itself).
+_CACHEABLE: Final = frozenset({str, int, bool, float})
+_KEY_CACHE_LIMIT: Final = 4096
+_KEY_CACHE_MAX_TEXT: Final = 256
+_key_cache: dict[tuple[type, Any], str] = {}
+_TRUE: Final = "true"
+_FALSE: Final = "false"
+
+
+def cached_value_key(value: Any) -> str:
+    """Return ``value_key(value)``, remembering it for small hashable scalars."""
+    if value is None:
+        return "null"
+    kind = type(value)
+    if kind not in _CACHEABLE:
+        return value_key(value)
+    ident = (kind, value)
+    key = _key_cache.get(ident)
+    if key is None:
+        key = value_key(value)
+        if (
+            len(_key_cache) < _KEY_CACHE_LIMIT
+            and value == value
+            and (kind is not str or len(value) <= _KEY_CACHE_MAX_TEXT)
+        ):
+            _key_cache[ident] = key
+    return key
+
+
+# What a record is counted under, apart from its targeting key, trace and time:
+# (variant, value_key(value), reason, provider_name, error_type). A flag's records
+# mostly share a few such profiles, so one count per profile costs one dict update
+# per record where five counters would cost five.
+Profile = tuple[Any, str, Any, Any, Any]
+
+
+def _count_into(counts: dict[Any, int], key: Any, count: int) -> None:
+    if key is not None:
+        counts[key] = counts.get(key, 0) + count
+
+
+@dataclass(frozen=True, slots=True)
+class RollupSnapshot:
+    """A rollup's figures at one instant, copied under the collector's lock.
+
+    Turning them into a ``FlagSummary`` (adding up the profiles, ordering the
+    counts) happens outside the lock, so recording waits only for the copy.
+    """
+
+    count: int
+    profiles: Mapping[Profile, int]
+    distinct_targeting_keys: int
+    distinct_traces: int
+    max_per_trace: int
+    first_seen: datetime | None
+    last_seen: datetime | None
+
+    def summary(self, flag_key: str | None, evicted: int) -> FlagSummary:
+        """Return the ``FlagSummary`` that ``summarize`` gives for the same records."""
+        variants: dict[Any, int] = {}
+        values: dict[str, int] = {}
+        reasons: dict[Any, int] = {}
+        providers: dict[Any, int] = {}
+        error_types: dict[Any, int] = {}
+        error_count = 0
+        for (variant, value, reason, provider, error_type), n in self.profiles.items():
+            _count_into(variants, variant, n)
+            values[value] = values.get(value, 0) + n
+            _count_into(reasons, reason, n)
+            _count_into(providers, provider, n)
+            if error_type is not None:
+                error_types[error_type] = error_types.get(error_type, 0) + n
+                error_count += n
+            elif reason == _ERROR:
+                error_count += n
+        count = self.count
+        return FlagSummary(
+            flag_key=flag_key,
+            count=count,
+            by_variant=_ordered(variants),
+            by_value=_ordered(values),
+            by_reason=_ordered(reasons),
+            by_provider=_ordered(providers),
+            by_error_type=_ordered(error_types),
+            error_count=error_count,
+            error_rate=error_count / count if count else 0.0,
+            distinct_targeting_keys=self.distinct_targeting_keys,
+            first_seen=self.first_seen,
+            last_seen=self.last_seen,
+            evicted=evicted,
+            distinct_traces=self.distinct_traces,
+            max_per_trace=self.max_per_trace,
+        )
+
+
+class FlagRollup:
+    """What ``aggregates.summarize`` needs of one flag's stored records, kept current.
+
+    ``add`` each record as it is stored and ``remove`` each as it is evicted,
+    oldest first (the order the collector evicts a flag's records in). Not
+    thread-safe by itself: the collector calls every method under its lock.
+    Any method may raise on a record ``summarize`` would also fail on (an
+    unhashable variant, naive and aware timestamps mixed ...); the collector
+    then drops the rollup and summarises that flag the ordinary way.
+
+    The earliest and latest times are kept as sliding-window minimum and maximum:
+    two deques of ``(ordinal, timestamp)``, each record getting the next ordinal,
+    holding only the records that can still become the minimum (maximum) once
+    older ones are removed. Both answers are at the front; adding and removing
+    cost O(1) amortised, and ties go to the oldest record, as ``min``/``max`` do.
+    """
+
+    __slots__ = (
+        "_earliest",
+        "_latest",
+        "_next_ordinal",
+        "_oldest_ordinal",
+        "_profiles",
+        "_targeting_keys",
+        "_traces",
+        "count",
+    )
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._profiles: dict[Profile, int] = {}
+        self._targeting_keys: dict[Any, int] = {}
+        self._traces: dict[Any, int] = {}
+        # Timestamps rise from front to back in _earliest and fall in _latest.
+        self._earliest: deque[tuple[int, datetime]] = deque()
+        self._latest: deque[tuple[int, datetime]] = deque()
+        self._next_ordinal = 0
+        self._oldest_ordinal = 0
+
+    @classmethod
+    def of(cls, events: Iterable[FlagEvaluationEvent]) -> FlagRollup:
+        """Build a rollup of ``events``, one flag's stored records, oldest first."""
+        rollup = cls()
+        add = rollup.add
+        for event in events:
+            add(event)
+        return rollup
+
+    def add(self, event: FlagEvaluationEvent) -> None:
+        """Count a newly stored record."""
+        # A record that cannot be counted (an unhashable field, naive and aware
+        # timestamps mixed) raises part-way; the collector then drops the rollup.
+        value = event.value
+        profile = (
+            event.variant,
+            (_TRUE if value else _FALSE) if type(value) is bool else cached_value_key(value),
+            event.reason,
+            event.provider_name,
+            event.error_type,
+        )
+        profiles = self._profiles
+        count = profiles.get(profile, 0) + 1
+        timestamp = event.timestamp
+        earliest, latest = self._earliest, self._latest
+        while earliest and earliest[-1][1] > timestamp:
+            earliest.pop()
+        while latest and latest[-1][1] < timestamp:
+            latest.pop()
+        entry = (self._next_ordinal, timestamp)
+        earliest.append(entry)
+        latest.append(entry)
+        profiles[profile] = count
+        self._next_ordinal += 1
+        self.count += 1
+        targeting_key = event.targeting_key
+        if targeting_key is not None:
+            counts = self._targeting_keys
+            counts[targeting_key] = counts.get(targeting_key, 0) + 1
+        trace_id = event.trace_id
+        if trace_id is not None:
+            counts = self._traces
+            counts[trace_id] = counts.get(trace_id, 0) + 1
+
+    def remove(self, event: FlagEvaluationEvent) -> None:
+        """Forget an evicted record: the oldest one this rollup holds."""
+        oldest = self._oldest_ordinal
+        earliest, latest = self._earliest, self._latest
+        if earliest[0][0] == oldest:
+            earliest.popleft()
+        if latest[0][0] == oldest:
+            latest.popleft()
+        self._oldest_ordinal = oldest + 1
+        self.count -= 1
+        value = event.value
+        profile = (
+            event.variant,
+            (_TRUE if value else _FALSE) if type(value) is bool else cached_value_key(value),
+            event.reason,
+            event.provider_name,
+            event.error_type,
+        )
+        # Inlined decrements; a key that is missing raises KeyError: the rollup no
+        # longer matches its records (a value changed after recording), so it is dropped.
+        profiles = self._profiles
+        left = profiles[profile] - 1
+        if left:
+            profiles[profile] = left
+        else:
+            del profiles[profile]
+        targeting_key = event.targeting_key
+        if targeting_key is not None:
+            counts = self._targeting_keys
+            left = counts[targeting_key] - 1
+            if left:
+                counts[targeting_key] = left
+            else:
+                del counts[targeting_key]
+        trace_id = event.trace_id
+        if trace_id is not None:
+            counts = self._traces
+            left = counts[trace_id] - 1
+            if left:
+                counts[trace_id] = left
+            else:
+                del counts[trace_id]
+
+    def snapshot(self) -> RollupSnapshot:
+        """Copy the current figures (call under the lock that guards ``add``/``remove``)."""
+        earliest, latest, traces = self._earliest, self._latest, self._traces
+        return RollupSnapshot(
+            count=self.count,
+            profiles=self._profiles.copy(),
+            distinct_targeting_keys=len(self._targeting_keys),
+            distinct_traces=len(traces),
+            max_per_trace=max(traces.values()) if traces else 0,
+            first_seen=earliest[0][1] if earliest else None,
+            last_seen=latest[0][1] if latest else None,
+        )
+
+    def summary(self, flag_key: str | None, evicted: int) -> FlagSummary:
+        """Return what ``summarize(records, flag_key=..., evicted=...)`` returns."""
+        return self.snapshot().summary(flag_key, evicted)
+
+    def __repr__(self) -> str:
+        return f"FlagRollup(count={self.count}, profiles={len(self._profiles)})"

@@ -1,0 +1,388 @@
+"""Per-flag rollups: summaries kept current must equal summaries recomputed from records."""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+import flagscope.collector as collector_module
+from flagscope.aggregates import FlagSummary, summarize, summarize_by_flag
+from flagscope.collector import InMemoryAnalyticsCollector
+from flagscope.filters import value_key
+from flagscope.models import EvaluationReason, FlagEvaluationEvent
+from flagscope.rollup import FlagRollup, cached_value_key
+
+FLAGS = ("a", "b", "c")
+_START = datetime(2025, 1, 1, tzinfo=UTC)
+_PLUS_ONE = timezone(timedelta(hours=1))
+_MAPPINGS = ("by_variant", "by_value", "by_reason", "by_provider", "by_error_type")
+
+
+def assert_same(ours: FlagSummary, expected: FlagSummary) -> None:
+    """Equal field by field, count mappings in the same order, and alike as JSON."""
+    assert ours == expected
+    for name in _MAPPINGS:
+        assert list(getattr(ours, name).items()) == list(getattr(expected, name).items()), name
+    assert ours.to_dict() == expected.to_dict()
+    # error_rate is a float: equal, not merely close.
+    assert ours.error_rate.hex() == expected.error_rate.hex()
+
+
+def reference(collector: InMemoryAnalyticsCollector, flag_key: str) -> FlagSummary:
+    """What ``query.summary(flag_key=...)`` gave before rollups: a pass over the records."""
+    return summarize(collector.events(flag_key), flag_key=None, evicted=collector.evicted_count)
+
+
+# -- records with awkward fields ---------------------------------------------------
+
+_values = st.one_of(
+    st.sampled_from([True, False, 1, 0, 1.0, 0.0, -0.0, math.nan, math.inf, None, "1", "true"]),
+    st.integers(-3, 3),
+    st.floats(allow_nan=True, allow_infinity=True, width=16),
+    st.text(max_size=3),
+    st.lists(st.sampled_from([1, True, "x", None]), max_size=3),
+    st.lists(st.sampled_from([1, True, "x", None]), max_size=3).map(tuple),
+    st.dictionaries(st.sampled_from(["k", "j"]), st.sampled_from([1, 1.0, True, None])),
+)
+_reasons = st.sampled_from([*EvaluationReason, "STATIC", "custom", "Error", "error"])
+_timestamps = st.builds(
+    lambda seconds, tz: (_START + timedelta(seconds=seconds)).astimezone(tz),
+    st.integers(-4, 4),  # out of order, with ties
+    st.sampled_from([UTC, _PLUS_ONE]),  # one instant, two spellings
+)
+
+
+def _maybe(values: list[str]) -> st.SearchStrategy[str | None]:
+    return st.one_of(st.none(), st.sampled_from(values))
+
+
+events = st.builds(
+    FlagEvaluationEvent,
+    timestamp=_timestamps,
+    flag_key=st.sampled_from(FLAGS),
+    value=_values,
+    reason=_reasons,
+    variant=_maybe(["on", "off", "v"]),
+    targeting_key=_maybe(["u1", "u2", "u3"]),
+    provider_name=_maybe(["p", "q"]),
+    error_type=_maybe(["flag_not_found", "general"]),
+    trace_id=_maybe(["t1", "t2", "t3", "t4"]),
+)
+
+
+class RollupMachine(RuleBasedStateMachine):
+    """Record, clear and summarise at random; rollups must always match recomputation."""
+
+    collector: InMemoryAnalyticsCollector
+
+    @initialize(max_size=st.integers(1, 40))
+    def make_collector(self, max_size: int) -> None:
+        self.collector = InMemoryAnalyticsCollector(max_size=max_size)
+
+    @rule(event=events)
+    def record(self, event: FlagEvaluationEvent) -> None:
+        self.collector.record_sync(event)
+
+    @rule(batch=st.lists(events, max_size=30))
+    def record_many(self, batch: list[FlagEvaluationEvent]) -> None:
+        self.collector.record_many(batch)
+
+    @rule(before=st.lists(events, max_size=10), after=st.lists(events, max_size=3))
+    def record_many_stopped_by_a_bad_item(
+        self, before: list[FlagEvaluationEvent], after: list[FlagEvaluationEvent]
+    ) -> None:
+        bad = FlagEvaluationEvent(_START, ["unhashable"], 1, "static")  # type: ignore[arg-type]
+        with pytest.raises(TypeError):
+            self.collector.record_many([*before, bad, *after])
+
+    @rule()
+    def clear(self) -> None:
+        self.collector.clear_sync()
+
+    @rule(flag_key=st.sampled_from([*FLAGS, "never-recorded"]))
+    def summary_of_one_flag(self, flag_key: str) -> None:
+        assert_same(
+            self.collector.query.summary(flag_key=flag_key), reference(self.collector, flag_key)
+        )
+
+    @rule()
+    def summaries_of_every_flag(self) -> None:
+        collector = self.collector
+        ours = collector.query.summaries()
+        expected = summarize_by_flag(collector.events(), evicted=collector.evicted_count)
+        assert [s.flag_key for s in ours] == [s.flag_key for s in expected]
+        for one, other in zip(ours, expected, strict=True):
+            assert_same(one, other)
+
+    @invariant()
+    def tracked_rollups_match_their_records(self) -> None:
+        collector = self.collector
+        stored = set(collector.flag_keys())
+        tracked = set(collector._rollups)
+        assert tracked <= stored  # a flag whose records all went is no longer tracked
+        for flag_key in tracked:
+            expected = summarize(
+                collector.events(flag_key), flag_key=flag_key, evicted=collector.evicted_count
+            )
+            ours = collector.summary_of(flag_key)
+            assert ours is not None
+            assert_same(ours, expected)
+
+
+RollupMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+TestRollupsMatchRecomputation = RollupMachine.TestCase
+
+
+# -- FlagRollup on its own ----------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    batch=st.lists(events, max_size=40),
+    removals=st.lists(st.integers(0, 40), min_size=1, max_size=6),
+)
+def test_rollup_follows_adds_and_oldest_first_removals(
+    batch: list[FlagEvaluationEvent], removals: list[int]
+) -> None:
+    rollup = FlagRollup()
+    stored: list[FlagEvaluationEvent] = []
+    remaining = list(batch)
+    for removal in removals:
+        # Add a few, then evict a few, as a collector would.
+        taken, remaining = remaining[: removal + 1], remaining[removal + 1 :]
+        for event in taken:
+            rollup.add(event)
+            stored.append(event)
+        for _ in range(min(removal, len(stored))):
+            rollup.remove(stored.pop(0))
+        assert rollup.count == len(stored)
+        assert_same(rollup.summary("f", 7), summarize(stored, flag_key="f", evicted=7))
+
+
+def test_cached_value_keys_keep_true_one_and_one_point_zero_apart() -> None:
+    for value in (True, 1, 1.0, False, 0, 0.0, -0.0, "1", None, math.nan, math.inf, -math.inf):
+        # Twice: the second answer comes from the cache.
+        assert cached_value_key(value) == value_key(value)
+        assert cached_value_key(value) == value_key(value)
+    assert len({cached_value_key(v) for v in (True, 1, 1.0)}) == 3
+    assert cached_value_key(-0.0) == cached_value_key(0.0) == "0.0"
+
+
+def test_a_rollup_counts_each_nan_as_the_same_value() -> None:
+    records = [
+        FlagEvaluationEvent(_START, "f", float("nan"), "static"),
+        FlagEvaluationEvent(_START, "f", float("nan"), "static"),
+    ]
+    assert FlagRollup.of(records).summary("f", 0).by_value == {"NaN": 2}
+
+
+# -- the collector's rollups ----------------------------------------------------------
+
+
+def _event(flag_key: str, n: int, **fields: Any) -> FlagEvaluationEvent:
+    fields.setdefault("reason", "static")
+    return FlagEvaluationEvent(_START + timedelta(seconds=n), flag_key, n % 3, **fields)
+
+
+def test_no_rollup_until_a_flag_is_summarised() -> None:
+    collector = InMemoryAnalyticsCollector(max_size=10)
+    collector.record_many([_event("a", n) for n in range(20)])
+    assert collector._rollups == {}
+    collector.query.summary()
+    collector.query.summary(flag_key="a", variant="on")
+    collector.query.summary(flag_key=["a"])
+    collector.query.summary(flag_key="a", predicate=lambda event: True)
+    collector.query.summaries(flag_key="a")
+    collector.query.count(flag_key="a")
+    assert collector._rollups == {}
+    collector.query.summary(flag_key="a")
+    assert set(collector._rollups) == {"a"}
+
+
+def test_summarising_a_flag_with_no_records_tracks_nothing() -> None:
+    collector = InMemoryAnalyticsCollector()
+    collector.record_sync(_event("a", 1))
+    assert_same(collector.query.summary(flag_key="zzz"), reference(collector, "zzz"))
+    assert set(collector._rollups) == set()
+
+
+def test_clear_drops_every_rollup() -> None:
+    collector = InMemoryAnalyticsCollector(max_size=10)
+    collector.record_many([_event(key, n) for n, key in enumerate("abcab")])
+    collector.query.summaries()
+    assert set(collector._rollups) == {"a", "b", "c"}
+    collector.clear_sync()
+    assert collector._rollups == {}
+    collector.record_sync(_event("a", 9))
+    assert_same(collector.query.summary(flag_key="a"), reference(collector, "a"))
+
+
+@pytest.mark.asyncio
+async def test_close_drops_every_rollup() -> None:
+    collector = InMemoryAnalyticsCollector()
+    await collector.record(_event("a", 1))
+    collector.query.summary(flag_key="a")
+    await collector.close()
+    assert collector._rollups == {}
+
+
+def test_a_flag_whose_records_were_all_evicted_is_no_longer_tracked() -> None:
+    collector = InMemoryAnalyticsCollector(max_size=3)
+    collector.record_many([_event("a", 0), _event("b", 1), _event("b", 2)])
+    collector.query.summaries()
+    collector.record_sync(_event("b", 3))  # evicts a's only record
+    assert set(collector._rollups) == {"b"}
+    assert_same(collector.query.summary(flag_key="b"), reference(collector, "b"))
+
+
+def test_at_most_max_rollups_flags_are_tracked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(collector_module, "MAX_ROLLUPS", 3)
+    collector = InMemoryAnalyticsCollector(max_size=100)
+    collector.record_many([_event(f"flag-{n % 5}", n) for n in range(50)])
+    summaries = collector.query.summaries()
+    assert len(collector._rollups) == 3
+    expected = summarize_by_flag(collector.events(), evicted=collector.evicted_count)
+    assert summaries == expected
+    for n in range(5):  # the untracked flags are summarised from their records
+        key = f"flag-{n}"
+        assert_same(collector.query.summary(flag_key=key), reference(collector, key))
+    assert collector.summary_of("flag-4") is None  # flags 0 to 2 were tracked first
+    collector.record_many([_event(f"flag-{n % 5}", n) for n in range(50, 80)])
+    assert collector.query.summaries() == summarize_by_flag(
+        collector.events(), evicted=collector.evicted_count
+    )
+
+
+def test_records_a_rollup_cannot_count_fall_back_to_the_ordinary_path() -> None:
+    collector = InMemoryAnalyticsCollector(max_size=5)
+    collector.record_many([_event("a", n) for n in range(3)])
+    collector.query.summary(flag_key="a")
+    assert "a" in collector._rollups
+    # An unhashable variant: summarize cannot count it either, and says so.
+    collector.record_sync(_event("a", 3, variant=["on"]))  # type: ignore[arg-type]
+    assert "a" not in collector._rollups
+    with pytest.raises(TypeError, match="unhashable"):
+        collector.query.summary(flag_key="a")
+    assert "a" not in collector._rollups
+    collector.record_many([_event("a", n) for n in range(4, 9)])  # the bad record is evicted
+    assert_same(collector.query.summary(flag_key="a"), reference(collector, "a"))
+    assert "a" in collector._rollups
+
+
+def test_naive_timestamps_are_summarised_like_aware_ones() -> None:
+    collector = InMemoryAnalyticsCollector(max_size=5)
+    naive = [
+        FlagEvaluationEvent(datetime(2025, 1, 1, 0, 0, n % 3), "a", n, "static") for n in range(7)
+    ]
+    collector.record_many(naive)
+    assert_same(collector.query.summary(flag_key="a"), reference(collector, "a"))
+    collector.record_sync(FlagEvaluationEvent(_START, "a", 1, "static"))  # aware among naive
+    with pytest.raises(TypeError):
+        collector.query.summary(flag_key="a")
+    assert "a" not in collector._rollups
+
+
+def test_a_value_changed_after_recording_drops_the_rollup() -> None:
+    collector = InMemoryAnalyticsCollector(max_size=2)
+    value: dict[str, int] = {"n": 1}
+    collector.record_sync(FlagEvaluationEvent(_START, "a", value, "static"))
+    collector.query.summary(flag_key="a")
+    value["n"] = 2  # records are meant to be immutable; this one is not
+    collector.record_many([_event("a", 1), _event("a", 2)])  # evicts it
+    assert "a" not in collector._rollups
+    assert_same(collector.query.summary(flag_key="a"), reference(collector, "a"))
+
+
+def test_summaries_from_rollups_equal_the_pass_over_records_on_realistic_traffic() -> None:
+    rng = random.Random(7)
+    collector = InMemoryAnalyticsCollector(max_size=500)
+    for n in range(2000):
+        collector.record_sync(
+            FlagEvaluationEvent(
+                _START + timedelta(milliseconds=n + rng.randint(-50, 50)),
+                f"flag-{rng.randrange(20)}",
+                rng.choice([True, False, "blue", 3, {"a": [1, 2]}]),
+                rng.choice(["static", "targeting_match", "error", "split"]),
+                variant=rng.choice(["on", "off", None]),
+                targeting_key=f"user-{rng.randrange(50)}",
+                error_type=rng.choice([None, None, None, "flag_not_found"]),
+                trace_id=f"{rng.randrange(300):032x}",
+            )
+        )
+        if n % 250 == 0:
+            collector.query.summaries()
+    assert collector.query.summaries() == summarize_by_flag(
+        collector.events(), evicted=collector.evicted_count
+    )
+
+
+def test_writers_and_summary_readers_at_once() -> None:
+    collector = InMemoryAnalyticsCollector(max_size=300)
+    flags = [f"flag-{n}" for n in range(6)]
+    writers, per_writer = 4, 3000
+    start = threading.Barrier(writers + 2)
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def write(seed: int) -> None:
+        rng = random.Random(seed)
+        start.wait()
+        for n in range(per_writer):
+            event = FlagEvaluationEvent(
+                _START + timedelta(seconds=rng.randrange(1000)),
+                rng.choice(flags),
+                rng.choice([True, False, 1, "x"]),
+                rng.choice(["static", "error"]),
+                variant=rng.choice(["on", "off"]),
+                targeting_key=f"u{rng.randrange(30)}",
+                trace_id=f"t{rng.randrange(100)}",
+            )
+            if n % 7 == 0:
+                collector.record_many([event, event])
+            else:
+                collector.record_sync(event)
+
+    def read(flag_only: bool) -> None:
+        start.wait()
+        rng = random.Random(99)
+        while not done.is_set():
+            try:
+                if flag_only:
+                    found = [collector.query.summary(flag_key=rng.choice(flags))]
+                else:
+                    found = collector.query.summaries()
+                for summary in found:
+                    # One consistent snapshot: the parts add up to the whole.
+                    assert sum(summary.by_reason.values()) == summary.count
+                    assert sum(summary.by_value.values()) == summary.count
+                    assert summary.count <= collector.max_size
+            except BaseException as error:  # noqa: BLE001 - reported by the main thread
+                errors.append(error)
+                return
+
+    threads = [threading.Thread(target=write, args=(seed,)) for seed in range(writers)]
+    readers = [threading.Thread(target=read, args=(flag_only,)) for flag_only in (True, False)]
+    for thread in threads + readers:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    done.set()
+    for thread in readers:
+        thread.join(timeout=60)
+    assert not errors, errors[0]
+    doubled = len(range(0, per_writer, 7))  # record_many of two
+    assert collector.total_recorded == writers * (per_writer + doubled)
+    assert set(collector._rollups) == set(collector.flag_keys())
+    for flag_key in flags:
+        assert_same(collector.query.summary(flag_key=flag_key), reference(collector, flag_key))
+    assert collector.query.summaries() == summarize_by_flag(
+        collector.events(), evicted=collector.evicted_count
+    )
