@@ -148,13 +148,16 @@ TestRollupsMatchRecomputation = RollupMachine.TestCase
 @given(
     batch=st.lists(events, max_size=40),
     removals=st.lists(st.integers(0, 40), min_size=1, max_size=6),
+    built=st.integers(0, 40),
 )
 def test_rollup_follows_adds_and_oldest_first_removals(
-    batch: list[FlagEvaluationEvent], removals: list[int]
+    batch: list[FlagEvaluationEvent], removals: list[int], built: int
 ) -> None:
-    rollup = FlagRollup()
-    stored: list[FlagEvaluationEvent] = []
-    remaining = list(batch)
+    # Built from the first records at once (as the collector does), then kept current.
+    stored = batch[:built]
+    rollup = FlagRollup.of(stored)
+    assert_same(rollup.summary("f", 7), summarize(stored, flag_key="f", evicted=7))
+    remaining = batch[built:]
     for removal in removals:
         # Add a few, then evict a few, as a collector would.
         taken, remaining = remaining[: removal + 1], remaining[removal + 1 :]
