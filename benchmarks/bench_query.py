@@ -6,22 +6,29 @@ Figures (each printed with its target and PASS or MISS):
   (a) per-flag filter ``query.events(flag_key=k, variant="on")`` vs a list
       comprehension over every stored event: speed-up, target >= 50x.
   (b) per-flag aggregate ``query.summary(flag_key=k)`` vs a hand-written pass over
-      every stored event that keeps that flag's counts: speed-up, target >= 50x.
+      every stored event that keeps that flag's counts: speed-up, target >= 50x for
+      the warm summary (the flag's rollup exists and recording keeps it current).
+      The cold figure, each flag's first summary (which builds its rollup from the
+      flag's records), is printed beside it, timed on fresh collectors, no target.
   (c) whole-collector ``query.summary()`` vs one hand-written pass computing the same
       figures: time ratio, target <= 2x.
   (d) whole-collector ``query.summaries()`` (per flag) vs one hand-written pass that
-      groups by flag: time ratio, target <= 2x.
+      groups by flag: time ratio, target <= 2x, for repeated calls (rollups built);
+      the first call on a fresh collector (building every flag's rollup) is printed
+      beside it, timed once, no target.
 Each comparison first checks both sides give the same answer. Timings are the best of
 several repeats. Run: ``.venv/bin/python benchmarks/bench_query.py``.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import random
 import time
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from _common import (
@@ -143,6 +150,12 @@ def call_once(function: Callable[[], Any]) -> int:
     return 1
 
 
+def scan_ns_per_flag(settings: Settings, scan: Callable[[str], Any], keys: list[str]) -> float:
+    # The scan is slow: time it on fewer flags (the figure is per flag either way).
+    scan_keys = keys[: max(3, len(keys) // 20)]
+    return best_ns_per_op(lambda: call_each(scan, scan_keys), settings.repeats)
+
+
 def per_flag(
     settings: Settings,
     label: str,
@@ -150,16 +163,50 @@ def per_flag(
     scan: Callable[[str], Any],
     check: Callable[[Any, Any], bool],
     keys: list[str],
-) -> None:
+    *,
+    verdict_label: str | None = None,
+) -> float:
     for key in keys[:5]:
         assert check(ours(key), scan(key)), f"{label}: answers differ for {key}"
-    # The scan is slow: time it on fewer flags (the figure is per flag either way).
-    scan_keys = keys[: max(3, len(keys) // 20)]
     ours_ns = best_ns_per_op(lambda: call_each(ours, keys), settings.repeats)
-    scan_ns = best_ns_per_op(lambda: call_each(scan, scan_keys), settings.repeats)
+    scan_ns = scan_ns_per_flag(settings, scan, keys)
     ratio = scan_ns / ours_ns
     print(f"{label}: query {ours_ns / 1000:.1f} us, linear scan {scan_ns / 1000:.1f} us per flag")
-    report(f"{label} speed-up vs a linear scan", f"{ratio:.0f}x", ">= 50x", ratio >= 50)
+    verdict_label = verdict_label or f"{label} speed-up vs a linear scan"
+    report(verdict_label, f"{ratio:.0f}x", ">= 50x", ratio >= 50)
+    return scan_ns
+
+
+def first_summaries(collector: InMemoryAnalyticsCollector, keys: list[str]) -> int:
+    """Summarise each flag once: on a fresh collector, each call builds a rollup."""
+    query = collector.query
+    for key in keys:
+        query.summary(flag_key=key)
+    return len(keys)
+
+
+def cold_per_flag_summary(
+    settings: Settings, size: int, flag_count: int, keys: list[str], scan_ns: float
+) -> None:
+    """Time each flag's first summary, which builds its rollup, on fresh collectors."""
+    best = float("inf")
+    for _ in range(settings.repeats):
+        # The same seed gives the same events: a fresh collector with no rollup yet.
+        fresh = make_collector(random.Random(settings.seed), size, flag_count)
+        stored = fresh.events()
+        checked, timed = keys[:5], keys[5:]
+        for key in checked:
+            hand = hand_summary([e for e in stored if e.flag_key == key])
+            assert same(fresh.query.summary(flag_key=key), hand), f"(b) cold: differ for {key}"
+        best = min(best, best_ns_per_op(partial(first_summaries, fresh, timed), 1))
+        del fresh, stored
+        gc.collect()
+    ratio = scan_ns / best
+    print(
+        f"(b) per-flag summary, cold (each flag's first summary builds its rollup): "
+        f"query {best / 1000:.1f} us, linear scan {scan_ns / 1000:.1f} us per flag, "
+        f"{ratio:.0f}x faster (no target: the 50x target is for the warm summary below)"
+    )
 
 
 def whole(settings: Settings, label: str, ours: Callable[[], Any], hand: Callable[[], Any]) -> None:
@@ -191,24 +238,53 @@ def main() -> None:
         lambda a, b: bool(a == b),
         keys,
     )
+    # (b) cold first: fresh collectors, so that no flag of them has a rollup yet.
+    summary_scan = lambda key: hand_summary([e for e in stored if e.flag_key == key])  # noqa: E731
+    cold_per_flag_summary(
+        settings, size, flag_count, keys, scan_ns_per_flag(settings, summary_scan, keys)
+    )
+    first_summaries(collector, keys)  # builds the rollups: what follows is warm
     per_flag(
         settings,
-        "(b) per-flag summary",
+        "(b) per-flag summary, warm (rollup kept current by recording)",
         lambda key: query.summary(flag_key=key),
-        lambda key: hand_summary([e for e in stored if e.flag_key == key]),
+        summary_scan,
         same,
         keys,
+        verdict_label=(
+            "(b) warm per-flag summary speed-up vs a linear scan "
+            "(the 50x target applies to this warm figure, not the cold one)"
+        ),
     )
 
     assert same(query.summary(), hand_summary(stored)), "(c) answers differ"
     whole(settings, "(c) whole-collector summary", query.summary, lambda: hand_summary(stored))
+
+    # (d) cold: the first call on a fresh collector builds every flag's rollup.
+    fresh = make_collector(random.Random(settings.seed), size, flag_count)
+    start = time.perf_counter_ns()
+    fresh_all = fresh.query.summaries()
+    cold_ns = time.perf_counter_ns() - start
+    fresh_hand = hand_summaries(fresh.events())
+    assert all(same(s, fresh_hand[str(s.flag_key)]) for s in fresh_all), "(d) cold: differ"
+    hand_ns = best_ns_per_op(lambda: call_once(lambda: hand_summaries(stored)), settings.repeats)
+    print(
+        f"(d) whole-collector summaries, cold (first call builds every flag's rollup, "
+        f"timed once): query {cold_ns / 1e6:.1f} ms, hand-written pass {hand_ns / 1e6:.1f} ms, "
+        f"{cold_ns / hand_ns:.2f}x (no target: the 2x target is for repeated calls below)"
+    )
+    del fresh, fresh_all, fresh_hand
+    gc.collect()
 
     ours_all = query.summaries()
     hand_all = hand_summaries(stored)
     assert [s.flag_key for s in ours_all] == list(hand_all), "(d) flags differ"
     assert all(same(s, hand_all[str(s.flag_key)]) for s in ours_all), "(d) answers differ"
     whole(
-        settings, "(d) whole-collector summaries", query.summaries, lambda: hand_summaries(stored)
+        settings,
+        "(d) whole-collector summaries, repeated (rollups kept current)",
+        query.summaries,
+        lambda: hand_summaries(stored),
     )
 
 

@@ -40,6 +40,12 @@ def test_bench_collector_prints_each_figure_with_its_target_and_verdict() -> Non
         re.M,
     )
     assert re.search(rf"^\(a\) record_sync, full max_size=10000: {NUMBER} us per event$", out, re.M)
+    assert re.search(
+        rf"^\(a\) record_sync, full max_size=10000, every flag with a rollup: {NUMBER} us per "
+        rf"event \(without rollups {NUMBER} us\)$",
+        out,
+        re.M,
+    )
     assert re.search(rf"^\(c\) get_events\(flag_key\), .* ours {NUMBER} us, litestar", out, re.M)
     assert re.search(rf"^\(d\) bytes per stored event: {NUMBER} \(target <= 512\)", out, re.M)
 
@@ -68,6 +74,26 @@ def test_bench_query_prints_each_figure_with_its_target_and_verdict() -> None:
     verdicts = re.findall(r"^\(([a-d])\) .*\(target [^)]*\) (PASS|MISS)$", out, re.M)
     assert [label for label, _ in verdicts] == ["a", "b", "c", "d"]
     assert "collector: 2000 events, 50 flags (full)" in out
+    # The per-flag summary: the cold first request and the warm one, each against the
+    # scan, and the target said to be the warm one's.
+    assert re.search(
+        rf"^\(b\) per-flag summary, cold .*: query {NUMBER} us, linear scan {NUMBER} us per "
+        rf"flag, {NUMBER}x faster \(no target: the 50x target is for the warm summary below\)$",
+        out,
+        re.M,
+    )
+    assert re.search(
+        rf"^\(b\) per-flag summary, warm .*: query {NUMBER} us, linear scan {NUMBER} us per flag$",
+        out,
+        re.M,
+    )
+    assert re.search(
+        rf"^\(b\) warm per-flag summary speed-up vs a linear scan \(the 50x target applies to "
+        rf"this warm figure, not the cold one\): {NUMBER}x \(target >= 50x\) (PASS|MISS)$",
+        out,
+        re.M,
+    )
+    assert re.search(rf"^\(d\) whole-collector summaries, cold .*: query {NUMBER} ms", out, re.M)
 
 
 def test_bench_server_stores_every_event_sent() -> None:
