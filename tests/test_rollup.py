@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -327,6 +329,18 @@ def test_summaries_from_rollups_equal_the_pass_over_records_on_realistic_traffic
     )
 
 
+@pytest.fixture
+def frequent_thread_switches() -> Iterator[None]:
+    """Switch threads every 10 us rather than 5 ms, so that reads land mid-batch."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(interval)
+
+
+@pytest.mark.usefixtures("frequent_thread_switches")
 def test_writers_and_summary_readers_at_once() -> None:
     collector = InMemoryAnalyticsCollector(max_size=300)
     flags = [f"flag-{n}" for n in range(6)]
@@ -353,10 +367,13 @@ def test_writers_and_summary_readers_at_once() -> None:
             else:
                 collector.record_sync(event)
 
+    reads = [0, 0]
+
     def read(flag_only: bool) -> None:
         start.wait()
         rng = random.Random(99)
         while not done.is_set():
+            reads[flag_only] += 1
             try:
                 if flag_only:
                     found = [collector.query.summary(flag_key=rng.choice(flags))]
@@ -381,6 +398,7 @@ def test_writers_and_summary_readers_at_once() -> None:
     for thread in readers:
         thread.join(timeout=60)
     assert not errors, errors[0]
+    assert min(reads) > 1  # both readers ran while writers wrote
     doubled = len(range(0, per_writer, 7))  # record_many of two
     assert collector.total_recorded == writers * (per_writer + doubled)
     assert set(collector._rollups) == set(collector.flag_keys())
