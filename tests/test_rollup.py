@@ -87,7 +87,7 @@ class RollupMachine(RuleBasedStateMachine):
 
     @initialize(max_size=st.integers(1, 40))
     def make_collector(self, max_size: int) -> None:
-        self.collector = InMemoryAnalyticsCollector(max_size=max_size)
+        self.collector = InMemoryAnalyticsCollector(max_size=max_size, summary_rollups=True)
 
     @rule(event=events)
     def record(self, event: FlagEvaluationEvent) -> None:
@@ -197,8 +197,30 @@ def _event(flag_key: str, n: int, **fields: Any) -> FlagEvaluationEvent:
     return FlagEvaluationEvent(_START + timedelta(seconds=n), flag_key, n % 3, **fields)
 
 
-def test_no_rollup_until_a_flag_is_summarised() -> None:
+def test_a_default_collector_never_keeps_rollups_yet_gives_the_same_summaries() -> None:
     collector = InMemoryAnalyticsCollector(max_size=10)
+    collector.record_many([_event(key, n) for n in range(20) for key in ("a", "b")])
+    assert collector.summary_rollups is False
+
+    assert_same(collector.query.summary(flag_key="a"), reference(collector, "a"))
+    assert collector.summary_of("a") is None
+    assert collector.query.summaries() == summarize_by_flag(
+        collector.events(), evicted=collector.evicted_count
+    )
+    collector.record_sync(_event("a", 99))
+
+    assert collector._rollups == {}
+    assert_same(collector.query.summary(flag_key="a"), reference(collector, "a"))
+
+
+@pytest.mark.parametrize("wrong", [1, "yes", None])
+def test_summary_rollups_must_be_a_bool(wrong: object) -> None:
+    with pytest.raises(TypeError, match="summary_rollups must be a bool"):
+        InMemoryAnalyticsCollector(summary_rollups=wrong)  # type: ignore[arg-type]
+
+
+def test_no_rollup_until_a_flag_is_summarised() -> None:
+    collector = InMemoryAnalyticsCollector(max_size=10, summary_rollups=True)
     collector.record_many([_event("a", n) for n in range(20)])
     assert collector._rollups == {}
     collector.query.summary()
@@ -213,14 +235,14 @@ def test_no_rollup_until_a_flag_is_summarised() -> None:
 
 
 def test_summarising_a_flag_with_no_records_tracks_nothing() -> None:
-    collector = InMemoryAnalyticsCollector()
+    collector = InMemoryAnalyticsCollector(summary_rollups=True)
     collector.record_sync(_event("a", 1))
     assert_same(collector.query.summary(flag_key="zzz"), reference(collector, "zzz"))
     assert set(collector._rollups) == set()
 
 
 def test_clear_drops_every_rollup() -> None:
-    collector = InMemoryAnalyticsCollector(max_size=10)
+    collector = InMemoryAnalyticsCollector(max_size=10, summary_rollups=True)
     collector.record_many([_event(key, n) for n, key in enumerate("abcab")])
     collector.query.summaries()
     assert set(collector._rollups) == {"a", "b", "c"}
@@ -232,7 +254,7 @@ def test_clear_drops_every_rollup() -> None:
 
 @pytest.mark.asyncio
 async def test_close_drops_every_rollup() -> None:
-    collector = InMemoryAnalyticsCollector()
+    collector = InMemoryAnalyticsCollector(summary_rollups=True)
     await collector.record(_event("a", 1))
     collector.query.summary(flag_key="a")
     await collector.close()
@@ -240,7 +262,7 @@ async def test_close_drops_every_rollup() -> None:
 
 
 def test_a_flag_whose_records_were_all_evicted_is_no_longer_tracked() -> None:
-    collector = InMemoryAnalyticsCollector(max_size=3)
+    collector = InMemoryAnalyticsCollector(max_size=3, summary_rollups=True)
     collector.record_many([_event("a", 0), _event("b", 1), _event("b", 2)])
     collector.query.summaries()
     collector.record_sync(_event("b", 3))  # evicts a's only record
@@ -250,7 +272,7 @@ def test_a_flag_whose_records_were_all_evicted_is_no_longer_tracked() -> None:
 
 def test_at_most_max_rollups_flags_are_tracked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(collector_module, "MAX_ROLLUPS", 3)
-    collector = InMemoryAnalyticsCollector(max_size=100)
+    collector = InMemoryAnalyticsCollector(max_size=100, summary_rollups=True)
     collector.record_many([_event(f"flag-{n % 5}", n) for n in range(50)])
     summaries = collector.query.summaries()
     assert len(collector._rollups) == 3
@@ -267,7 +289,7 @@ def test_at_most_max_rollups_flags_are_tracked(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_records_a_rollup_cannot_count_fall_back_to_the_ordinary_path() -> None:
-    collector = InMemoryAnalyticsCollector(max_size=5)
+    collector = InMemoryAnalyticsCollector(max_size=5, summary_rollups=True)
     collector.record_many([_event("a", n) for n in range(3)])
     collector.query.summary(flag_key="a")
     assert "a" in collector._rollups
@@ -283,7 +305,7 @@ def test_records_a_rollup_cannot_count_fall_back_to_the_ordinary_path() -> None:
 
 
 def test_naive_timestamps_are_summarised_like_aware_ones() -> None:
-    collector = InMemoryAnalyticsCollector(max_size=5)
+    collector = InMemoryAnalyticsCollector(max_size=5, summary_rollups=True)
     naive = [
         FlagEvaluationEvent(datetime(2025, 1, 1, 0, 0, n % 3), "a", n, "static") for n in range(7)
     ]
@@ -296,7 +318,7 @@ def test_naive_timestamps_are_summarised_like_aware_ones() -> None:
 
 
 def test_a_value_changed_after_recording_drops_the_rollup() -> None:
-    collector = InMemoryAnalyticsCollector(max_size=2)
+    collector = InMemoryAnalyticsCollector(max_size=2, summary_rollups=True)
     value: dict[str, int] = {"n": 1}
     collector.record_sync(FlagEvaluationEvent(_START, "a", value, "static"))
     collector.query.summary(flag_key="a")
@@ -308,7 +330,7 @@ def test_a_value_changed_after_recording_drops_the_rollup() -> None:
 
 def test_summaries_from_rollups_equal_the_pass_over_records_on_realistic_traffic() -> None:
     rng = random.Random(7)
-    collector = InMemoryAnalyticsCollector(max_size=500)
+    collector = InMemoryAnalyticsCollector(max_size=500, summary_rollups=True)
     for n in range(2000):
         collector.record_sync(
             FlagEvaluationEvent(
@@ -342,7 +364,7 @@ def frequent_thread_switches() -> Iterator[None]:
 
 @pytest.mark.usefixtures("frequent_thread_switches")
 def test_writers_and_summary_readers_at_once() -> None:
-    collector = InMemoryAnalyticsCollector(max_size=300)
+    collector = InMemoryAnalyticsCollector(max_size=300, summary_rollups=True)
     flags = [f"flag-{n}" for n in range(6)]
     writers, per_writer = 4, 3000
     start = threading.Barrier(writers + 2)

@@ -96,13 +96,21 @@ class InMemoryAnalyticsCollector:
 
     Args:
         max_size: How many records to keep; a positive int.
+        summary_rollups: Keep each summarised flag's summary current as records
+            arrive and leave, so repeated summaries (a dashboard polling) cost time
+            in distinct values, not records. It costs recording about 2 µs instead
+            of 0.5 µs, and about 150 bytes per record, for every flag once
+            summarised; off by default, so the exporters' path stays lean.
 
     Raises:
-        TypeError: ``max_size`` is not an int.
+        TypeError: ``max_size`` is not an int, or ``summary_rollups`` not a bool.
         ValueError: ``max_size`` is below 1.
     """
 
-    def __init__(self, max_size: int = 10000) -> None:
+    def __init__(self, max_size: int = 10000, *, summary_rollups: bool = False) -> None:
+        if not isinstance(summary_rollups, bool):
+            raise TypeError(f"summary_rollups must be a bool, got {type(summary_rollups).__name__}")
+        self._summary_rollups = summary_rollups
         self._max_size = _check_max_size(max_size)
         self._lock = threading.Lock()
         self._ring: list[FlagEvaluationEvent] = []
@@ -113,7 +121,8 @@ class InMemoryAnalyticsCollector:
         self._evicted = 0
         self._listeners: list[Callable[[], None]] = []
         self._query: CollectorQuery | None = None
-        # Per-flag summaries kept current, only for flags someone summarised.
+        # Per-flag summaries kept current, only for flags someone summarised, and only
+        # with ``summary_rollups``: empty otherwise, so ``_store`` skips them.
         self._rollups: dict[str, FlagRollup] = {}
         self._max_rollups = MAX_ROLLUPS
 
@@ -123,6 +132,11 @@ class InMemoryAnalyticsCollector:
     def max_size(self) -> int:
         """How many records the collector keeps."""
         return self._max_size
+
+    @property
+    def summary_rollups(self) -> bool:
+        """Whether summaries are kept current per flag (see the class docstring)."""
+        return self._summary_rollups
 
     @property
     def evicted_count(self) -> int:
@@ -218,7 +232,8 @@ class InMemoryAnalyticsCollector:
         ``query.summary(flag_key=...)`` labels it). The first call for a flag builds
         its rollup from the flag's stored records; from then on recording keeps it
         current, and a call costs time in the number of distinct values, not of
-        records. ``None`` when no more flags can be tracked (``MAX_ROLLUPS``) or the
+        records. ``None`` when the collector keeps no rollups (``summary_rollups``
+        is off), when no more flags can be tracked (``MAX_ROLLUPS``) or the
         flag's records cannot be rolled up: summarise its records instead.
         """
         with self._lock:
@@ -271,7 +286,7 @@ class InMemoryAnalyticsCollector:
 
     def _build_rollup(self, flag_key: str) -> FlagRollup | None:
         """Roll up a flag's stored records and track it; the caller holds the lock."""
-        if len(self._rollups) >= self._max_rollups:
+        if not self._summary_rollups or len(self._rollups) >= self._max_rollups:
             return None
         try:
             rollup = FlagRollup.of(self._events_at(self._by_flag[flag_key]))

@@ -157,12 +157,13 @@ class CollectorQuery:
     def summary(self, **filters: Unpack[FilterArgs]) -> FlagSummary:
         """Return one summary of every matching record (``flag_key`` is ``None``).
 
-        With one ``flag_key`` (a str) and no other filter, the answer comes from
-        the flag's rollup, a summary the collector keeps current once asked for
+        With one ``flag_key`` (a str) and no other filter, on a collector made with
+        ``summary_rollups=True``, the answer comes from the flag's rollup, a summary
+        the collector keeps current once asked for
         (``InMemoryAnalyticsCollector.summary_of``): the same figures, without
         reading the flag's records again.
         """
-        if len(filters) == 1:
+        if len(filters) == 1 and self._collector.summary_rollups:
             flag_key = filters.get("flag_key")
             if type(flag_key) is str:
                 rolled = self._collector.summary_of(flag_key, keyed=False)
@@ -174,9 +175,10 @@ class CollectorQuery:
     def summaries(self, **filters: Unpack[FilterArgs]) -> list[FlagSummary]:
         """Return one summary per flag with matching records, sorted by flag key.
 
-        Without filters, each flag's summary comes from its rollup (see ``summary``).
+        Without filters, with ``summary_rollups``, each flag's summary comes from its
+        rollup (see ``summary``).
         """
-        if not filters:
+        if not filters and self._collector.summary_rollups:
             return self._collector.summaries_of_all()
         events = self.matching(build_filter(**filters))
         return summarize_by_flag(events, evicted=self._collector.evicted_count)
