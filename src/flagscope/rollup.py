@@ -76,6 +76,15 @@ def cached_value_key(value: Any) -> str:
 Profile = tuple[Any, str, Any, Any, Any]
 
 
+def _decrement(counts: dict[Any, int], key: Any) -> None:
+    """Take one off ``key``'s count, dropping the key at zero; KeyError if absent."""
+    left = counts[key] - 1
+    if left:
+        counts[key] = left
+    else:
+        del counts[key]
+
+
 def _count_into(counts: dict[Any, int], key: Any, count: int) -> None:
     if key is not None:
         counts[key] = counts.get(key, 0) + count
@@ -280,30 +289,15 @@ class FlagRollup:
             event.provider_name,
             event.error_type,
         )
-        # Inlined decrements; a key that is missing raises KeyError: the rollup no
-        # longer matches its records (a value changed after recording), so it is dropped.
-        profiles = self._profiles
-        left = profiles[profile] - 1
-        if left:
-            profiles[profile] = left
-        else:
-            del profiles[profile]
+        # A key that is missing raises KeyError: the rollup no longer matches its records
+        # (a value changed after recording), so the collector drops it.
+        _decrement(self._profiles, profile)
         targeting_key = event.targeting_key
         if targeting_key is not None:
-            counts = self._targeting_keys
-            left = counts[targeting_key] - 1
-            if left:
-                counts[targeting_key] = left
-            else:
-                del counts[targeting_key]
+            _decrement(self._targeting_keys, targeting_key)
         trace_id = event.trace_id
         if trace_id is not None:
-            counts = self._traces
-            left = counts[trace_id] - 1
-            if left:
-                counts[trace_id] = left
-            else:
-                del counts[trace_id]
+            _decrement(self._traces, trace_id)
 
     def snapshot(self) -> RollupSnapshot:
         """Copy the current figures (call under the lock that guards ``add``/``remove``)."""
