@@ -24,6 +24,7 @@ import itertools
 import random
 import time
 import tracemalloc
+from functools import partial
 from typing import Any
 
 from _common import (
@@ -109,13 +110,13 @@ def figure_a(settings: Settings, events: list[FlagEvaluationEvent], runner: asyn
     assert len(ours) == size
     assert len(theirs) == size
 
-    def record_sync() -> int:
-        record = ours.record_sync
+    def record_sync(collector: InMemoryAnalyticsCollector) -> int:
+        record = collector.record_sync
         for event in batch_ours:
             record(event)
         return len(batch_ours)
 
-    sync_ns = best_ns_per_op(record_sync, settings.repeats)
+    sync_ns = best_ns_per_op(partial(record_sync, ours), settings.repeats)
     ratio = theirs_ns / ours_ns
     print(
         f"(a) await record, full max_size={size}: ours {ours_ns / 1000:.3f} us, "
@@ -132,13 +133,7 @@ def figure_a(settings: Settings, events: list[FlagEvaluationEvent], runner: asyn
     rolled.query.summaries()
     assert len(rolled._rollups) == FLAG_COUNT
 
-    def record_sync_rolled() -> int:
-        record = rolled.record_sync
-        for event in batch_ours:
-            record(event)
-        return len(batch_ours)
-
-    rolled_ns = best_ns_per_op(record_sync_rolled, settings.repeats)
+    rolled_ns = best_ns_per_op(partial(record_sync, rolled), settings.repeats)
     print(
         f"(a) record_sync, full max_size={size}, summary_rollups=True, every flag with a "
         f"rollup: {rolled_ns / 1000:.3f} us per event (without rollups {sync_ns / 1000:.3f} us)"
@@ -218,28 +213,26 @@ def figure_d(settings: Settings) -> None:
     stream = typical_attribute_stream(rng, keys, users)
     now = time.time_ns()
     id_pairs = [span_ids(rng) for _ in range(2 * size)]
+
+    def record_range(collector: InMemoryAnalyticsCollector, start: int, stop: int) -> None:
+        for index in range(start, stop):
+            trace_id, span_id = id_pairs[index]
+            collector.record_sync(
+                map_evaluation(  # type: ignore[arg-type]
+                    next(stream), timestamp_ns=now + index, trace_id=trace_id, span_id=span_id
+                )
+            )
+
     gc.collect()
     tracemalloc.start()
     try:
         collector = InMemoryAnalyticsCollector(max_size=size)
         # Warm the mapper's caches and the collector's structures, then measure what
         # ``size`` more events (each evicting an older one) leave behind.
-        for index in range(size):
-            trace_id, span_id = id_pairs[index]
-            collector.record_sync(
-                map_evaluation(  # type: ignore[arg-type]
-                    next(stream), timestamp_ns=now + index, trace_id=trace_id, span_id=span_id
-                )
-            )
+        record_range(collector, 0, size)
         gc.collect()
         before = tracemalloc.get_traced_memory()[0]
-        for index in range(size, 2 * size):
-            trace_id, span_id = id_pairs[index]
-            collector.record_sync(
-                map_evaluation(  # type: ignore[arg-type]
-                    next(stream), timestamp_ns=now + index, trace_id=trace_id, span_id=span_id
-                )
-            )
+        record_range(collector, size, 2 * size)
         gc.collect()
         steady = tracemalloc.get_traced_memory()[0]
         # The stored events' own size: free the collector and see what goes.
