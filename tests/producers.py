@@ -134,6 +134,11 @@ def flag_event(
     return Event(name, attrs, timestamp=timestamp)
 
 
+# What a Python application's provider has: service.name plus the SDK's own attributes
+# (telemetry.sdk.language among them).
+DEFAULT_RESOURCE = Resource.create({"service.name": SERVICE_NAME})
+
+
 def readable_span(
     name: str = "GET /cart",
     *,
@@ -146,7 +151,7 @@ def readable_span(
     return ReadableSpan(
         name=name,
         context=context if context is not None else span_context(),
-        resource=resource if resource is not None else Resource({"service.name": SERVICE_NAME}),
+        resource=resource if resource is not None else DEFAULT_RESOURCE,
         attributes=attributes,
         events=events,
         start_time=START_NS,

@@ -161,7 +161,7 @@ def test_a_malformed_event_does_not_cost_the_spans_other_evaluations() -> None:
     )
 
     assert [record.flag_key for record in collector.events()] == ["a", "b"]
-    assert exporter.stats.skipped_by_reason == {SkipReason.MAPPING_ERROR.value: 1}
+    assert exporter.stats.skipped_by_reason == {SkipReason.INVALID_ATTRIBUTES.value: 1}
 
 
 @pytest.mark.parametrize(
@@ -193,7 +193,7 @@ def test_events_with_other_names_are_ignored_not_skipped(event: Event) -> None:
         (_ExplodingEventsSpan("GET /cart"), SkipReason.MAPPING_ERROR),
         (_ExplodingContextSpan("x", events=[flag_event()]), SkipReason.MAPPING_ERROR),
         (readable_span(events=[None]), SkipReason.MAPPING_ERROR),
-        (readable_span(events=[Event(semconv.EVENT_NAME, [1, 2])]), SkipReason.MAPPING_ERROR),
+        (readable_span(events=[Event(semconv.EVENT_NAME, [1, 2])]), SkipReason.INVALID_ATTRIBUTES),
         (readable_span(events=[Event(semconv.EVENT_NAME, None)]), SkipReason.MISSING_FLAG_KEY),
         (readable_span(events=[flag_event(None)]), SkipReason.MISSING_FLAG_KEY),
         (readable_span(events=[flag_event(42)]), SkipReason.INVALID_FLAG_KEY),
@@ -294,7 +294,11 @@ def test_invalid_span_context_gives_no_ids_but_still_records() -> None:
 
 @pytest.mark.parametrize(
     ("value_decoding", "expected"),
-    [("json", ["#c05543", True, {"a": (1, 2)}]), ("raw", ['"#c05543"', "true", '{"a": [1, 2]}'])],
+    [
+        ("auto", ["#c05543", True, {"a": [1, 2]}]),
+        ("json", ["#c05543", True, {"a": [1, 2]}]),
+        ("raw", ['"#c05543"', "true", '{"a": [1, 2]}']),
+    ],
 )
 def test_value_decoding_decodes_json_or_keeps_the_text(
     value_decoding: Any, expected: list[Any]

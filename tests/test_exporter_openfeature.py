@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -82,16 +83,19 @@ def test_primitive_values_arrive_decoded_with_their_python_type(
     assert dict(record.attributes) == {}
 
 
-def test_object_value_becomes_a_read_only_mapping_with_tuples_for_arrays(
+def test_object_value_is_the_plain_dict_the_provider_served_and_a_copy_per_read(
     otel: Pipeline, client: OpenFeatureClient
 ) -> None:
     record = _evaluate_in_span(otel, lambda: client.get_object_value("theme", {}))
 
-    assert isinstance(record.value, Mapping)
-    assert record.value == {"color": "red", "size": (1, 2), "nested": {"a": None}}
-    assert record.value["size"] == (1, 2)
-    with pytest.raises(TypeError):
-        record.value["color"] = "blue"  # type: ignore[index]
+    assert type(record.value) is dict
+    assert record.value == {"color": "red", "size": [1, 2], "nested": {"a": None}}
+    assert json.loads(json.dumps(record.value)) == record.value
+    mine = record.value
+    mine["color"] = "blue"
+    mine["size"].append(3)
+    assert record.value == {"color": "red", "size": [1, 2], "nested": {"a": None}}
+    assert otel.collector.events()[0].value["color"] == "red"
     assert record.variant == "dark"
     assert record.targeting_key is None  # no targeting key, so the hook sent no context.id
 

@@ -27,7 +27,7 @@ from flagscope.mapping import (
     normalize_reason,
     timestamp_from_ns,
 )
-from flagscope.models import EvaluationReason, FlagEvaluationEvent
+from flagscope.models import EvaluationReason, FlagEvaluationEvent, json_safe
 
 KEY = semconv.KEY
 TRACE_HEX = "0af7651916cd43dd8448eb211c80319c"
@@ -36,7 +36,8 @@ NS = 1_700_000_000_123_456_789  # 2023-11-14T22:13:20.123456789Z
 
 
 def mapped(attributes: Mapping[str, Any], **kwargs: Any) -> FlagEvaluationEvent:
-    """Map attributes that must give a record."""
+    """Map attributes that must give a record; a Python producer's unless told."""
+    kwargs.setdefault("language", "python")
     result = map_evaluation(attributes, **kwargs)
     assert isinstance(result, FlagEvaluationEvent), result
     return result
@@ -350,33 +351,85 @@ def test_leftover_attributes_do_not_follow_later_changes_to_the_input() -> None:
         ("1e3", 1000.0),
         ('"#c05543"', "#c05543"),
         ('"true"', "true"),
+        ('"42"', "42"),
         ('""', ""),
-        ("[1, 2]", (1, 2)),
-        ('["a", [true, null]]', ("a", (True, None))),
-        ("[]", ()),
+        ("[1, 2]", [1, 2]),
+        ('["a", [true, null]]', ["a", [True, None]]),
+        ("[]", []),
+        ('{"color": "red", "size": [1, 2]}', {"color": "red", "size": [1, 2]}),
     ],
 )
-def test_json_encoded_values_are_decoded(sent: str, expected: Any) -> None:
+def test_python_producers_json_encoded_values_are_decoded(sent: str, expected: Any) -> None:
     event = mapped({KEY: "f", semconv.RESULT_VALUE: sent})
     assert event.value == expected
     assert type(event.value) is type(expected)
-    assert decode_value(sent) == expected
+    assert decode_value(sent, language="python") == expected
+    assert decode_value(sent, "json") == expected
 
 
 def test_json_null_value_decodes_to_none() -> None:
-    assert decode_value("null") is None
+    assert decode_value("null", "json") is None
+    assert mapped({KEY: "f", semconv.RESULT_VALUE: "null"}).value is None
 
 
-def test_json_objects_become_read_only_mappings_equal_to_the_dict() -> None:
+# The "auto" decision table (README, "What gets recorded"), one row per producer:
+# (language, provider, what the producer sent, what is stored).
+_AUTO_TABLE = [
+    # OpenFeature Python hook 0.3: every value JSON-encoded.
+    ("python", "In-Memory Provider", '"42"', "42"),
+    ("python", "In-Memory Provider", "42", 42),
+    ("python", "In-Memory Provider", '{"a": 1}', {"a": 1}),
+    # LaunchDarkly hooks, Python and Node: JSON text for every type.
+    ("python", "LaunchDarkly", '"#c05543"', "#c05543"),
+    ("nodejs", "LaunchDarkly", '"42"', "42"),
+    ("nodejs", "LaunchDarkly", "3.14159", 3.14159),
+    (None, "LaunchDarkly", '[1,"two",true]', [1, "two", True]),
+    # JS OpenFeature hooks 1.0: typed numbers and booleans, strings raw, JSON containers.
+    ("nodejs", "in-memory", "42", "42"),
+    ("nodejs", "in-memory", "true", "true"),
+    ("nodejs", "in-memory", "null", "null"),
+    ("nodejs", "in-memory", "NaN", "NaN"),
+    ("nodejs", "in-memory", "#c05543", "#c05543"),
+    ("nodejs", "in-memory", '"quoted"', '"quoted"'),
+    ("nodejs", "in-memory", "", ""),
+    ("nodejs", "in-memory", '{"methods":["post"]}', {"methods": ["post"]}),
+    ("nodejs", "in-memory", "[1,2]", [1, 2]),
+    ("nodejs", "in-memory", "{not json", "{not json"),
+    ("nodejs", "in-memory", 42, 42),
+    ("nodejs", "in-memory", 1e21, 1e21),
+    ("nodejs", "in-memory", False, False),
+    # Other SDKs and producers that do not say: typed values; a string stays a string.
+    ("go", "flagd", "42", "42"),
+    ("go", "flagd", ("a", "b"), ["a", "b"]),
+    ("java", None, '"x"', '"x"'),
+    (None, None, "true", "true"),
+    (None, None, '{"a":1}', {"a": 1}),
+]
+
+
+@pytest.mark.parametrize(("language", "provider", "sent", "expected"), _AUTO_TABLE)
+def test_auto_decoding_follows_the_producer(
+    language: str | None, provider: str | None, sent: Any, expected: Any
+) -> None:
+    attributes = {KEY: "f", semconv.RESULT_VALUE: sent}
+    if provider is not None:
+        attributes[semconv.PROVIDER_NAME] = provider
+    event = mapped(attributes, language=language)
+    assert event.value == expected
+    assert type(event.value) is type(expected)
+    assert decode_value(sent, language=language, provider_name=provider) == expected
+
+
+def test_object_values_are_plain_copies_per_read() -> None:
     sent = '{"color": "red", "size": [1, 2], "nested": {"a": null}}'
-    value = mapped({KEY: "f", semconv.RESULT_VALUE: sent}).value
-    assert isinstance(value, Mapping)
-    assert value == {"color": "red", "size": (1, 2), "nested": {"a": None}}
-    assert value["size"] == (1, 2)
-    with pytest.raises(TypeError):
-        value["color"] = "blue"
-    with pytest.raises(TypeError):
-        value["nested"]["a"] = 1
+    event = mapped({KEY: "f", semconv.RESULT_VALUE: sent})
+    value = event.value
+    assert type(value) is dict
+    assert value == {"color": "red", "size": [1, 2], "nested": {"a": None}}
+    value["color"] = "blue"
+    value["nested"]["a"] = 1
+    assert event.value == {"color": "red", "size": [1, 2], "nested": {"a": None}}
+    assert json.loads(json.dumps(event.to_dict()))["value"] == event.value
 
 
 @pytest.mark.parametrize(
@@ -400,8 +453,9 @@ def test_json_objects_become_read_only_mappings_equal_to_the_dict() -> None:
         "{'a': 1}",
     ],
 )
-def test_strings_that_are_not_json_are_kept_as_sent(sent: str) -> None:
-    event = mapped({KEY: "f", semconv.RESULT_VALUE: sent})
+@pytest.mark.parametrize("language", ["python", "nodejs", None])
+def test_strings_that_are_not_json_are_kept_as_sent(sent: str, language: str | None) -> None:
+    event = mapped({KEY: "f", semconv.RESULT_VALUE: sent}, language=language)
     assert event.value == sent
     assert type(event.value) is str
 
@@ -416,25 +470,38 @@ def test_strings_that_are_not_json_are_kept_as_sent(sent: str) -> None:
 )
 def test_python_json_constants_decode_consistently(sent: str, check: Any) -> None:
     # json.dumps(float("nan")) is what a Python producer sends for a non-finite value.
-    value = decode_value(sent)
+    value = decode_value(sent, language="python")
     assert type(value) is float
     assert check(value)
 
 
 def test_deeply_nested_json_is_kept_as_the_string() -> None:
     sent = "[" * 100_000 + "]" * 100_000
+    assert decode_value(sent, "json") == sent
     assert decode_value(sent) == sent
 
 
 @pytest.mark.parametrize(
-    "sent",
-    [5, 2.5, True, False, 0, -1, (1, 2, 3), ("a", "b"), (True, False), (1.5,), ()],
+    ("sent", "expected"),
+    [
+        (5, 5),
+        (2.5, 2.5),
+        (True, True),
+        (False, False),
+        (0, 0),
+        (-1, -1),
+        ((1, 2, 3), [1, 2, 3]),
+        (("a", "b"), ["a", "b"]),
+        ((True, False), [True, False]),
+        ((1.5,), [1.5]),
+        ((), []),
+    ],
     ids=repr,
 )
-def test_native_values_are_kept(sent: Any) -> None:
+def test_typed_values_are_kept_and_arrays_become_lists(sent: Any, expected: Any) -> None:
     event = mapped({KEY: "f", semconv.RESULT_VALUE: sent})
-    assert event.value == sent
-    assert type(event.value) is type(sent)
+    assert event.value == expected
+    assert type(event.value) is type(expected)
 
 
 @pytest.mark.parametrize("sent", [float("nan"), float("inf"), float("-inf")], ids=repr)
@@ -444,7 +511,7 @@ def test_native_non_finite_floats_are_kept(sent: float) -> None:
 
 @pytest.mark.parametrize(
     "sent",
-    ['"#c05543"', "true", "5", '{"a": 1}', "[1, 2]", "plain", 5, True, ("a",)],
+    ['"#c05543"', "true", "5", '{"a": 1}', "[1, 2]", "plain", 5, True],
     ids=repr,
 )
 def test_raw_mode_keeps_the_value_as_sent(sent: Any) -> None:
@@ -453,24 +520,24 @@ def test_raw_mode_keeps_the_value_as_sent(sent: Any) -> None:
     assert decode_value(sent, "raw") is sent
 
 
-@pytest.mark.parametrize("decoding", ["json", "raw"])
+@pytest.mark.parametrize("decoding", ["auto", "json", "raw"])
 @pytest.mark.parametrize(
-    "sent",
-    [{"a": {"b": 1}}, [{"a": 1}, [2]], ({"a": 1}, 2), (({"a": [1]},),)],
+    ("sent", "expected"),
+    [
+        ({"a": {"b": 1}}, {"a": {"b": 1}}),
+        ([{"a": 1}, [2]], [{"a": 1}, [2]]),
+        (({"a": 1}, 2), [{"a": 1}, 2]),
+        ((({"a": [1]},),), [[{"a": [1]}]]),
+    ],
     ids=["map", "list", "tuple-of-maps", "nested-tuples"],
 )
-def test_native_maps_and_lists_become_read_only_copies(sent: Any, decoding: str) -> None:
+def test_native_maps_and_lists_become_plain_json_values(
+    sent: Any, expected: Any, decoding: str
+) -> None:
     # Log attributes may hold maps, and arrays of maps (as tuples).
     value = decode_value(sent, decoding)  # type: ignore[arg-type]
-    assert json.dumps(value, default=dict) == json.dumps(sent)  # the same content
-    frozen = [value]
-    while frozen:
-        item = frozen.pop()
-        assert not isinstance(item, (dict, list)), item
-        if isinstance(item, Mapping):
-            frozen.extend(item.values())
-        elif isinstance(item, tuple):
-            frozen.extend(item)
+    assert value == expected
+    assert json.loads(json.dumps(value)) == expected
 
 
 def test_body_value_is_used_when_result_value_is_absent() -> None:
@@ -482,6 +549,50 @@ def test_body_value_is_used_when_result_value_is_absent() -> None:
 def test_result_value_wins_over_body_value() -> None:
     event = mapped({KEY: "f", semconv.RESULT_VALUE: "1"}, body_value="2")
     assert event.value == 1
+
+
+def test_a_value_sent_as_none_is_taken_and_leaves_nothing_stale() -> None:
+    # OTLP/JSON from JavaScript sends NaN as doubleValue: null, an empty value.
+    event = mapped({KEY: "f", semconv.RESULT_VALUE: None, "app.x": 1}, language="nodejs")
+    assert event.value is None
+    assert event.attributes == {"app.x": 1}
+
+
+@pytest.mark.parametrize(
+    "field",
+    ["flag_key", "variant", "reason", "targeting_key", "provider_name", "error_message"],
+)
+def test_lone_surrogates_are_replaced_in_every_text_field(field: str) -> None:
+    keys = {
+        "flag_key": KEY,
+        "variant": semconv.RESULT_VARIANT,
+        "reason": semconv.RESULT_REASON,
+        "targeting_key": semconv.CONTEXT_ID,
+        "provider_name": semconv.PROVIDER_NAME,
+        "error_message": semconv.ERROR_MESSAGE,
+    }
+    attributes = {KEY: "f", keys[field]: "bad\ud800text"}
+    event = mapped(attributes)
+    assert getattr(event, field) == "bad\ufffdtext"
+    json.dumps(event.to_dict(), ensure_ascii=False).encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    ("sent", "language", "expected"),
+    [
+        ('"\\ud800"', "python", "\ufffd"),
+        ('{"k\\udc00": ["\\ud83d"]}', "python", {"k\ufffd": ["\ufffd"]}),
+        ('{"ok": "\\ud83d\\ude80"}', "nodejs", {"ok": "\U0001f680"}),
+        ("raw\udfff", "nodejs", "raw\ufffd"),
+    ],
+)
+def test_lone_surrogates_in_values_are_replaced_and_pairs_kept(
+    sent: str, language: str, expected: Any
+) -> None:
+    event = mapped({KEY: "f", semconv.RESULT_VALUE: sent, "x\ud800": "y\udc00"}, language=language)
+    assert event.value == expected
+    assert event.attributes == {"x\ufffd": "y\ufffd"}
+    json.dumps(event.to_dict(), ensure_ascii=False).encode("utf-8")
 
 
 def test_no_value_anywhere_gives_none() -> None:
@@ -749,7 +860,8 @@ def _expected_taken(attributes: Mapping[str, Any]) -> set[str]:
             if type(attributes.get(key)) is str:
                 taken.add(key)
                 break
-    if attributes.get(semconv.RESULT_VALUE) is not None:
+    if semconv.RESULT_VALUE in attributes:
+        # Present, even as None (an empty OTLP value): the value field takes it.
         taken.add(semconv.RESULT_VALUE)
     return taken
 
@@ -786,5 +898,6 @@ def test_mapper_never_raises_and_loses_no_key(
     taken = _expected_taken(attributes)
     assert set(result.attributes) == set(attributes) - taken
     for key, value in result.attributes.items():
-        assert value is attributes[key]
+        # Kept read-only: maps as mappingproxy, arrays as tuples, the same content.
+        assert json_safe(value) == json_safe(attributes[key])
     json.dumps(result.to_dict(), allow_nan=False)

@@ -18,7 +18,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from flagscope import EvaluationReason, InMemoryAnalyticsCollector, otlp, semconv
+from flagscope import EvaluationReason, InMemoryAnalyticsCollector, classify, semconv
 from flagscope.log_exporter import FlagEvaluationLogExporter
 from flagscope.mapping import timestamp_from_ns
 from flagscope.otlp import (
@@ -139,8 +139,8 @@ def test_launchdarkly_spans_map_exactly_as_the_span_exporter_maps_them(encoding:
         (semconv.EVENT_NAME, {semconv.ERROR_MESSAGE_GENERIC: "boom"}, "error_message", "boom"),
         (semconv.EVENT_NAME, {semconv.RESULT_VALUE: 7}, "value", 7),
         (semconv.EVENT_NAME, {semconv.RESULT_VALUE: 2.5}, "value", 2.5),
-        (semconv.EVENT_NAME, {semconv.RESULT_VALUE: (1, 2)}, "value", (1, 2)),
-        (semconv.EVENT_NAME, {semconv.RESULT_VALUE: "[1, 2]"}, "value", (1, 2)),
+        (semconv.EVENT_NAME, {semconv.RESULT_VALUE: (1, 2)}, "value", [1, 2]),
+        (semconv.EVENT_NAME, {semconv.RESULT_VALUE: "[1, 2]"}, "value", [1, 2]),
         (semconv.EVENT_NAME, {semconv.CONTEXT_ID: ""}, "targeting_key", None),
         (semconv.EVENT_NAME, {semconv.SET_ID: "env-abc"}, "flag_set_id", "env-abc"),
     ],
@@ -202,14 +202,14 @@ def test_flag_events_without_a_key_are_rejected_and_explained(encoding: str) -> 
 def test_an_item_the_mapper_fails_on_is_rejected_and_the_rest_of_the_request_kept(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real = otlp.map_known_ids
+    real = classify.map_known_ids
 
     def fragile(attributes: Any, **kwargs: Any) -> Any:
         if attributes.get(semconv.KEY) == "boom":
             raise RuntimeError("mapper bug")
         return real(attributes, **kwargs)
 
-    monkeypatch.setattr(otlp, "map_known_ids", fragile)
+    monkeypatch.setattr(classify, "map_known_ids", fragile)
     spans = [readable_span(events=[flag_event(key)]) for key in ("a", "boom", "b")]
     records = emit_logs(
         [
@@ -295,7 +295,7 @@ def test_json_typed_values_kvlists_and_arrays_are_unwrapped() -> None:
     (event,) = map_traces(decode_traces(json_body(document), "json")).events
 
     assert event.flag_key == "limits"
-    assert dict(event.value) == {"max": 10, "on": True, "tiers": ("gold", 1.5)}
+    assert event.value == {"max": 10, "on": True, "tiers": ["gold", 1.5]}
     assert event.reason is EvaluationReason.TARGETING_MATCH
     assert dict(event.attributes) == {"feature_flag.result.variationIndex": 3}
     assert event.trace_id == TRACE_HEX

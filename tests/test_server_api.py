@@ -104,7 +104,7 @@ def server() -> Iterator[BackgroundServer]:
             readable_span(
                 events=[flag_event(key, attributes, timestamp=T0_NS + index * 10_000_000_000)],
                 context=span_context(int(trace, 16), int(span, 16)),
-                resource=Resource({"service.name": service}),
+                resource=Resource.create({"service.name": service}),
             )
         )
     response = httpx.post(
@@ -196,6 +196,7 @@ def test_an_event_carries_every_field_of_the_record(server: BackgroundServer) ->
         "error_message": None,
         "trace_id": TRACE_3,
         "span_id": SPAN_3,
+        "parent_span_id": None,
         "service_name": "worker",
         "attributes": {},
     }

@@ -774,7 +774,7 @@ def test_snapshot_values_are_json_plain(provider: TracerProvider) -> None:
             semconv.EVENT_NAME, {semconv.KEY: "object", semconv.RESULT_VALUE: '{"a": [1, {}]}'}
         )
 
-    assert capture.events[0].value == ("a", "b")
+    assert capture.events[0].value == ["a", "b"]
     assert [row["value"] for row in capture.snapshot()] == [["a", "b"], {"a": [1, {}]}]
     assert json.loads(json.dumps(capture.snapshot())) == capture.snapshot()
 

@@ -16,8 +16,8 @@ from operator import attrgetter, eq, is_
 from types import MappingProxyType
 from typing import Any, Final
 
-from flagscope.filters import value_key
 from flagscope.models import EMPTY_MAPPING, EvaluationReason, FlagEvaluationEvent
+from flagscope.values import value_key
 
 __all__ = [
     "FlagSummary",

@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from flagscope import semconv
-from flagscope.mapping import (
-    VALUE_DECODINGS,
-    SkipReason,
-    ValueDecoding,
-    format_span_id,
-    format_trace_id,
-    map_known_ids,
-)
+from flagscope.classify import Source, classify_span, source_of
+from flagscope.mapping import VALUE_DECODINGS, SkipReason, ValueDecoding
 from flagscope.models import FlagEvaluationEvent
 from flagscope.stats import ExporterStats, StatsCounter
 
@@ -26,9 +20,10 @@ __all__ = ["EventSink", "FlagEvaluationSpanExporter"]
 
 _logger = logging.getLogger("flagscope")
 _EVENT_NAMES = semconv.EVENT_NAMES
-_SERVICE_NAME = semconv.SERVICE_NAME
-# A span's hex trace id, hex span id and service name.
-_SpanIds = tuple[str | None, str | None, str | None]
+_SPAN_NAME = semconv.SPAN_NAME
+# In-process telemetry comes from hooks in this Python process, whatever the
+# resource says (a hand-made Resource may lack telemetry.sdk.language).
+_IN_PROCESS_LANGUAGE = "python"
 _Item = TypeVar("_Item")  # what the SDK hands to export(): spans, log records
 _Result = TypeVar("_Result")  # what export() answers: the SDK's result enum
 
@@ -64,11 +59,13 @@ def check_sink(collector: object) -> EventSink:
 
 
 def check_value_decoding(value_decoding: object) -> ValueDecoding:
-    """Return ``value_decoding`` if it is ``"json"`` or ``"raw"``.
+    """Return ``value_decoding`` if it is ``"auto"``, ``"json"`` or ``"raw"``.
 
     Raises:
         ValueError: It is anything else.
     """
+    if value_decoding == "auto":
+        return "auto"
     if value_decoding == "json":
         return "json"
     if value_decoding == "raw":
@@ -96,6 +93,10 @@ class BaseFlagExporter(Generic[_Item, _Result]):
         self._collector = check_sink(collector)
         self._value_decoding = check_value_decoding(value_decoding)
         self._stats = StatsCounter(type(self).__name__)
+        # (resource, Source): a provider gives every item the same resource, so
+        # its name and language are read once. One tuple, so threads exporting at
+        # once never pair a Source with another resource.
+        self._source_cache: tuple[Any, Source | None] = (None, None)
         self._shutdown = False
         self._success = success
         self._failure = failure
@@ -115,6 +116,20 @@ class BaseFlagExporter(Generic[_Item, _Result]):
     ) -> bool:
         """Append ``item``'s records, count its skips; False when it is no flag telemetry."""
         raise NotImplementedError
+
+    def _source(self, resource: Any) -> Source:
+        """Return the ``Source`` of items with this resource."""
+        cached_resource, source = self._source_cache
+        if resource is cached_resource and source is not None:
+            return source
+        attributes = getattr(resource, "attributes", None)
+        source = source_of(
+            attributes if isinstance(attributes, Mapping) else {},
+            self._value_decoding,
+            _IN_PROCESS_LANGUAGE,
+        )
+        self._source_cache = (resource, source)
+        return source
 
     def export(self, batch: Sequence[_Item]) -> _Result:
         """Map and record the flag evaluations in ``batch``; never raises.
@@ -177,24 +192,24 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
 
     Args:
         collector: Where records go, usually an ``InMemoryAnalyticsCollector``.
-        value_decoding: ``"json"`` decodes JSON-encoded values (what Python
-            producers send); ``"raw"`` keeps attributes exactly as sent.
+        value_decoding: ``"auto"`` (the default) decodes values as their producer
+            encoded them (see the README's "What gets recorded"); ``"json"``
+            decodes every JSON string; ``"raw"`` keeps attributes as sent.
 
     Raises:
         TypeError: ``collector`` has no ``record_many``.
-        ValueError: ``value_decoding`` is not ``"json"`` or ``"raw"``.
+        ValueError: ``value_decoding`` is not ``"auto"``, ``"json"`` or ``"raw"``.
     """
 
     _ITEMS = "spans"
 
-    def __init__(self, collector: EventSink, *, value_decoding: ValueDecoding = "json") -> None:
+    def __init__(self, collector: EventSink, *, value_decoding: ValueDecoding = "auto") -> None:
         super().__init__(
             collector,
             value_decoding,
             success=SpanExportResult.SUCCESS,
             failure=SpanExportResult.FAILURE,
         )
-        self._service_cache: tuple[Any, str | None] = (None, None)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Map and record the flag evaluations in ``spans``; never raises.
@@ -209,73 +224,31 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
         records: list[FlagEvaluationEvent],
         skipped: dict[str, int],
     ) -> bool:
-        # ``span.events`` builds a new tuple on every access: read it once.
+        # ``span.events`` builds a new tuple on every access: read it once. A span
+        # with neither flag events nor the evaluation span's name costs only that.
         events = span.events
-        ids: _SpanIds | None = None
-        for event in events:
-            if event.name in _EVENT_NAMES:
-                if ids is None:
-                    ids = self._span_ids(span)
-                self._map_one(event.attributes, event.timestamp, ids, records, skipped)
-        if span.name == semconv.SPAN_NAME:
-            attributes = span.attributes
-            if attributes is not None and semconv.KEY in attributes:
-                timestamp = span.end_time or span.start_time
-                self._map_one(attributes, timestamp, ids or self._span_ids(span), records, skipped)
-            elif ids is None:
-                # Named as an evaluation, with no key on it nor any flag event in it:
-                # malformed flag telemetry, so it is counted like a keyless event.
-                reason = SkipReason.MISSING_FLAG_KEY.value
-                skipped[reason] = skipped.get(reason, 0) + 1
+        name = span.name
+        if name != _SPAN_NAME:
+            for event in events:
+                if event.name in _EVENT_NAMES:
+                    break
+            else:
+                return True
+        context = span.context
+        parent = span.parent
+        classify_span(
+            self._source(span.resource),
+            name,
+            events,
+            lambda: span.attributes,
+            trace_id=context.trace_id if context is not None else None,
+            span_id=context.span_id if context is not None else None,
+            parent_span_id=parent.span_id if parent is not None else None,
+            start_ns=span.start_time,
+            end_ns=span.end_time,
+            records=records,
+            skipped=skipped,
+        )
         # A span without flag telemetry is not counted as ignored: that count is for
         # log records, where it tells flag events from ordinary logs.
         return True
-
-    def _map_one(
-        self,
-        attributes: Any,
-        timestamp: int | None,
-        ids: _SpanIds,
-        records: list[FlagEvaluationEvent],
-        skipped: dict[str, int],
-    ) -> None:
-        result: FlagEvaluationEvent | SkipReason
-        if attributes is None:
-            result = SkipReason.MISSING_FLAG_KEY
-        else:
-            try:
-                result = map_known_ids(
-                    attributes,
-                    timestamp_ns=timestamp,
-                    trace_id=ids[0],
-                    span_id=ids[1],
-                    service_name=ids[2],
-                    value_decoding=self._value_decoding,
-                )
-            except Exception:
-                # One malformed event must not cost the span's other evaluations.
-                _logger.debug("flagscope: could not map event %r", attributes, exc_info=True)
-                result = SkipReason.MAPPING_ERROR
-        if isinstance(result, FlagEvaluationEvent):
-            records.append(result)
-        else:
-            skipped[result.value] = skipped.get(result.value, 0) + 1
-
-    def _span_ids(self, span: ReadableSpan) -> _SpanIds:
-        """Return the span's hex trace and span ids and its service name."""
-        trace_hex = span_hex = None
-        context = span.context
-        if context is not None:
-            trace_hex = format_trace_id(context.trace_id)
-            span_hex = format_span_id(context.span_id)
-        # A provider gives every span the same resource: look its name up once.
-        resource = span.resource
-        cached_resource, service_name = self._service_cache
-        if resource is not cached_resource:
-            service_name = None
-            if resource is not None:
-                name = resource.attributes.get(_SERVICE_NAME)
-                service_name = name if type(name) is str else None
-            # One tuple, so threads exporting at once never pair a name with another resource.
-            self._service_cache = (resource, service_name)
-        return trace_hex, span_hex, service_name

@@ -6,8 +6,6 @@ checked once, up front, and combined with AND into an ``EventFilter``.
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,7 +15,8 @@ from types import MappingProxyType
 from typing import Any, Final, TypedDict
 
 from flagscope.mapping import format_span_id, format_trace_id, normalize_reason
-from flagscope.models import EvaluationReason, FlagEvaluationEvent
+from flagscope.models import EvaluationReason, FlagEvaluationEvent, raw_value
+from flagscope.values import value_key
 
 __all__ = ["EventFilter", "FilterArgs", "build_filter", "describe", "value_key"]
 
@@ -28,7 +27,8 @@ class FilterArgs(TypedDict, total=False):
     Attributes:
         flag_key: One flag key, or several (any of them).
         variant: The variant served.
-        value: The value served, compared JSON-normalised (see ``value_key``).
+        value: The value served, compared by flagscope's one rule (``flagscope.values``:
+            ``1`` equals ``1.0``, ``True`` is not ``1``, NaN matches NaN).
         reason: The reason, case-insensitive (``"STATIC"`` matches ``static``).
         provider_name: The provider's name.
         error_type: The ``error.type`` of failed evaluations.
@@ -60,46 +60,10 @@ class FilterArgs(TypedDict, total=False):
 
 FILTER_NAMES: Final = frozenset(FilterArgs.__annotations__)
 _TEXT_FIELDS: Final = ("variant", "provider_name", "error_type", "targeting_key", "service_name")
-_SCALARS: Final = (str, int, bool, type(None))
 _REASON: Final = attrgetter("reason")
 _TRACE_ID: Final = attrgetter("trace_id")
 _SPAN_ID: Final = attrgetter("span_id")
 _TIMESTAMP: Final = attrgetter("timestamp")
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if type(value) is float:
-        return value + 0.0  # -0.0 becomes 0.0
-    return value
-
-
-def value_key(value: Any) -> str:
-    """Return the canonical JSON text of a flag value, for comparing and counting.
-
-    Mappings compare by content whatever their key order or spacing (keys are
-    sorted), tuples equal lists, ``True`` differs from ``1``, and ``-0.0`` is
-    ``0.0`` (as in Python, where they are equal and hash alike, so counting them
-    apart would depend on which came first). Non-finite floats print as
-    ``NaN``/``Infinity``; anything JSON cannot hold as its ``repr``.
-    """
-    if value is None:
-        return "null"
-    kind = type(value)
-    if kind is str or kind is int or kind is bool:
-        return json.dumps(value, ensure_ascii=False)
-    if kind is float and math.isfinite(value):
-        return repr(value + 0.0)  # -0.0 becomes 0.0
-    try:
-        return json.dumps(
-            _plain(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr
-        )
-    except (TypeError, ValueError, RecursionError):
-        # Keys of mixed types cannot be sorted; the repr still tells values apart.
-        return repr(value)
 
 
 def _check_text(name: str, value: object) -> str:
@@ -259,19 +223,25 @@ def _is_error(event: FlagEvaluationEvent) -> bool:
 
 
 def _value_check(wanted: Any) -> Callable[[FlagEvaluationEvent], bool]:
+    """The ``value`` filter: flagscope's one equality rule (``flagscope.values``)."""
     key = value_key(wanted)
     kind = type(wanted)
-    if kind in _SCALARS:
-        # Fast path: a scalar of the same type compares directly; bool vs int stays apart.
-        def check_scalar(event: FlagEvaluationEvent) -> bool:
-            value = event.value
-            if type(value) is kind:
-                return bool(value == wanted)
-            if type(value) in _SCALARS:
-                return False
-            return value_key(value) == key
+    # Fast paths for scalars, on the stored form (no copy of container values):
+    # each gives what comparing value_key would, without a json.dumps per record.
+    if kind is str:
+        return lambda event: (value := raw_value(event)) == wanted and type(value) is str
+    if kind is bool:
+        return lambda event: raw_value(event) is wanted
+    if wanted is None:
+        return lambda event: raw_value(event) is None
+    if (kind is int or kind is float) and wanted == wanted:
 
-        return check_scalar
+        def check_number(event: FlagEvaluationEvent) -> bool:
+            value = raw_value(event)
+            number = type(value)
+            return (number is int or number is float) and bool(value == wanted)
+
+        return check_number
     return lambda event: value_key(event.value) == key
 
 

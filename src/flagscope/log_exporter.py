@@ -7,29 +7,17 @@ an unstable API: this module follows SDK 1.39 and later, where ``export()`` rece
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
-from flagscope import semconv
+from flagscope.classify import classify_log
 from flagscope.exporter import BaseFlagExporter, EventSink
-from flagscope.mapping import (
-    SkipReason,
-    ValueDecoding,
-    format_span_id,
-    format_trace_id,
-    freeze_value,
-    map_known_ids,
-)
+from flagscope.mapping import ValueDecoding
 from flagscope.models import FlagEvaluationEvent
 
 __all__ = ["FlagEvaluationLogExporter"]
-
-_EVENT_NAMES: Final = semconv.EVENT_NAMES
-_EVENT_NAME_ATTRIBUTE: Final = semconv.LOG_EVENT_NAME_ATTRIBUTE
-_CONTAINERS: Final = (dict, list, tuple)
 
 
 class FlagEvaluationLogExporter(
@@ -49,17 +37,17 @@ class FlagEvaluationLogExporter(
 
     Args:
         collector: Where records go, usually an ``InMemoryAnalyticsCollector``.
-        value_decoding: ``"json"`` decodes JSON-encoded values; ``"raw"`` keeps
-            attributes exactly as sent.
+        value_decoding: ``"auto"`` (the default), ``"json"`` or ``"raw"``, as for
+            ``FlagEvaluationSpanExporter``.
 
     Raises:
         TypeError: ``collector`` has no ``record_many``.
-        ValueError: ``value_decoding`` is not ``"json"`` or ``"raw"``.
+        ValueError: ``value_decoding`` is not ``"auto"``, ``"json"`` or ``"raw"``.
     """
 
     _ITEMS = "log records"
 
-    def __init__(self, collector: EventSink, *, value_decoding: ValueDecoding = "json") -> None:
+    def __init__(self, collector: EventSink, *, value_decoding: ValueDecoding = "auto") -> None:
         super().__init__(
             collector,
             value_decoding,
@@ -70,50 +58,17 @@ class FlagEvaluationLogExporter(
     def _map_item(
         self, item: ReadableLogRecord, records: list[FlagEvaluationEvent], skipped: dict[str, int]
     ) -> bool:
-        result = self._map(item)
-        if result is None:
-            return False
-        if isinstance(result, SkipReason):
-            skipped[result.value] = skipped.get(result.value, 0) + 1
-        else:
-            records.append(result)
-        return True
-
-    def _map(self, item: Any) -> FlagEvaluationEvent | SkipReason | None:
-        """Map one exported item; ``None`` when it is not a flag evaluation at all."""
-        record = getattr(item, "log_record", item)
-        attributes = record.attributes
-        event_name = getattr(record, "event_name", None)
-        if event_name:
-            # A record that names itself is that event, whatever its attributes say.
-            if event_name not in _EVENT_NAMES:
-                return None
-            if attributes is None:
-                return SkipReason.MISSING_FLAG_KEY
-        elif attributes is not None and attributes.get(_EVENT_NAME_ATTRIBUTE) in _EVENT_NAMES:
-            # The name is the event's, not flag data: keep it out of the record's attributes.
-            attributes = {k: v for k, v in attributes.items() if k != _EVENT_NAME_ATTRIBUTE}
-        else:
-            return None
-        if not isinstance(attributes, Mapping):
-            return SkipReason.INVALID_ATTRIBUTES
-        if any(isinstance(value, _CONTAINERS) for value in attributes.values()):
-            # Log attributes may hold maps and arrays: the record keeps read-only copies,
-            # as the OTLP receiver's do.
-            attributes = {key: freeze_value(value) for key, value in attributes.items()}
-        body = record.body
-        body_value = body.get(semconv.LOG_BODY_VALUE) if isinstance(body, Mapping) else None
-        timestamp = record.timestamp
-        if timestamp is None:
-            timestamp = record.observed_timestamp
+        record: Any = getattr(item, "log_record", item)
         resource = getattr(item, "resource", None) or getattr(record, "resource", None)
-        service_name = resource.attributes.get(semconv.SERVICE_NAME) if resource else None
-        return map_known_ids(
-            attributes,
-            timestamp_ns=timestamp,
-            trace_id=format_trace_id(record.trace_id),
-            span_id=format_span_id(record.span_id),
-            service_name=service_name if type(service_name) is str else None,
-            value_decoding=self._value_decoding,
-            body_value=body_value,
+        return classify_log(
+            self._source(resource),
+            event_name=getattr(record, "event_name", None),
+            attributes=record.attributes,
+            body=record.body,
+            time_ns=record.timestamp,
+            observed_ns=record.observed_timestamp,
+            trace_id=record.trace_id,
+            span_id=record.span_id,
+            records=records,
+            skipped=skipped,
         )

@@ -14,18 +14,22 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, overload
 
 from flagscope import semconv
 from flagscope.models import (
     EMPTY_MAPPING,
     EvaluationReason,
     FlagEvaluationEvent,
+    JsonText,
     build_event,
     normalize_reason,
+    stored_value,
 )
+from flagscope.values import clean_text
 
 __all__ = [
+    "VALUE_DECODINGS",
     "SkipReason",
     "ValueDecoding",
     "decode_value",
@@ -35,11 +39,13 @@ __all__ = [
     "map_evaluation",
     "map_known_ids",
     "normalize_reason",
+    "stored_from",
+    "string_rule",
     "timestamp_from_ns",
 ]
 
-ValueDecoding = Literal["json", "raw"]
-VALUE_DECODINGS: Final = ("json", "raw")
+ValueDecoding = Literal["auto", "json", "raw"]
+VALUE_DECODINGS: Final = ("auto", "json", "raw")
 
 
 class SkipReason(StrEnum):
@@ -119,48 +125,119 @@ def format_span_id(value: Any) -> str | None:
     return _format_id(value, 16)
 
 
-_CONTAINERS: Final = (dict, list, tuple)
-
-
 def freeze_value(value: Any) -> Any:
     """Return ``value`` read-only: dicts as ``MappingProxyType``, lists as tuples, deeply.
 
-    Log attributes may hold maps, with arrays as tuples, so maps inside tuples are
-    frozen too; a tuple holding no container is already read-only and is returned
-    as it is.
+    For attributes the record keeps beside its fields (log attributes may hold
+    maps, with arrays as tuples); strings in it get lone surrogates replaced.
     """
-    if isinstance(value, dict):
-        return MappingProxyType({k: freeze_value(v) for k, v in value.items()})
+    if isinstance(value, Mapping):
+        return MappingProxyType({clean_text(str(k)): freeze_value(v) for k, v in value.items()})
     if isinstance(value, (list, tuple)):
-        if type(value) is tuple and not any(isinstance(item, _CONTAINERS) for item in value):
-            return value
         return tuple(freeze_value(v) for v in value)
+    if type(value) is str:
+        return clean_text(value)
     return value
 
 
-def decode_value(value: Any, decoding: ValueDecoding = "json") -> Any:
-    """Decode a ``feature_flag.result.value`` attribute.
+# How ``auto`` treats a string value, per producer (README, "What gets recorded"):
+#
+#   provider ``LaunchDarkly`` (Python ldotel, Node node-server-sdk-otel)  -> JSON
+#       both hooks JSON-encode every value ('"42"' is the string "42")
+#   resource ``telemetry.sdk.language`` = ``python`` (OpenFeature hook 0.3) -> JSON
+#       the hook JSON-encodes every value; the in-process exporters assume
+#       Python when the resource does not say (the hook runs in this process)
+#   anything else (JS OpenFeature hooks 1.0, Go, Java, .NET, unknown)   -> CONTAINERS
+#       strings are sent as they are; only objects and arrays, which span
+#       attributes cannot hold, arrive as JSON text. So a string that is a JSON
+#       object or array is decoded, every other string stays a string. The one
+#       case the telemetry cannot tell apart: a *string* flag whose value is JSON
+#       object or array text is stored as the object or array.
+#
+# Typed attributes (bool, int, float, arrays, log maps) are kept as sent, as
+# plain JSON-model values, whatever the producer.
+_JSON: Final = 0
+_CONTAINERS: Final = 1
+_RAW: Final = 2
+_LAUNCHDARKLY: Final = semconv.PROVIDER_LAUNCHDARKLY
+_PYTHON: Final = "python"
 
-    Python producers JSON-encode every value, so a string that parses as JSON is
-    decoded (objects become read-only mappings, arrays tuples). Anything else,
-    including a string that is not valid JSON, is kept as it came, except that
-    maps and lists in it (log attributes may hold them) are frozen the same way.
-    ``"raw"`` keeps the attribute as sent, frozen alike.
+
+def string_rule(decoding: ValueDecoding, language: str | None, provider_name: str | None) -> int:
+    """Return how string values are read for this producer (see the table above)."""
+    if decoding == "auto":
+        if provider_name == _LAUNCHDARKLY or language == _PYTHON:
+            return _JSON
+        return _CONTAINERS
+    return _JSON if decoding == "json" else _RAW
+
+
+def _stored_json_text(text: str, decoded: Any) -> Any:
+    """The stored form of a container decoded from ``text``."""
+    # The producer's own text is kept when it decodes to clean strings: no escape
+    # in it can have made a lone surrogate (the text itself was cleaned before).
+    if "\\u" not in text:
+        return JsonText(text)
+    return stored_value(decoded)
+
+
+def stored_from(value: Any, rule: int) -> Any:
+    """Decode one ``feature_flag.result.value`` attribute into its stored form.
+
+    ``rule`` comes from ``string_rule``. Containers come back as ``JsonText``
+    (``FlagEvaluationEvent.value`` decodes it per read), everything else plain.
     """
-    if decoding == "raw" or type(value) is not str:
-        if isinstance(value, _CONTAINERS):
-            return freeze_value(value)
+    kind = type(value)
+    if kind is bool or kind is int or kind is float or value is None:
         return value
-    literal = _JSON_LITERALS.get(value, value)
-    if literal is not value:
-        return literal
-    if not value or value[0] not in _JSON_START:
-        return value
+    if kind is not str:
+        return stored_value(value)
+    text = clean_text(value)
+    if rule == _RAW or not text:
+        return text
+    if rule == _JSON:
+        literal = _JSON_LITERALS.get(text, text)
+        if literal is not text:
+            return literal
+        if text[0] not in _JSON_START:
+            return text
+    elif text[0] not in "{[" and not text[0].isspace():
+        return text
     try:
-        decoded = json.loads(value)
+        decoded = json.loads(text)
     except (ValueError, RecursionError):
-        return value
-    return freeze_value(decoded)
+        return text
+    kind = type(decoded)
+    if kind is dict or kind is list:
+        return _stored_json_text(text, decoded)
+    if rule == _CONTAINERS:
+        return text
+    return clean_text(decoded) if kind is str else decoded
+
+
+def decode_value(
+    value: Any,
+    decoding: ValueDecoding = "auto",
+    *,
+    language: str | None = None,
+    provider_name: str | None = None,
+) -> Any:
+    """Decode a ``feature_flag.result.value`` attribute as the mapper does.
+
+    Args:
+        value: The attribute as sent.
+        decoding: ``"auto"`` decides from the producer (``language``, the
+            resource's ``telemetry.sdk.language``, and ``provider_name``);
+            ``"json"`` decodes every string that is JSON text; ``"raw"`` keeps
+            strings as sent.
+        language: The producer's ``telemetry.sdk.language``, if known.
+        provider_name: The evaluation's provider name, if known.
+
+    Returns:
+        A plain JSON-model value: dicts, lists, str, int, float, bool or None.
+    """
+    stored = stored_from(value, string_rule(decoding, language, provider_name))
+    return json.loads(stored) if type(stored) is JsonText else stored
 
 
 def _text(value: Any) -> str | None:
@@ -175,7 +252,7 @@ def _first_text(get: Callable[[str], Any], keys: tuple[str, ...]) -> str | None:
     return None
 
 
-def _taken_keys(get: Callable[[str], Any]) -> set[str]:
+def _taken_keys(get: Callable[[str], Any], attributes: Mapping[str, Any]) -> set[str]:
     """Return the keys a field takes: the first string of each alias group, and the value."""
     taken = {semconv.KEY}
     for keys in _TEXT_FIELD_KEYS:
@@ -183,9 +260,17 @@ def _taken_keys(get: Callable[[str], Any]) -> set[str]:
             if type(get(key)) is str:
                 taken.add(key)
                 break
-    if get(semconv.RESULT_VALUE) is not None:
+    if semconv.RESULT_VALUE in attributes:
         taken.add(semconv.RESULT_VALUE)
     return taken
+
+
+@overload
+def _clean(text: str) -> str: ...
+@overload
+def _clean(text: str | None) -> str | None: ...
+def _clean(text: str | None) -> str | None:
+    return text if text is None or text.isascii() else clean_text(text)
 
 
 def map_evaluation(
@@ -194,9 +279,12 @@ def map_evaluation(
     timestamp_ns: int | None = None,
     trace_id: Any = None,
     span_id: Any = None,
+    parent_span_id: Any = None,
     service_name: str | None = None,
-    value_decoding: ValueDecoding = "json",
+    language: str | None = None,
+    value_decoding: ValueDecoding = "auto",
     body_value: Any = None,
+    evaluation_duration_ms: float | None = None,
 ) -> FlagEvaluationEvent | SkipReason:
     """Map one evaluation's attributes to a record, or say why it was skipped.
 
@@ -205,10 +293,14 @@ def map_evaluation(
         timestamp_ns: When it happened, Unix nanoseconds; ``None`` means now.
         trace_id: The trace id (int, bytes or hex); invalid ids give ``None``.
         span_id: The span id (int, bytes or hex).
+        parent_span_id: The parent of ``span_id``, where known.
         service_name: The resource's ``service.name``.
-        value_decoding: ``"json"`` decodes JSON-encoded values, ``"raw"`` keeps them.
+        language: The resource's ``telemetry.sdk.language``: with ``"auto"``
+            decoding it says how the producer encodes values.
+        value_decoding: ``"auto"`` (per producer), ``"json"`` or ``"raw"``.
         body_value: The log body's ``value`` field (semconv v1.29 to v1.33), used
             when ``feature_flag.result.value`` is absent.
+        evaluation_duration_ms: How long the evaluation took, where known.
 
     Returns:
         The record, or the ``SkipReason`` when the input is not a valid evaluation.
@@ -220,9 +312,12 @@ def map_evaluation(
         timestamp_ns=timestamp_ns,
         trace_id=format_trace_id(trace_id),
         span_id=format_span_id(span_id),
+        parent_span_id=format_span_id(parent_span_id),
         service_name=service_name if type(service_name) is str else None,
+        language=language if type(language) is str else None,
         value_decoding=value_decoding,
         body_value=body_value,
+        evaluation_duration_ms=evaluation_duration_ms,
     )
 
 
@@ -234,11 +329,15 @@ def map_known_ids(
     span_id: str | None,
     service_name: str | None,
     value_decoding: ValueDecoding,
+    language: str | None = None,
+    parent_span_id: str | None = None,
     body_value: Any = None,
+    evaluation_duration_ms: float | None = None,
 ) -> FlagEvaluationEvent | SkipReason:
     """``map_evaluation`` for callers that already hold hex ids and a checked mapping.
 
-    The exporters format a span's ids once and map many events with them.
+    The exporters and the OTLP decoders format a span's ids once and map many
+    events with them.
     """
     get = attributes.get
     flag_key = get(semconv.KEY)
@@ -286,10 +385,12 @@ def map_known_ids(
         version = _text(get(semconv.VERSION))
         error_message = _first_text(get, semconv.ERROR_MESSAGE_KEYS)
 
-    # Every key no field took stays on the record. Each field took at most one key.
+    # Every key no field took stays on the record. Each field took at most one key;
+    # a value sent as an empty OTLP value (JS NaN) is taken too: it is the value None.
+    has_value = raw_value is not None or (present < size and semconv.RESULT_VALUE in attributes)
     taken = (
         1
-        + (raw_value is not None)
+        + has_value
         + (raw_reason is not None)
         + (variant is not None)
         + (context_id is not None)
@@ -301,12 +402,14 @@ def map_known_ids(
     )
     extra = EMPTY_MAPPING
     if size > taken:
-        taken_keys = _taken_keys(get)
-        extra = MappingProxyType({k: v for k, v in attributes.items() if k not in taken_keys})
+        taken_keys = _taken_keys(get, attributes)
+        extra = MappingProxyType(
+            {clean_text(k): freeze_value(v) for k, v in attributes.items() if k not in taken_keys}
+        )
 
     reason: EvaluationReason | str
     if raw_reason:
-        reason = normalize_reason(raw_reason)
+        reason = normalize_reason(_clean(raw_reason))
     elif error_type is not None:
         reason = EvaluationReason.ERROR
     else:
@@ -314,23 +417,32 @@ def map_known_ids(
 
     if raw_value is None:
         raw_value = body_value
-    value = decode_value(raw_value, value_decoding) if raw_value is not None else None
+    value = None
+    if raw_value is not None:
+        kind = type(raw_value)
+        if kind is bool or kind is int or kind is float:
+            value = raw_value
+        else:
+            rule = string_rule(value_decoding, language, provider_name)
+            value = stored_from(raw_value, rule)
 
     return build_event(
         timestamp=timestamp,
-        flag_key=sys.intern(flag_key),
+        flag_key=sys.intern(_clean(flag_key)),
         value=value,
         reason=reason,
-        variant=sys.intern(variant) if variant is not None else None,
-        targeting_key=context_id or None,
-        provider_name=sys.intern(provider_name) if provider_name is not None else None,
-        flag_set_id=flag_set_id,
-        version=version,
-        error_type=error_type,
-        error_message=error_message,
+        variant=sys.intern(_clean(variant)) if variant is not None else None,
+        targeting_key=_clean(context_id) or None,
+        provider_name=(sys.intern(_clean(provider_name)) if provider_name is not None else None),
+        flag_set_id=_clean(flag_set_id),
+        version=_clean(version),
+        error_type=_clean(error_type),
+        error_message=_clean(error_message),
         trace_id=trace_id,
         span_id=span_id,
-        service_name=service_name,
+        parent_span_id=parent_span_id,
+        service_name=_clean(service_name),
+        evaluation_duration_ms=evaluation_duration_ms,
         attributes=extra,
     )
 

@@ -9,15 +9,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final
+
+from flagscope.values import plain_value
 
 __all__ = [
     "EMPTY_MAPPING",
     "EvaluationReason",
     "FlagEvaluationEvent",
+    "JsonText",
     "build_event",
     "json_safe",
     "normalize_reason",
+    "raw_value",
+    "stored_value",
 ]
 
 EMPTY_MAPPING: Mapping[str, Any] = MappingProxyType({})
@@ -79,7 +84,10 @@ class FlagEvaluationEvent:
     Attributes:
         timestamp: When the evaluation happened, timezone-aware UTC.
         flag_key: The evaluated flag's key.
-        value: The evaluated value, JSON-decoded unless the exporter runs raw.
+        value: The evaluated value as a plain JSON-model value (``dict``, ``list``,
+            ``str``, ``int``, ``float``, ``bool`` or ``None``), decoded per producer
+            (see the README's "What gets recorded"). Each read of a ``dict`` or
+            ``list`` value returns a fresh copy, so changing it changes nothing stored.
         reason: An ``EvaluationReason``, or the producer's own reason string.
         variant: The variant served, if the producer sent one.
         targeting_key: ``feature_flag.context.id``: who the flag was evaluated for.
@@ -92,6 +100,8 @@ class FlagEvaluationEvent:
         error_message: The failed evaluation's message.
         trace_id: The trace's id, 32 lowercase hex characters.
         span_id: The span's id, 16 lowercase hex characters.
+        parent_span_id: The parent of ``span_id``, where known: for an evaluation
+            made as its own span (the JS ``SpanHook``), the span it was made in.
         service_name: The resource's ``service.name``.
         attributes: Every attribute no field took, read-only.
     """
@@ -111,6 +121,7 @@ class FlagEvaluationEvent:
     error_message: str | None = None
     trace_id: str | None = None
     span_id: str | None = None
+    parent_span_id: str | None = None
     service_name: str | None = None
     attributes: Mapping[str, Any] = field(default_factory=_empty)
 
@@ -152,13 +163,81 @@ class FlagEvaluationEvent:
             "error_message": self.error_message,
             "trace_id": self.trace_id,
             "span_id": self.span_id,
+            "parent_span_id": self.parent_span_id,
             "service_name": self.service_name,
             "attributes": json_safe(self.attributes),
         }
 
 
+class JsonText(str):
+    """A container value kept as its JSON text; ``event.value`` decodes it per read.
+
+    Storing text instead of nested dicts and lists is what makes every read a
+    private copy (mutating what a reader got changes nothing stored), and it is
+    smaller and cheaper to record: producers send containers as JSON text anyway.
+    """
+
+    __slots__ = ()
+
+
+_SCALARS: Final = frozenset({str, int, float, bool, type(None), JsonText})
+
+
+def stored_value(value: Any) -> Any:
+    """Return the form ``value`` is stored in: scalars as they are, containers as JSON.
+
+    Containers that JSON cannot hold (a set, an object inside a list) are kept as
+    they are, so a hand-made record never fails to build.
+    """
+    if type(value) in _SCALARS:
+        return value
+    plain = plain_value(value)
+    if type(plain) is dict or type(plain) is list:
+        try:
+            return JsonText(json.dumps(plain, ensure_ascii=False, separators=(",", ":")))
+        except (TypeError, ValueError, RecursionError):
+            return value
+    return plain
+
+
+_value_slot = vars(FlagEvaluationEvent)["value"]
+_get_value_slot = _value_slot.__get__
+_set_value_slot = _value_slot.__set__
+_loads = json.loads
+
+
+def _read_value(event: FlagEvaluationEvent) -> Any:
+    value = _get_value_slot(event, FlagEvaluationEvent)
+    if type(value) is JsonText:
+        return _loads(value)
+    return value
+
+
+def _write_value(event: FlagEvaluationEvent, value: Any) -> None:
+    _set_value_slot(event, stored_value(value))
+
+
+# The dataclass's ``value`` slot holds the stored form; the public attribute decodes
+# it. Frozen as before: the dataclass's ``__setattr__`` refuses assignment, and only
+# ``object.__setattr__`` (its ``__init__``, pickling) reaches the setter.
+setattr(  # noqa: B010 - a plain assignment would not type-check over the field
+    FlagEvaluationEvent,
+    "value",
+    property(_read_value, _write_value, doc="The evaluated value, a fresh copy per read."),
+)
+
+
+def raw_value(event: FlagEvaluationEvent) -> Any:
+    """Return ``event``'s value in its stored form (``JsonText`` for containers).
+
+    For code that only compares or counts values: no decoding, no copy.
+    """
+    return _get_value_slot(event, FlagEvaluationEvent)
+
+
 def _slot_setter(name: str) -> Callable[[FlagEvaluationEvent, Any], None]:
-    setter: Callable[[FlagEvaluationEvent, Any], None] = vars(FlagEvaluationEvent)[name].__set__
+    descriptor = _value_slot if name == "value" else vars(FlagEvaluationEvent)[name]
+    setter: Callable[[FlagEvaluationEvent, Any], None] = descriptor.__set__
     return setter
 
 
@@ -180,6 +259,7 @@ _set_error_type = _slot_setter("error_type")
 _set_error_message = _slot_setter("error_message")
 _set_trace_id = _slot_setter("trace_id")
 _set_span_id = _slot_setter("span_id")
+_set_parent_span_id = _slot_setter("parent_span_id")
 _set_service_name = _slot_setter("service_name")
 _set_attributes = _slot_setter("attributes")
 
@@ -201,6 +281,7 @@ def build_event(
     error_message: str | None = None,
     trace_id: str | None = None,
     span_id: str | None = None,
+    parent_span_id: str | None = None,
     service_name: str | None = None,
     attributes: Mapping[str, Any] = EMPTY_MAPPING,
 ) -> FlagEvaluationEvent:
@@ -212,7 +293,7 @@ def build_event(
     event: FlagEvaluationEvent = object.__new__(FlagEvaluationEvent)
     _set_timestamp(event, timestamp)
     _set_flag_key(event, flag_key)
-    _set_value(event, value)
+    _set_value(event, value if type(value) in _SCALARS else stored_value(value))
     if type(reason) is not EvaluationReason and isinstance(reason, str):
         reason = normalize_reason(reason)
     _set_reason(event, reason)
@@ -229,6 +310,7 @@ def build_event(
     _set_error_message(event, error_message)
     _set_trace_id(event, trace_id)
     _set_span_id(event, span_id)
+    _set_parent_span_id(event, parent_span_id)
     _set_service_name(event, service_name)
     if type(attributes) is not MappingProxyType:
         attributes = _freeze(attributes)

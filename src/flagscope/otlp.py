@@ -18,21 +18,17 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from functools import partial
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
 from flagscope import semconv
 from flagscope._extras import missing_extra
-from flagscope.mapping import (
-    SkipReason,
-    ValueDecoding,
-    format_span_id,
-    format_trace_id,
-    map_known_ids,
-)
-from flagscope.models import EMPTY_MAPPING, FlagEvaluationEvent
+from flagscope.classify import Source, source_of
+from flagscope.mapping import ValueDecoding
+from flagscope.otlp_batch import OtlpBatch, OtlpDecodeError, SpanEvent, Tally
+from flagscope.otlp_json import load_json, read_json_logs, read_json_traces
 
 try:
     from google.protobuf import json_format
@@ -57,10 +53,13 @@ __all__ = [
     "decode_logs",
     "decode_traces",
     "encoding_for",
+    "language_from_user_agent",
     "logs_response",
     "map_logs",
     "map_traces",
     "media_type",
+    "read_logs",
+    "read_traces",
     "traces_response",
 ]
 
@@ -72,39 +71,15 @@ _MEDIA_TYPES: Final[Mapping[str, Encoding]] = {
     "application/json": "json",
 }
 _logger = logging.getLogger("flagscope")
+# (word in a lowercased User-Agent, telemetry.sdk.language); "java" after "javascript".
+_USER_AGENT_LANGUAGES: Final = (
+    ("python", "python"),
+    ("javascript", "nodejs"),
+    ("java", "java"),
+    ("dotnet", "dotnet"),
+    (" go", "go"),
+)
 _EVENT_NAMES: Final = semconv.EVENT_NAMES
-_MAX_SKIP_DETAIL: Final = 5
-
-
-class OtlpDecodeError(ValueError):
-    """The payload is not a valid OTLP request of the expected signal."""
-
-
-@dataclass(frozen=True, slots=True)
-class OtlpBatch:
-    """What one OTLP request held.
-
-    Attributes:
-        events: The evaluations mapped from it, in payload order.
-        received: Spans (or log records) in the request.
-        rejected: Of those, how many carried flag telemetry that could not be
-            mapped (OTLP's ``rejected_spans`` / ``rejected_log_records``).
-        skipped_by_reason: Unmapped evaluations, by ``SkipReason`` value.
-    """
-
-    events: tuple[FlagEvaluationEvent, ...]
-    received: int
-    rejected: int = 0
-    skipped_by_reason: Mapping[str, int] = field(default_factory=lambda: EMPTY_MAPPING)
-
-    @property
-    def error_message(self) -> str:
-        """A short account of what was skipped; empty when nothing was."""
-        if not self.skipped_by_reason:
-            return ""
-        parts = sorted(self.skipped_by_reason.items(), key=lambda item: (-item[1], item[0]))
-        detail = ", ".join(f"{count} {reason}" for reason, count in parts[:_MAX_SKIP_DETAIL])
-        return f"flagscope skipped flag evaluations it could not map: {detail}"
 
 
 # -- encodings -------------------------------------------------------------------------
@@ -136,7 +111,7 @@ def decode_traces(body: bytes, encoding: Encoding) -> ExportTraceServiceRequest:
     if encoding == "protobuf":
         _parse_protobuf(request, body)
     else:
-        document = _load_json(body)
+        document = load_json(body)
         for resource in _items(document, "resourceSpans", "resource_spans"):
             for scope in _items(resource, "scopeSpans", "scope_spans"):
                 for span in _items(scope, "spans"):
@@ -158,7 +133,7 @@ def decode_logs(body: bytes, encoding: Encoding) -> ExportLogsServiceRequest:
     if encoding == "protobuf":
         _parse_protobuf(request, body)
     else:
-        document = _load_json(body)
+        document = load_json(body)
         for resource in _items(document, "resourceLogs", "resource_logs"):
             for scope in _items(resource, "scopeLogs", "scope_logs"):
                 for record in _items(scope, "logRecords", "log_records"):
@@ -172,16 +147,6 @@ def _parse_protobuf(message: Any, body: bytes) -> None:
         message.ParseFromString(body)
     except (DecodeError, RecursionError, ValueError) as error:
         raise OtlpDecodeError(f"invalid OTLP protobuf payload: {error}") from None
-
-
-def _load_json(body: bytes) -> dict[str, Any]:
-    try:
-        document = json.loads(body)
-    except (ValueError, RecursionError) as error:
-        raise OtlpDecodeError(f"invalid JSON: {error}") from None
-    if not isinstance(document, dict):
-        raise OtlpDecodeError("an OTLP JSON payload must be an object")
-    return document
 
 
 def _parse_json(message: Any, document: dict[str, Any]) -> None:
@@ -251,156 +216,151 @@ def _attributes(pairs: Iterable[KeyValue]) -> dict[str, Any]:
     return {pair.key: any_value(pair.value) for pair in pairs}
 
 
-def _service_name(resource_attributes: Iterable[KeyValue]) -> str | None:
-    for pair in resource_attributes:
-        if pair.key == semconv.SERVICE_NAME and pair.value.WhichOneof("value") == "string_value":
-            return pair.value.string_value
+def language_from_user_agent(user_agent: str | None) -> str | None:
+    """Return the SDK language an OTLP exporter's ``User-Agent`` names, if any.
+
+    The fallback for resources without ``telemetry.sdk.language`` (a hand-made
+    ``Resource({...})`` in Python, the JS SDK's ``resourceFromAttributes``):
+    ``OTel-OTLP-Exporter-Python/1.39.0`` is Python, ``...-JavaScript/0.223.1``
+    JavaScript.
+    """
+    if not user_agent:
+        return None
+    text = user_agent.lower()
+    if "otlp" not in text:
+        return None
+    for word, language in _USER_AGENT_LANGUAGES:
+        if word in text:
+            return language
     return None
 
 
-# -- mapping ----------------------------------------------------------------------------
-
-
-class _Tally:
-    __slots__ = ("events", "received", "rejected", "skipped", "skipped_total")
-
-    def __init__(self) -> None:
-        self.events: list[FlagEvaluationEvent] = []
-        self.received = 0
-        self.rejected = 0
-        self.skipped: dict[str, int] = {}
-        self.skipped_total = 0
-
-    def skip(self, reason: SkipReason) -> None:
-        self.skipped[reason.value] = self.skipped.get(reason.value, 0) + 1
-        self.skipped_total += 1
-
-    def add(
-        self,
-        item: Any,
-        map_item: Callable[[Any, str | None, ValueDecoding, _Tally], None],
-        service_name: str | None,
-        decoding: ValueDecoding,
-    ) -> None:
-        """Map one span or log record; it is rejected when any of its evaluations was skipped."""
-        self.received += 1
-        before = self.skipped_total
-        try:
-            map_item(item, service_name, decoding, self)
-        except Exception:
-            # One odd item must not lose the rest of the request.
-            _logger.debug("could not map an OTLP span or log record", exc_info=True)
-            self.skip(SkipReason.MAPPING_ERROR)
-        if self.skipped_total != before:
-            self.rejected += 1
-
-    def batch(self) -> OtlpBatch:
-        skipped = MappingProxyType(self.skipped) if self.skipped else EMPTY_MAPPING
-        return OtlpBatch(tuple(self.events), self.received, self.rejected, skipped)
+def _pb_source(
+    resource_attributes: Iterable[KeyValue], decoding: ValueDecoding, language: str | None
+) -> Source:
+    wanted = (semconv.SERVICE_NAME, semconv.TELEMETRY_SDK_LANGUAGE)
+    return source_of(
+        {pair.key: any_value(pair.value) for pair in resource_attributes if pair.key in wanted},
+        decoding,
+        language,
+    )
 
 
 def map_traces(
-    request: ExportTraceServiceRequest, *, value_decoding: ValueDecoding = "json"
+    request: ExportTraceServiceRequest,
+    *,
+    value_decoding: ValueDecoding = "auto",
+    default_language: str | None = None,
 ) -> OtlpBatch:
     """Map the flag evaluations in a decoded trace request; never raises for content.
 
     Args:
         request: A decoded ``ExportTraceServiceRequest``.
-        value_decoding: ``"json"`` decodes JSON-encoded values, ``"raw"`` keeps them.
+        value_decoding: ``"auto"``, ``"json"`` or ``"raw"``, as for the exporters.
+        default_language: The producer's language where a resource does not say
+            (``language_from_user_agent``).
     """
-    tally = _Tally()
+    tally = Tally()
     for resource_spans in request.resource_spans:
-        service_name = _service_name(resource_spans.resource.attributes)
+        source = _pb_source(resource_spans.resource.attributes, value_decoding, default_language)
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
-                tally.add(span, _map_span, service_name, value_decoding)
+                tally.add_span(
+                    source,
+                    span.name,
+                    [
+                        SpanEvent(event.name, _attributes(event.attributes), event.time_unix_nano)
+                        for event in span.events
+                        if event.name in _EVENT_NAMES
+                    ],
+                    partial(_attributes, span.attributes),
+                    trace_id=span.trace_id,
+                    span_id=span.span_id,
+                    parent_span_id=span.parent_span_id,
+                    start_ns=span.start_time_unix_nano,
+                    end_ns=span.end_time_unix_nano,
+                )
     return tally.batch()
 
 
-def _map_span(span: Any, service_name: str | None, decoding: ValueDecoding, tally: _Tally) -> None:
-    from_span = span.name == semconv.SPAN_NAME
-    flag_events = [event for event in span.events if event.name in _EVENT_NAMES]
-    if not from_span and not flag_events:
-        return
-    trace_hex = format_trace_id(span.trace_id)
-    span_hex = format_span_id(span.span_id)
-    sources: list[tuple[dict[str, Any], int | None]] = []
-    if from_span:
-        attributes = _attributes(span.attributes)
-        if semconv.KEY in attributes:
-            sources.append((attributes, span.end_time_unix_nano or span.start_time_unix_nano))
-    for event in flag_events:
-        sources.append(
-            (_attributes(event.attributes), event.time_unix_nano or span.end_time_unix_nano)
-        )
-    for attributes, timestamp in sources:
-        _record(
-            tally,
-            map_known_ids(
-                attributes,
-                timestamp_ns=timestamp or None,
-                trace_id=trace_hex,
-                span_id=span_hex,
-                service_name=service_name,
-                value_decoding=decoding,
-            ),
-        )
-
-
 def map_logs(
-    request: ExportLogsServiceRequest, *, value_decoding: ValueDecoding = "json"
+    request: ExportLogsServiceRequest,
+    *,
+    value_decoding: ValueDecoding = "auto",
+    default_language: str | None = None,
 ) -> OtlpBatch:
     """Map the flag evaluations in a decoded logs request; never raises for content.
 
     Args:
         request: A decoded ``ExportLogsServiceRequest``.
-        value_decoding: ``"json"`` decodes JSON-encoded values, ``"raw"`` keeps them.
+        value_decoding: ``"auto"``, ``"json"`` or ``"raw"``, as for the exporters.
+        default_language: The producer's language where a resource does not say.
     """
-    tally = _Tally()
+    tally = Tally()
     for resource_logs in request.resource_logs:
-        service_name = _service_name(resource_logs.resource.attributes)
+        source = _pb_source(resource_logs.resource.attributes, value_decoding, default_language)
         for scope_logs in resource_logs.scope_logs:
             for record in scope_logs.log_records:
-                tally.add(record, _map_log_record, service_name, value_decoding)
+                tally.add_log(
+                    source,
+                    event_name=record.event_name,
+                    attributes=_attributes(record.attributes),
+                    body=any_value(record.body),
+                    time_ns=record.time_unix_nano,
+                    observed_ns=record.observed_time_unix_nano,
+                    trace_id=record.trace_id,
+                    span_id=record.span_id,
+                )
     return tally.batch()
 
 
-def _map_log_record(
-    record: Any, service_name: str | None, decoding: ValueDecoding, tally: _Tally
-) -> None:
-    attributes = _attributes(record.attributes)
-    event_name = record.event_name
-    if not event_name:
-        named = attributes.get(semconv.LOG_EVENT_NAME_ATTRIBUTE)
-        if named not in _EVENT_NAMES:
-            return
-        # The name said what the record is; it is not flag data to keep.
-        del attributes[semconv.LOG_EVENT_NAME_ATTRIBUTE]
-    elif event_name not in _EVENT_NAMES:
-        return
-    body_value = None
-    body = any_value(record.body)
-    if isinstance(body, Mapping):
-        body_value = body.get(semconv.LOG_BODY_VALUE)
-    _record(
-        tally,
-        map_known_ids(
-            attributes,
-            timestamp_ns=(record.time_unix_nano or record.observed_time_unix_nano) or None,
-            trace_id=format_trace_id(record.trace_id),
-            span_id=format_span_id(record.span_id),
-            service_name=service_name,
-            value_decoding=decoding,
-            body_value=body_value,
-        ),
-    )
+def read_traces(
+    body: bytes,
+    encoding: Encoding,
+    *,
+    value_decoding: ValueDecoding = "auto",
+    default_language: str | None = None,
+) -> OtlpBatch:
+    """Decode and map an OTLP trace request body (what ``POST /v1/traces`` receives).
+
+    Protobuf goes through ``opentelemetry-proto``; JSON is read straight from the
+    parsed document (``flagscope._otlp_json``), with OTLP/JSON's rules.
+
+    Raises:
+        OtlpDecodeError: The body is not a valid request; nothing of it is kept.
+    """
+    if encoding == "protobuf":
+        return map_traces(
+            decode_traces(body, "protobuf"),
+            value_decoding=value_decoding,
+            default_language=default_language,
+        )
+    tally = Tally()
+    read_json_traces(load_json(body), value_decoding, tally, default_language)
+    return tally.batch()
 
 
-def _record(tally: _Tally, result: FlagEvaluationEvent | SkipReason) -> None:
-    if isinstance(result, SkipReason):
-        tally.skip(result)
-    else:
-        tally.events.append(result)
+def read_logs(
+    body: bytes,
+    encoding: Encoding,
+    *,
+    value_decoding: ValueDecoding = "auto",
+    default_language: str | None = None,
+) -> OtlpBatch:
+    """Decode and map an OTLP logs request body (what ``POST /v1/logs`` receives).
+
+    Raises:
+        OtlpDecodeError: The body is not a valid request; nothing of it is kept.
+    """
+    if encoding == "protobuf":
+        return map_logs(
+            decode_logs(body, "protobuf"),
+            value_decoding=value_decoding,
+            default_language=default_language,
+        )
+    tally = Tally()
+    read_json_logs(load_json(body), value_decoding, tally, default_language)
+    return tally.batch()
 
 
 # -- responses ----------------------------------------------------------------------------

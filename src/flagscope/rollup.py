@@ -22,8 +22,8 @@ from operator import attrgetter
 from typing import Any, Final
 
 from flagscope.aggregates import FlagSummary, _ordered
-from flagscope.filters import value_key
 from flagscope.models import EvaluationReason, FlagEvaluationEvent
+from flagscope.values import value_key
 
 __all__ = ["FlagRollup", "RollupSnapshot"]
 

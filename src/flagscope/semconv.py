@@ -53,8 +53,14 @@ ERROR_MESSAGE_KEYS: Final = (
     EVALUATION_ERROR_MESSAGE_LEGACY,
 )
 
-# Resource attribute.
+# Resource attributes.
 SERVICE_NAME: Final = "service.name"
+# Which SDK made the telemetry ("python", "nodejs", "webjs", "go", "java", ...):
+# ``auto`` value decoding reads it to know how the producer encodes values.
+TELEMETRY_SDK_LANGUAGE: Final = "telemetry.sdk.language"
+
+# The provider name LaunchDarkly's hooks send: they JSON-encode every value.
+PROVIDER_LAUNCHDARKLY: Final = "LaunchDarkly"
 
 # Well-known ``error.type`` values (OpenFeature error codes, lowercased).
 ERROR_FLAG_NOT_FOUND: Final = "flag_not_found"

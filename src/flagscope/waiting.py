@@ -19,8 +19,9 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-from flagscope.filters import EventFilter, build_filter, value_key
+from flagscope.filters import EventFilter, build_filter
 from flagscope.models import FlagEvaluationEvent
+from flagscope.values import value_key
 
 if TYPE_CHECKING:
     from flagscope.query import CollectorQuery

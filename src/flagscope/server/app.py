@@ -65,7 +65,7 @@ def create_app(
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_size: int = 10_000,
-    value_decoding: ValueDecoding = "json",
+    value_decoding: ValueDecoding = "auto",
 ) -> Starlette:
     """Build the ASGI app: ``/v1/traces``, ``/v1/logs``, ``/api/...`` and the dashboard at ``/``.
 
@@ -77,7 +77,7 @@ def create_app(
         max_body_bytes: The largest OTLP request body, on the wire and after
             decompression (default 16 MiB); larger ones get 413.
         max_size: The new collector's size, when ``collector`` is ``None``.
-        value_decoding: ``"json"`` decodes JSON-encoded flag values, ``"raw"`` keeps them.
+        value_decoding: ``"auto"`` (per producer), ``"json"`` or ``"raw"``, as for the exporters.
 
     Raises:
         TypeError: ``collector`` is not an ``InMemoryAnalyticsCollector``, or a limit

@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Final
 
 from google.rpc.status_pb2 import Status  # type: ignore[import-untyped]
@@ -26,13 +27,12 @@ from flagscope.otlp import (
     Encoding,
     OtlpBatch,
     OtlpDecodeError,
-    decode_logs,
-    decode_traces,
     encoding_for,
+    language_from_user_agent,
     logs_response,
-    map_logs,
-    map_traces,
     media_type,
+    read_logs,
+    read_traces,
     traces_response,
 )
 from flagscope.server.body import BodyError, read_body
@@ -111,11 +111,11 @@ class OtlpReceiver:
     Args:
         collector: Where the evaluations go (anything with ``record_many``).
         max_body_bytes: The largest body accepted, on the wire and decompressed.
-        value_decoding: ``"json"`` or ``"raw"``, as for the exporters.
+        value_decoding: ``"auto"``, ``"json"`` or ``"raw"``, as for the exporters.
     """
 
     def __init__(
-        self, collector: EventSink, *, max_body_bytes: int, value_decoding: ValueDecoding = "json"
+        self, collector: EventSink, *, max_body_bytes: int, value_decoding: ValueDecoding = "auto"
     ) -> None:
         self._collector = collector
         self._max_body_bytes = max_body_bytes
@@ -129,22 +129,16 @@ class OtlpReceiver:
 
     async def traces(self, request: Request) -> Response:
         """``POST /v1/traces``."""
-        return await self._handle(request, self._decode_traces, traces_response, "spans_received")
+        return await self._handle(request, read_traces, traces_response, "spans_received")
 
     async def logs(self, request: Request) -> Response:
         """``POST /v1/logs``."""
-        return await self._handle(request, self._decode_logs, logs_response, "log_records_received")
-
-    def _decode_traces(self, body: bytes, encoding: Encoding) -> OtlpBatch:
-        return map_traces(decode_traces(body, encoding), value_decoding=self._value_decoding)
-
-    def _decode_logs(self, body: bytes, encoding: Encoding) -> OtlpBatch:
-        return map_logs(decode_logs(body, encoding), value_decoding=self._value_decoding)
+        return await self._handle(request, read_logs, logs_response, "log_records_received")
 
     async def _handle(
         self,
         request: Request,
-        decode: Callable[[bytes, Encoding], OtlpBatch],
+        read: Callable[..., OtlpBatch],
         respond: Callable[[OtlpBatch, Encoding], bytes],
         received_counter: str,
     ) -> Response:
@@ -164,10 +158,17 @@ class OtlpReceiver:
                 content_encoding=request.headers.get("content-encoding"),
                 limit=self._max_body_bytes,
             )
+            decode = partial(
+                read,
+                body,
+                encoding,
+                value_decoding=self._value_decoding,
+                default_language=language_from_user_agent(request.headers.get("user-agent")),
+            )
             if len(body) > _INLINE_DECODE_BYTES:
-                batch = await run_in_threadpool(decode, body, encoding)
+                batch = await run_in_threadpool(decode)
             else:
-                batch = decode(body, encoding)
+                batch = decode()
         except ClientDisconnect:
             # The sender went away mid-body: nobody reads this answer, and nothing is stored.
             return self._fail(400, "the client disconnected before the body ended", encoding)

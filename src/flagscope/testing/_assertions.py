@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from flagscope.models import FlagEvaluationEvent, json_safe
 from flagscope.testing._table import column_names, describe_counts, how_often, plural, short, table
+from flagscope.values import values_equal
 
 __all__ = [
     "UNSET",
@@ -149,25 +150,12 @@ def only_evaluated(events: list[FlagEvaluationEvent], allowed: Collection[str]) 
         )
 
 
-def _plain(value: Any) -> Any:
-    """JSON-normalise, keeping bools apart from the numbers they equal."""
-    if isinstance(value, bool):
-        return (bool, value)
-    if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    if isinstance(value, (int, float, str)) or value is None:
-        return value
-    return json_safe(value)
-
-
 def _differences(event: FlagEvaluationEvent, expected: Mapping[str, Any]) -> list[str]:
     found: list[str] = []
     for name, wanted in expected.items():
         actual: Any = getattr(event, name)
         if name == "value":
-            same = _plain(actual) == _plain(wanted)
+            same = values_equal(actual, wanted)
             actual = json_safe(actual)
         elif name == "reason":
             actual = str(actual)

@@ -48,7 +48,7 @@ def capture_flag_evaluations(
     expected_flags: Iterable[str] | None = None,
     strict: bool = False,
     max_size: int = 10_000,
-    value_decoding: ValueDecoding = "json",
+    value_decoding: ValueDecoding = "auto",
 ) -> FlagEvaluationCapture:
     """Return a capture of the flag evaluations made while it is active.
 
@@ -68,7 +68,7 @@ def capture_flag_evaluations(
         strict: Make evaluations outside ``expected_flags`` fail the stop with
             an ``AssertionError`` instead.
         max_size: How many evaluations the capture keeps.
-        value_decoding: ``"json"`` or ``"raw"``, as for the exporter.
+        value_decoding: ``"auto"`` (the default), ``"json"`` or ``"raw"``, as for the exporter.
 
     Raises:
         TypeError: A wrong type for any argument, or a provider that is not an
@@ -103,7 +103,7 @@ class FlagEvaluationCapture:
         expected_flags: Iterable[str] | None = None,
         strict: bool = False,
         max_size: int = 10_000,
-        value_decoding: ValueDecoding = "json",
+        value_decoding: ValueDecoding = "auto",
     ) -> None:
         if processor not in PROCESSOR_KINDS:
             raise ValueError(f"processor must be one of {PROCESSOR_KINDS}, got {processor!r}")
