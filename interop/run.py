@@ -101,8 +101,11 @@ PLAIN_FIELDS = (
     "span_id",
 )
 SPECIAL_NUMBERS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf, "-0": -0.0}
-# How the JSON API spells a non-finite float (``json_safe``: its repr) or JSON's null.
-API_SPELLINGS = {"NaN": ("nan",), "Infinity": ("inf",), "-Infinity": ("-inf",)}
+# JSON has no NaN or Infinity: over protobuf the receiver gets them exactly, but the JSON
+# API can only spell them, today as their repr (``json_safe``), or as null.
+API_SPELLINGS = {"NaN": ("nan", None), "Infinity": ("inf", None), "-Infinity": ("-inf", None)}
+# Stored durations and timestamps are to the microsecond.
+DURATION_TOLERANCE_MS = 0.001
 
 
 # -- value equality ----------------------------------------------------------------------
@@ -369,7 +372,7 @@ def compare(
                     "evaluation_duration_ms differs",
                 )
             )
-    elif stored_duration is None or abs(stored_duration - duration) > 1e-6:
+    elif stored_duration is None or abs(stored_duration - duration) > DURATION_TOLERANCE_MS:
         problems.append(
             (
                 "evaluation_duration_ms",
