@@ -197,6 +197,27 @@ function entry(fields) {
 
 // -- OpenFeature ----------------------------------------------------------------------------
 
+// The OpenFeature hooks 1.0.0 send a string as it is and an object or array as its JSON text,
+// both as a stringValue: the object {"a":1} and the string '{"a":1}' are the same bytes on
+// the wire, and no receiver can tell them apart. Such records say so, with the other reading.
+function markAmbiguous(record, value) {
+  let other;
+  if (value !== null && typeof value === 'object') {
+    other = JSON.stringify(value);
+  } else if (typeof value === 'string') {
+    try {
+      const parsed = JSON.parse(value);
+      if (parsed !== null && typeof parsed === 'object') other = parsed;
+    } catch {
+      // not JSON text: only a string
+    }
+  }
+  if (other !== undefined) {
+    record.wire_ambiguous = true;
+    record.value_other_reading = other;
+  }
+}
+
 const OBJECT_STANDARD = { methods: ['post'], free_over_cents: 5000, nested: { a: null, b: [1.5, true] } };
 const OBJECT_EXPRESS = { methods: ['post', 'courier'], free_over_cents: 0, nested: {} };
 
@@ -369,6 +390,7 @@ async function runOpenFeature() {
       error_type: isError ? (details.errorCode ?? 'GENERAL').toLowerCase() : null,
       error_message: isError ? details.errorMessage || null : null,
     });
+    markAmbiguous(record, details.value);
     // SpanEventHook sends nothing outside a span; the other two hooks always send.
     if (args.hook === 'SpanEventHook' && record.span_id === null) {
       expected.pop();

@@ -309,8 +309,12 @@ def compare(
     if special in API_SPELLINGS and encoding == "json":
         want = None  # what the OTLP/JSON exporter puts on the wire (doubleValue null)
     got = stored.get("value")
-    value_ok = same(want, got) or (
-        special in API_SPELLINGS and encoding != "json" and got in API_SPELLINGS[special]
+    value_ok = (
+        same(want, got)
+        or (special in API_SPELLINGS and encoding != "json" and got in API_SPELLINGS[special])
+        # The wire cannot tell an object's JSON text from a string holding that text: either
+        # reading is faithful to what was sent (check() demands one reading throughout).
+        or (expected.get("wire_ambiguous", False) and same(expected["value_other_reading"], got))
     )
     if not value_ok:
         hint = value_hint(want, got, special, encoding)
@@ -467,6 +471,7 @@ def check(config: Config, url: str, node: str) -> Outcome:
         time.sleep(0.05)
         total, stored = stored_events(url, config.label)
 
+    readings: dict[str, list[str]] = defaultdict(list)
     for want, got in pair(expected, stored):
         if want is None:
             assert got is not None
@@ -490,6 +495,8 @@ def check(config: Config, url: str, node: str) -> Outcome:
                 outcome.causes["record missing"] += 1
             outcome.lines.append(f"  FAIL missing {describe(want)}\n    {why}")
             continue
+        if want.get("wire_ambiguous"):
+            readings[reading(got.get("value"))].append(want["flag_key"])
         problems = compare(want, got, config.encoding)
         if not problems:
             outcome.passed += 1
@@ -499,7 +506,40 @@ def check(config: Config, url: str, node: str) -> Outcome:
         for name, message, cause in problems:
             outcome.lines.append(f"    {name}: {message}")
             outcome.causes[cause] += 1
+    outcome.lines.extend(ambiguity_report(outcome, readings))
     return outcome
+
+
+def reading(stored: Any) -> str:
+    """Say how the receiver read a value the wire cannot tell apart from another."""
+    if isinstance(stored, (dict, list)):
+        return "objects and arrays (JSON text decoded)"
+    if isinstance(stored, str):
+        return "strings (JSON text kept)"
+    return "neither reading"
+
+
+def ambiguity_report(outcome: Outcome, readings: dict[str, list[str]]) -> list[str]:
+    """Accept either reading of wire-ambiguous values, but only one for all of them."""
+    if not readings:
+        return []
+    total = sum(len(keys) for keys in readings.values())
+    if len(readings) == 1:
+        (how,) = readings
+        return [
+            f"  note: {total} values the producer sends as JSON text in a string, the same "
+            f"bytes for an object or array and for a string holding that text, "
+            f"were all stored as {how}"
+        ]
+    outcome.failed += 1
+    outcome.causes["wire-ambiguous JSON text read two ways"] += 1
+    lines = [
+        f"  FAIL {total} values whose wire form cannot tell an object's JSON text from a "
+        "string holding that text were read two ways; one rule must hold for all:"
+    ]
+    for how, keys in sorted(readings.items()):
+        lines.append(f"    as {how}: {', '.join(sorted(set(keys)))}")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
