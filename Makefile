@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench interop clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,8 @@ demo: $(STAMP)
 	$(BIN)/flagscope demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests examples benchmarks
-	$(BIN)/ruff format --check src tests examples benchmarks
+	$(BIN)/ruff check src tests examples benchmarks interop
+	$(BIN)/ruff format --check src tests examples benchmarks interop
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
@@ -48,5 +48,18 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_query.py
 	$(BIN)/python benchmarks/bench_server.py
 
+# Real JavaScript producers (OpenFeature's and LaunchDarkly's OpenTelemetry hooks, the
+# OpenTelemetry JS OTLP exporters), installed with npm at the versions interop/package-lock.json
+# pins, run live against `flagscope serve`. Needs node 20 and npm; not part of `make test`.
+NPM ?= npm
+INTEROP_STAMP := interop/node_modules/.installed
+
+$(INTEROP_STAMP): interop/package.json interop/package-lock.json
+	cd interop && $(NPM) ci
+	touch $(INTEROP_STAMP)
+
+interop: $(STAMP) $(INTEROP_STAMP)
+	$(BIN)/python interop/run.py
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis interop/node_modules interop/out
