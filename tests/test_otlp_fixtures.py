@@ -130,5 +130,6 @@ def test_json_and_protobuf_recordings_of_one_producer_store_the_same_values(
         ]
         assert len(from_json) == len(from_proto)
         for left, right in zip(from_json, from_proto, strict=True):
-            assert left[0] == right[0] and left[2:] == right[2:]
+            assert left[0] == right[0]
+            assert left[2:] == right[2:]
             assert values_equal(left[1], right[1]), (left, right)
