@@ -146,16 +146,20 @@ def readable_span(
     attributes: Mapping[str, Any] | None = None,
     resource: Resource | None = None,
     context: SpanContext | None = None,
+    parent: SpanContext | None = None,
+    start_time: int = START_NS,
+    end_time: int = END_NS,
 ) -> ReadableSpan:
     """Return a finished span built by hand, as exporters receive them."""
     return ReadableSpan(
         name=name,
         context=context if context is not None else span_context(),
+        parent=parent,
         resource=resource if resource is not None else DEFAULT_RESOURCE,
         attributes=attributes,
         events=events,
-        start_time=START_NS,
-        end_time=END_NS,
+        start_time=start_time,
+        end_time=end_time,
     )
 
 

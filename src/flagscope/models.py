@@ -11,7 +11,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Final
 
-from flagscope.values import plain_value
+from flagscope.values import clean_text, plain_value
 
 __all__ = [
     "EMPTY_MAPPING",
@@ -186,10 +186,16 @@ _SCALARS: Final = frozenset({str, int, float, bool, type(None), JsonText})
 def stored_value(value: Any) -> Any:
     """Return the form ``value`` is stored in: scalars as they are, containers as JSON.
 
+    Strings, in the value and inside containers, get lone surrogates replaced
+    (``flagscope.values.clean_text``).
+
     Containers that JSON cannot hold (a set, an object inside a list) are kept as
     they are, so a hand-made record never fails to build.
     """
-    if type(value) in _SCALARS:
+    kind = type(value)
+    if kind is str:
+        return clean_text(value)
+    if kind in _SCALARS:
         return value
     plain = plain_value(value)
     if type(plain) is dict or type(plain) is list:

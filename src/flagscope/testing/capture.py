@@ -343,9 +343,9 @@ class FlagEvaluationCapture:
         """Assert ``flag_key`` was evaluated with these results; return the matches.
 
         A keyword left unset is not checked; ``None`` checks for absence (no
-        variant, no error). Values compare JSON-normalised (``{"a": 1}`` matches
-        a stored mapping, ``[1, 2]`` a tuple) but ``True`` never equals ``1``.
-        Reasons compare case-insensitively.
+        variant, no error). Values compare by flagscope's one rule
+        (``flagscope.values``: ``1`` equals ``1.0``, ``True`` never equals ``1``,
+        NaN matches NaN, mappings by content). Reasons compare case-insensitively.
 
         Args:
             flag_key: The flag's key.

@@ -1,0 +1,238 @@
+"""OTLP/JSON read straight from the document: JavaScript exporters' quirks cost no request."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from flagscope import semconv
+from flagscope.export import to_csv, to_json, write_csv, write_jsonl
+from flagscope.otlp import OtlpDecodeError, read_logs, read_traces
+from flagscope.server import BackgroundServer, serve_in_background
+from otlp_payloads import json_body, string_attr
+
+TRACE = "5b8efff798038103d269b633813fc60c"
+SPAN = "eee19b7ec3c1b174"
+
+
+def _request(*events: dict[str, Any], span: dict[str, Any] | None = None) -> dict[str, Any]:
+    body = {
+        "traceId": TRACE,
+        "spanId": SPAN,
+        "name": "GET /cart",
+        "startTimeUnixNano": "1700000000000000000",
+        "endTimeUnixNano": "1700000000005000000",
+        "events": list(events),
+    }
+    body.update(span or {})
+    return {
+        "resourceSpans": [
+            {
+                "resource": {"attributes": [string_attr("service.name", "js-app")]},
+                "scopeSpans": [{"scope": {"name": "app"}, "spans": [body]}],
+            }
+        ]
+    }
+
+
+def _event(key: str, value: dict[str, Any] | None, **extra: dict[str, Any]) -> dict[str, Any]:
+    attributes = [string_attr(semconv.KEY, key)]
+    if value is not None:
+        attributes.append({"key": semconv.RESULT_VALUE, "value": value})
+    attributes.extend({"key": name, "value": item} for name, item in extra.items())
+    return {
+        "name": semconv.EVENT_NAME,
+        "timeUnixNano": "1700000000001000000",
+        "attributes": attributes,
+    }
+
+
+@pytest.mark.parametrize(
+    ("sent", "expected"),
+    [
+        ({"intValue": 1e21}, 1e21),
+        ({"intValue": 9223372036854776000}, 9.223372036854776e18),
+        ({"intValue": -9223372036854776000}, -9.223372036854776e18),
+        ({"intValue": "9223372036854775808"}, 9.223372036854775808e18),
+        ({"intValue": 1.7976931348623157e308}, 1.7976931348623157e308),
+        ({"intValue": 9223372036854775807}, 9223372036854775807),
+        ({"intValue": "42"}, 42),
+        ({"intValue": 2.5}, 2.5),
+    ],
+    ids=repr,
+)
+def test_an_int_value_outside_int64_becomes_a_float_and_the_request_is_kept(
+    sent: dict[str, Any], expected: Any
+) -> None:
+    document = _request(_event("big", sent), _event("next", {"boolValue": True}))
+    batch = read_traces(json_body(document), "json")
+    assert [event.flag_key for event in batch.events] == ["big", "next"]
+    value = batch.events[0].value
+    assert value == expected
+    assert type(value) is type(expected)
+
+
+def test_double_value_null_is_none_with_nothing_stale_in_attributes() -> None:
+    # JSON.stringify writes NaN and Infinity as null.
+    document = _request(_event("nan", {"doubleValue": None}))
+    (event,) = read_traces(json_body(document), "json").events
+    assert event.value is None
+    assert dict(event.attributes) == {}
+
+
+@pytest.mark.parametrize(
+    ("sent", "expected"),
+    [("NaN", math.isnan), ("Infinity", math.isinf), ("-Infinity", math.isinf), ("2.5", None)],
+)
+def test_double_value_words_are_read_as_protobuf_json_spells_them(sent: str, expected: Any) -> None:
+    (event,) = read_traces(json_body(_request(_event("d", {"doubleValue": sent}))), "json").events
+    assert type(event.value) is float
+    assert expected(event.value) if expected else event.value == 2.5
+
+
+def test_snake_case_spellings_and_enum_names_are_accepted() -> None:
+    document = {
+        "resource_spans": [
+            {
+                "resource": {"attributes": [string_attr("service.name", "snake")]},
+                "scope_spans": [
+                    {
+                        "spans": [
+                            {
+                                "trace_id": TRACE,
+                                "span_id": SPAN,
+                                "name": "x",
+                                "kind": "SPAN_KIND_SERVER",
+                                "status": {"code": "STATUS_CODE_ERROR"},
+                                "start_time_unix_nano": 1700000000000000000,
+                                "events": [
+                                    {
+                                        "name": semconv.EVENT_NAME,
+                                        "time_unix_nano": "1700000000001000000",
+                                        "attributes": [
+                                            string_attr(semconv.KEY, "k"),
+                                            {
+                                                "key": semconv.RESULT_VALUE,
+                                                "value": {"int_value": "7"},
+                                            },
+                                        ],
+                                    }
+                                ],
+                            }
+                        ]
+                    }
+                ],
+            }
+        ]
+    }
+    (event,) = read_traces(json_body(document), "json").events
+    assert (event.flag_key, event.value, event.service_name) == ("k", 7, "snake")
+    assert event.trace_id == TRACE
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        [],
+        {"resourceSpans": {}},
+        {"resourceSpans": [{"scopeSpans": [{"spans": [{"name": 5}]}]}]},
+        {"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "xyz"}]}]}]},
+        {"resourceSpans": [{"scopeSpans": [{"spans": [{"startTimeUnixNano": "soon"}]}]}]},
+        {"resourceSpans": [{"scopeSpans": [{"spans": [{"events": [None]}]}]}]},
+        _request(_event("k", {"boolValue": "yes"})),
+        _request(_event("k", {"intValue": "many"})),
+        _request(_event("k", {"stringValue": "a", "intValue": 1})),
+        _request(_event("k", {"bytesValue": "!!"})),
+        _request(_event("k", {"arrayValue": {"values": "x"}})),
+        _request(span={"status": {"code": True}}),
+        _request(span={"links": [{"spanId": "zz"}]}),
+    ],
+    ids=repr,
+)
+def test_a_malformed_document_is_refused_whole(document: Any) -> None:
+    with pytest.raises(OtlpDecodeError, match=r"invalid|must be an object"):
+        read_traces(json_body(document), "json")
+
+
+def test_logs_read_the_same_tolerances() -> None:
+    document = {
+        "resourceLogs": [
+            {
+                "scopeLogs": [
+                    {
+                        "logRecords": [
+                            {
+                                "eventName": semconv.EVENT_NAME,
+                                "timeUnixNano": "1700000000000000000",
+                                "body": {},
+                                "attributes": [
+                                    string_attr(semconv.KEY, "k"),
+                                    {"key": semconv.RESULT_VALUE, "value": {"intValue": 1e21}},
+                                ],
+                            }
+                        ]
+                    }
+                ]
+            }
+        ]
+    }
+    (event,) = read_logs(json_body(document), "json").events
+    assert event.value == 1e21
+
+
+# -- lone surrogates never break a view ---------------------------------------------------
+
+# JSON text can spell a lone surrogate; json.loads reads it into a str that cannot be UTF-8.
+SURROGATE_BODY = (
+    b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"' + TRACE.encode() + b'",'
+    b'"spanId":"' + SPAN.encode() + b'","name":"s","events":[{"name":"feature_flag.evaluation",'
+    b'"timeUnixNano":"1700000000001000000","attributes":['
+    b'{"key":"feature_flag.key","value":{"stringValue":"bad\\ud800key"}},'
+    b'{"key":"feature_flag.result.variant","value":{"stringValue":"v\\udfff"}},'
+    b'{"key":"feature_flag.result.value","value":{"stringValue":"{\\"a\\":\\"\\\\ud800\\"}"}},'
+    b'{"key":"app.note\\ud800","value":{"stringValue":"\\udc00"}}]}]}]}]}]}'
+)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[BackgroundServer]:
+    with serve_in_background(port=0) as running:
+        response = httpx.post(
+            running.url + "/v1/traces",
+            content=SURROGATE_BODY,
+            headers={"content-type": "application/json"},
+        )
+        assert response.status_code == 200, response.text
+        yield running
+
+
+def test_lone_surrogates_are_stored_as_the_replacement_character(server: BackgroundServer) -> None:
+    (event,) = server.collector.events()
+    assert event.flag_key == "bad\ufffdkey"
+    assert event.variant == "v\ufffd"
+    assert event.value == {"a": "\ufffd"}
+    assert dict(event.attributes) == {"app.note\ufffd": "\ufffd"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/flags", "/api/events", "/api/flags/bad%EF%BF%BDkey", "/api/buckets", "/api/health"],
+)
+def test_every_api_view_answers_after_a_lone_surrogate(server: BackgroundServer, path: str) -> None:
+    response = httpx.get(server.url + path)
+    assert response.status_code == 200, response.text
+    json.loads(response.content.decode("utf-8"))
+
+
+def test_every_export_works_after_a_lone_surrogate(server: BackgroundServer) -> None:
+    events = server.collector.events()
+    for text in (to_json(events), to_csv(events)):
+        text.encode("utf-8")
+    write_jsonl(events, io.StringIO())
+    write_csv(events, io.StringIO())
