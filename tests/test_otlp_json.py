@@ -10,12 +10,25 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan
 
 from flagscope import semconv
 from flagscope.export import to_csv, to_json, write_csv, write_jsonl
-from flagscope.otlp import OtlpDecodeError, read_logs, read_traces
+from flagscope.otlp import (
+    OtlpBatch,
+    OtlpDecodeError,
+    decode_traces,
+    map_traces,
+    read_logs,
+    read_traces,
+    traces_response,
+)
 from flagscope.server import BackgroundServer, serve_in_background
-from otlp_payloads import json_body, string_attr
+from otlp_payloads import json_body, string_attr, traces_json, traces_protobuf
+from producers import START_NS, readable_span
 
 TRACE = "5b8efff798038103d269b633813fc60c"
 SPAN = "eee19b7ec3c1b174"
@@ -236,3 +249,78 @@ def test_every_export_works_after_a_lone_surrogate(server: BackgroundServer) -> 
         text.encode("utf-8")
     write_jsonl(events, io.StringIO())
     write_csv(events, io.StringIO())
+
+
+# -- the same answers as protobuf, on generated requests -----------------------------------
+
+_SCALAR = (
+    st.text(max_size=8)
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False)
+    | st.booleans()
+)
+_ATTRIBUTE_VALUE = (
+    _SCALAR
+    | st.lists(st.text(max_size=4), max_size=3).map(tuple)
+    | st.lists(st.integers(-5, 5), max_size=3).map(tuple)
+)
+_FLAG_ATTRIBUTES = st.dictionaries(
+    st.sampled_from(
+        [
+            semconv.KEY,
+            semconv.RESULT_VALUE,
+            semconv.RESULT_VARIANT,
+            semconv.VARIANT_LEGACY,
+            semconv.RESULT_REASON,
+            semconv.PROVIDER_NAME,
+            semconv.CONTEXT_ID,
+            semconv.ERROR_TYPE,
+            semconv.ERROR_MESSAGE,
+            "app.tier",
+        ]
+    ),
+    _ATTRIBUTE_VALUE,
+    max_size=6,
+)
+_EVENT = st.builds(
+    lambda name, attributes, offset: Event(name, attributes, timestamp=START_NS + offset),
+    st.sampled_from(
+        [semconv.EVENT_NAME, semconv.EVENT_NAME_LEGACY, semconv.EXCEPTION_EVENT_NAME, "other"]
+    ),
+    _FLAG_ATTRIBUTES,
+    st.integers(0, 10**6),
+)
+_SPAN = st.builds(
+    lambda name, events, attributes, language: readable_span(
+        name,
+        events=events,
+        attributes=attributes,
+        resource=Resource({"service.name": "gen", "telemetry.sdk.language": language}),
+    ),
+    st.sampled_from(["GET /", semconv.SPAN_NAME]),
+    st.lists(_EVENT, max_size=3),
+    _FLAG_ATTRIBUTES,
+    st.sampled_from(["python", "nodejs", "go"]),
+)
+
+
+def _answers(batch: OtlpBatch) -> tuple[Any, ...]:
+    return (
+        [event.to_dict() for event in batch.events],
+        batch.received,
+        batch.rejected,
+        dict(batch.skipped_by_reason),
+        traces_response(batch, "protobuf"),
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_SPAN, min_size=1, max_size=4), st.sampled_from(["auto", "json", "raw"]))
+def test_json_and_protobuf_give_identical_records_skips_and_answers(
+    spans: list[ReadableSpan], decoding: Any
+) -> None:
+    from_protobuf = read_traces(traces_protobuf(spans), "protobuf", value_decoding=decoding)
+    from_json = read_traces(traces_json(spans), "json", value_decoding=decoding)
+    # Today's decoder, for reference: protobuf's own JSON parser, then the same mapper.
+    reference = map_traces(decode_traces(traces_json(spans), "json"), value_decoding=decoding)
+    assert _answers(from_json) == _answers(from_protobuf) == _answers(reference)

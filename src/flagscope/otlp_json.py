@@ -36,16 +36,20 @@ _INT64_MIN: Final = -(1 << 63)
 _INT64_MAX: Final = (1 << 63) - 1
 _UINT64_MAX: Final = (1 << 64) - 1
 _DOUBLE_WORDS: Final = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
-# AnyValue's one-of, in both spellings.
-_ANY_KINDS: Final = (
-    ("stringValue", "string_value"),
-    ("boolValue", "bool_value"),
-    ("intValue", "int_value"),
-    ("doubleValue", "double_value"),
-    ("arrayValue", "array_value"),
-    ("kvlistValue", "kvlist_value"),
-    ("bytesValue", "bytes_value"),
-)
+# AnyValue's one-of: each spelling to its lowerCamelCase name.
+_ANY_KIND: Final = {
+    spelling: camel
+    for camel, snake in (
+        ("stringValue", "string_value"),
+        ("boolValue", "bool_value"),
+        ("intValue", "int_value"),
+        ("doubleValue", "double_value"),
+        ("arrayValue", "array_value"),
+        ("kvlistValue", "kvlist_value"),
+        ("bytesValue", "bytes_value"),
+    )
+    for spelling in (camel, snake)
+}
 
 
 def load_json(body: bytes) -> dict[str, Any]:
@@ -159,22 +163,24 @@ def _any_value(value: Any, where: str) -> Any:
     """Unwrap an ``AnyValue`` as ``flagscope.otlp.any_value`` unwraps the protobuf one."""
     if value is None:
         return None
-    message = _message(value, where)
-    found: Any = None
+    if type(value) is not dict:
+        raise OtlpDecodeError(f"{where} must be an object, got {_kind(value)}")
     kind = ""
-    for camel, snake in _ANY_KINDS:
-        item = message.get(camel)
-        if item is None:
-            item = message.get(snake)
-        if item is None:
-            continue
+    found: Any = None
+    # Walk the (usually one) keys present rather than look up all fourteen spellings.
+    for name, item in value.items():
+        known = _ANY_KIND.get(name)
+        if known is None or item is None:
+            continue  # unknown fields are ignored; null is unset (doubleValue: null is NaN)
         if kind:
-            raise OtlpDecodeError(f"{where} sets both {kind} and {camel}")
-        kind, found = camel, item
-    if not kind:
-        return None  # an empty value, or doubleValue: null (JavaScript's NaN)
+            raise OtlpDecodeError(f"{where} sets both {kind} and {known}")
+        kind, found = known, item
     if kind == "stringValue":
-        return _string(found, f"{where}.stringValue")
+        if type(found) is str:
+            return found
+        raise OtlpDecodeError(f"{where}.stringValue must be a string, got {_kind(found)}")
+    if not kind:
+        return None  # an empty value
     if kind == "boolValue":
         if type(found) is not bool:
             raise OtlpDecodeError(f"{where}.boolValue must be true or false, got {_kind(found)}")
@@ -245,7 +251,11 @@ def _attributes(pairs: list[Any], where: str) -> dict[str, Any]:
         key = pair.get("key")
         if type(key) is not str:
             key = _string(key, f"{where}.attributes.key")
-        attributes[key] = _any_value(pair.get("value"), f"{where}.attributes[{key!r}]")
+        try:
+            attributes[key] = _any_value(pair.get("value"), "value")
+        except OtlpDecodeError as error:
+            # Where it failed is spelt out only on failure: formatting it per attribute costs.
+            raise OtlpDecodeError(f"{where}.attributes[{key!r}].{error}") from None
     return attributes
 
 
