@@ -202,14 +202,14 @@ def test_flag_events_without_a_key_are_rejected_and_explained(encoding: str) -> 
 def test_an_item_the_mapper_fails_on_is_rejected_and_the_rest_of_the_request_kept(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real = classify.map_known_ids
+    real = classify.map_attributes
 
-    def fragile(attributes: Any, **kwargs: Any) -> Any:
+    def fragile(attributes: Any, *args: Any) -> Any:
         if attributes.get(semconv.KEY) == "boom":
             raise RuntimeError("mapper bug")
-        return real(attributes, **kwargs)
+        return real(attributes, *args)
 
-    monkeypatch.setattr(classify, "map_known_ids", fragile)
+    monkeypatch.setattr(classify, "map_attributes", fragile)
     spans = [readable_span(events=[flag_event(key)]) for key in ("a", "boom", "b")]
     records = emit_logs(
         [

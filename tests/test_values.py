@@ -162,7 +162,8 @@ _JSON_VALUES = st.recursive(
 def test_every_value_equals_itself_and_its_json_round_trip(value: Any) -> None:
     assert values_equal(value, value)
     assert values_equal(value, json.loads(json.dumps(value)))
-    assert values_equal(plain_value(value), value)
+    # plain_value replaces lone surrogates, so compare plain with plain.
+    assert values_equal(plain_value(value), plain_value(json.loads(json.dumps(value))))
 
 
 @given(_JSON_VALUES)

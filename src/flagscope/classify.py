@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Final, Protocol
 
 from flagscope import semconv
@@ -32,9 +33,10 @@ from flagscope.mapping import (
     ValueDecoding,
     format_span_id,
     format_trace_id,
-    map_known_ids,
+    map_attributes,
 )
 from flagscope.models import FlagEvaluationEvent
+from flagscope.values import clean_text
 
 __all__ = [
     "EventLike",
@@ -84,7 +86,7 @@ def source_of(
     name = resource_attributes.get(_SERVICE_NAME)
     language = resource_attributes.get(_LANGUAGE)
     return Source(
-        name if type(name) is str else None,
+        clean_text(name) if type(name) is str else None,
         language if type(language) is str and language else default_language,
         value_decoding,
     )
@@ -118,35 +120,49 @@ def _skip(skipped: dict[str, int], reason: SkipReason) -> None:
     skipped[reason.value] = skipped.get(reason.value, 0) + 1
 
 
+# Types seen to be mappings: ``isinstance(x, Mapping)`` is an ABC check that costs
+# the hot path more than the rest of the classifier; each type is checked once.
+_MAPPING_TYPES: set[type] = {dict, MappingProxyType}
+
+
+def _is_mapping(attributes: Any) -> bool:
+    kind = type(attributes)
+    if kind in _MAPPING_TYPES:
+        return True
+    if isinstance(attributes, Mapping):
+        _MAPPING_TYPES.add(kind)
+        return True
+    return False
+
+
 def _map(
     source: Source,
     attributes: Any,
     timestamp: int | None,
-    ids: tuple[str | None, str | None, str | None],
+    ids: tuple[str | None, ...],
     records: list[FlagEvaluationEvent],
     skipped: dict[str, int],
-    *,
     body_value: Any = None,
     duration_ms: float | None = None,
 ) -> None:
     result: FlagEvaluationEvent | SkipReason
     if attributes is None:
         result = SkipReason.MISSING_FLAG_KEY
-    elif not isinstance(attributes, Mapping):
+    elif type(attributes) not in _MAPPING_TYPES and not _is_mapping(attributes):
         result = SkipReason.INVALID_ATTRIBUTES
     else:
         try:
-            result = map_known_ids(
+            result = map_attributes(
                 attributes,
-                timestamp_ns=timestamp or None,
-                trace_id=ids[0],
-                span_id=ids[1],
-                parent_span_id=ids[2],
-                service_name=source.service_name,
-                language=source.language,
-                value_decoding=source.value_decoding,
-                body_value=body_value,
-                evaluation_duration_ms=duration_ms,
+                timestamp or None,
+                ids[0],
+                ids[1],
+                ids[2],
+                source.service_name,
+                source.language,
+                source.value_decoding,
+                body_value,
+                duration_ms,
             )
         except Exception:
             # One malformed evaluation must not cost the others beside it.
@@ -158,12 +174,23 @@ def _map(
         _skip(skipped, result)  # type: ignore[arg-type]
 
 
+_NO_IDS: Final[tuple[str | None, ...]] = ()
+
+
+def _format_ids(trace_id: Any, span_id: Any, parent_span_id: Any) -> tuple[str | None, ...]:
+    return (
+        format_trace_id(trace_id),
+        format_span_id(span_id),
+        # Most spans are roots (None) or, from OTLP, have an empty parent (b"").
+        format_span_id(parent_span_id) if parent_span_id else None,
+    )
+
+
 def classify_span(
     source: Source,
     name: str,
     events: Iterable[EventLike],
     span_attributes: Callable[[], Any],
-    *,
     trace_id: Any,
     span_id: Any,
     parent_span_id: Any,
@@ -188,40 +215,49 @@ def classify_span(
         records: Where records go.
         skipped: Skip counts by ``SkipReason`` value.
     """
-    ids: tuple[str | None, str | None, str | None] | None = None
+    ids: tuple[str | None, ...] = _NO_IDS
     for event in events:
         if event.name in _EVENT_NAMES:
-            if ids is None:
-                ids = (
-                    format_trace_id(trace_id),
-                    format_span_id(span_id),
-                    format_span_id(parent_span_id),
-                )
+            if ids is _NO_IDS:
+                ids = _format_ids(trace_id, span_id, parent_span_id)
             timestamp = event.timestamp or end_ns or start_ns
-            _map(source, event.attributes, timestamp, ids, records, skipped)
-    if name != _SPAN_NAME:
+            attributes = event.attributes
+            if type(attributes) not in _MAPPING_TYPES:
+                _map(source, attributes, timestamp, ids, records, skipped)
+                continue
+            # ``_map``'s work, inline for the common case: one Python call less per event.
+            try:
+                result = map_attributes(
+                    attributes,
+                    timestamp or None,
+                    ids[0],
+                    ids[1],
+                    ids[2],
+                    source.service_name,
+                    source.language,
+                    source.value_decoding,
+                    None,
+                    None,
+                )
+            except Exception:
+                _logger.debug("flagscope: could not map evaluation %r", attributes, exc_info=True)
+                result = SkipReason.MAPPING_ERROR
+            if type(result) is FlagEvaluationEvent:
+                records.append(result)
+            else:
+                _skip(skipped, result)  # type: ignore[arg-type]
+    is_evaluation_span = name == _SPAN_NAME
+    if not is_evaluation_span:
         return
     attributes = span_attributes()
-    if isinstance(attributes, Mapping) and _KEY in attributes:
+    if _KEY in attributes if _is_mapping(attributes) else False:
         duration_ms = None
         if start_ns and end_ns and end_ns >= start_ns:
             duration_ms = (end_ns - start_ns) / 1e6
-        if ids is None:
-            ids = (
-                format_trace_id(trace_id),
-                format_span_id(span_id),
-                format_span_id(parent_span_id),
-            )
-        _map(
-            source,
-            attributes,
-            end_ns or start_ns,
-            ids,
-            records,
-            skipped,
-            duration_ms=duration_ms,
-        )
-    elif ids is None:
+        if ids is _NO_IDS:
+            ids = _format_ids(trace_id, span_id, parent_span_id)
+        _map(source, attributes, end_ns or start_ns, ids, records, skipped, None, duration_ms)
+    elif ids is _NO_IDS:
         # Named as an evaluation, with no key on it nor any flag event in it:
         # malformed flag telemetry, so it is counted like a keyless event.
         _skip(skipped, SkipReason.MISSING_FLAG_KEY)
@@ -268,13 +304,5 @@ def classify_log(
         return False
     body_value = body.get(_BODY_VALUE) if isinstance(body, Mapping) else None
     ids = (format_trace_id(trace_id), format_span_id(span_id), None)
-    _map(
-        source,
-        attributes,
-        time_ns or observed_ns,
-        ids,
-        records,
-        skipped,
-        body_value=body_value,
-    )
+    _map(source, attributes, time_ns or observed_ns, ids, records, skipped, body_value)
     return True

@@ -21,6 +21,12 @@ __all__ = ["EventSink", "FlagEvaluationSpanExporter"]
 _logger = logging.getLogger("flagscope")
 _EVENT_NAMES = semconv.EVENT_NAMES
 _SPAN_NAME = semconv.SPAN_NAME
+
+
+def _NO_ATTRIBUTES() -> None:  # noqa: N802 - a constant, called only for evaluation spans
+    return None
+
+
 # In-process telemetry comes from hooks in this Python process, whatever the
 # resource says (a hand-made Resource may lack telemetry.sdk.language).
 _IN_PROCESS_LANGUAGE = "python"
@@ -236,18 +242,22 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
                 return True
         context = span.context
         parent = span.parent
-        classify_span(
-            self._source(span.resource),
+        resource = span.resource
+        cached_resource, source = self._source_cache
+        if resource is not cached_resource or source is None:
+            source = self._source(resource)
+        classify_span(  # positional: keywords cost this hot path
+            source,
             name,
             events,
-            lambda: span.attributes,
-            trace_id=context.trace_id if context is not None else None,
-            span_id=context.span_id if context is not None else None,
-            parent_span_id=parent.span_id if parent is not None else None,
-            start_ns=span.start_time,
-            end_ns=span.end_time,
-            records=records,
-            skipped=skipped,
+            (lambda: span.attributes) if name == _SPAN_NAME else _NO_ATTRIBUTES,
+            context.trace_id if context is not None else None,
+            context.span_id if context is not None else None,
+            parent.span_id if parent is not None else None,
+            span.start_time,
+            span.end_time,
+            records,
+            skipped,
         )
         # A span without flag telemetry is not counted as ignored: that count is for
         # log records, where it tells flag events from ordinary logs.

@@ -22,7 +22,7 @@ from flagscope.models import (
     EvaluationReason,
     FlagEvaluationEvent,
     JsonText,
-    build_event,
+    new_event,
     normalize_reason,
     stored_value,
 )
@@ -36,6 +36,7 @@ __all__ = [
     "format_span_id",
     "format_trace_id",
     "freeze_value",
+    "map_attributes",
     "map_evaluation",
     "map_known_ids",
     "normalize_reason",
@@ -192,7 +193,7 @@ def stored_from(value: Any, rule: int) -> Any:
         return value
     if kind is not str:
         return stored_value(value)
-    text = clean_text(value)
+    text = value if value.isascii() else clean_text(value)
     if rule == _RAW or not text:
         return text
     if rule == _JSON:
@@ -312,8 +313,8 @@ def map_evaluation(
         timestamp_ns=timestamp_ns,
         trace_id=format_trace_id(trace_id),
         span_id=format_span_id(span_id),
-        parent_span_id=format_span_id(parent_span_id),
-        service_name=service_name if type(service_name) is str else None,
+        parent_span_id=format_span_id(parent_span_id) if parent_span_id is not None else None,
+        service_name=clean_text(service_name) if type(service_name) is str else None,
         language=language if type(language) is str else None,
         value_decoding=value_decoding,
         body_value=body_value,
@@ -337,7 +338,39 @@ def map_known_ids(
     """``map_evaluation`` for callers that already hold hex ids and a checked mapping.
 
     The exporters and the OTLP decoders format a span's ids once and map many
-    events with them.
+    events with them; ``service_name`` must already be clean text (``clean_text``).
+    """
+    return map_attributes(
+        attributes,
+        timestamp_ns,
+        trace_id,
+        span_id,
+        parent_span_id,
+        service_name,
+        language,
+        value_decoding,
+        body_value,
+        evaluation_duration_ms,
+    )
+
+
+def map_attributes(
+    attributes: Mapping[str, Any],
+    timestamp_ns: int | None,
+    trace_id: str | None,
+    span_id: str | None,
+    parent_span_id: str | None,
+    service_name: str | None,
+    language: str | None,
+    value_decoding: ValueDecoding,
+    body_value: Any,
+    evaluation_duration_ms: float | None,
+    /,
+) -> FlagEvaluationEvent | SkipReason:
+    """``map_known_ids`` with every argument positional, for the hot paths.
+
+    The classifier maps every evaluation through here: a call with ten keywords
+    costs measurably more than one with ten positions.
     """
     get = attributes.get
     flag_key = get(semconv.KEY)
@@ -380,10 +413,24 @@ def map_known_ids(
     if type(context_id) is not str:
         context_id = None
     if present < size:
-        error_type = _text(get(semconv.ERROR_TYPE))
-        flag_set_id = _text(get(semconv.SET_ID))
-        version = _text(get(semconv.VERSION))
-        error_message = _first_text(get, semconv.ERROR_MESSAGE_KEYS)
+        error_type = _clean(_text(get(semconv.ERROR_TYPE)))
+        flag_set_id = _clean(_text(get(semconv.SET_ID)))
+        version = _clean(_text(get(semconv.VERSION)))
+        error_message = _clean(_first_text(get, semconv.ERROR_MESSAGE_KEYS))
+    # Lone surrogates never reach a record (no view could print it): one check of the
+    # common fields, inline, since almost every string is ASCII.
+    if not (
+        flag_key.isascii()
+        and (variant is None or variant.isascii())
+        and (context_id is None or context_id.isascii())
+        and (provider_name is None or provider_name.isascii())
+        and (raw_reason is None or raw_reason.isascii())
+    ):
+        flag_key = clean_text(flag_key)
+        variant = _clean(variant)
+        context_id = _clean(context_id)
+        provider_name = _clean(provider_name)
+        raw_reason = _clean(raw_reason)
 
     # Every key no field took stays on the record. Each field took at most one key;
     # a value sent as an empty OTLP value (JS NaN) is taken too: it is the value None.
@@ -409,7 +456,7 @@ def map_known_ids(
 
     reason: EvaluationReason | str
     if raw_reason:
-        reason = normalize_reason(_clean(raw_reason))
+        reason = normalize_reason(raw_reason)
     elif error_type is not None:
         reason = EvaluationReason.ERROR
     else:
@@ -423,27 +470,32 @@ def map_known_ids(
         if kind is bool or kind is int or kind is float:
             value = raw_value
         else:
-            rule = string_rule(value_decoding, language, provider_name)
+            # string_rule, inline: this runs for nearly every evaluation.
+            if value_decoding == "auto":
+                json_text = provider_name == _LAUNCHDARKLY or language == _PYTHON
+                rule = _JSON if json_text else _CONTAINERS
+            else:
+                rule = _JSON if value_decoding == "json" else _RAW
             value = stored_from(raw_value, rule)
 
-    return build_event(
-        timestamp=timestamp,
-        flag_key=sys.intern(_clean(flag_key)),
-        value=value,
-        reason=reason,
-        variant=sys.intern(_clean(variant)) if variant is not None else None,
-        targeting_key=_clean(context_id) or None,
-        provider_name=(sys.intern(_clean(provider_name)) if provider_name is not None else None),
-        flag_set_id=_clean(flag_set_id),
-        version=_clean(version),
-        error_type=_clean(error_type),
-        error_message=_clean(error_message),
-        trace_id=trace_id,
-        span_id=span_id,
-        parent_span_id=parent_span_id,
-        service_name=_clean(service_name),
-        evaluation_duration_ms=evaluation_duration_ms,
-        attributes=extra,
+    return new_event(
+        timestamp,
+        sys.intern(flag_key),
+        value,
+        reason,
+        sys.intern(variant) if variant is not None else None,
+        context_id or None,
+        sys.intern(provider_name) if provider_name is not None else None,
+        flag_set_id,
+        version,
+        error_type,
+        error_message,
+        trace_id,
+        span_id,
+        parent_span_id,
+        service_name,
+        evaluation_duration_ms,
+        extra,
     )
 
 

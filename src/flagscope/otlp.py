@@ -274,11 +274,11 @@ def map_traces(
                         if event.name in _EVENT_NAMES
                     ],
                     partial(_attributes, span.attributes),
-                    trace_id=span.trace_id,
-                    span_id=span.span_id,
-                    parent_span_id=span.parent_span_id,
-                    start_ns=span.start_time_unix_nano,
-                    end_ns=span.end_time_unix_nano,
+                    span.trace_id,
+                    span.span_id,
+                    span.parent_span_id,
+                    span.start_time_unix_nano,
+                    span.end_time_unix_nano,
                 )
     return tally.batch()
 

@@ -76,7 +76,11 @@ class Tally:
         name: str,
         flag_events: Sequence[SpanEvent],
         span_attributes: Callable[[], Any],
-        **ids_and_times: Any,
+        trace_id: Any,
+        span_id: Any,
+        parent_span_id: Any,
+        start_ns: int | None,
+        end_ns: int | None,
     ) -> None:
         """Count one span and map its evaluations (see ``classify_span``)."""
         self.received += 1
@@ -89,9 +93,13 @@ class Tally:
                 name,
                 flag_events,
                 span_attributes,
-                records=self.events,
-                skipped=self.skipped,
-                **ids_and_times,
+                trace_id,
+                span_id,
+                parent_span_id,
+                start_ns,
+                end_ns,
+                self.events,
+                self.skipped,
             )
         except Exception:
             # One odd span must not lose the rest of the request.

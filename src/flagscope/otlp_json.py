@@ -358,11 +358,11 @@ def _read_span(span: dict[str, Any], source: Source, tally: Tally) -> None:
         name,
         flag_events,
         lambda: attributes,
-        trace_id=trace_id,
-        span_id=span_id,
-        parent_span_id=parent_span_id,
-        start_ns=start_ns,
-        end_ns=end_ns,
+        trace_id,
+        span_id,
+        parent_span_id,
+        start_ns,
+        end_ns,
     )
 
 
