@@ -1,19 +1,25 @@
 """How many spans per second ``flagscope serve`` accepts from concurrent OTLP senders.
 
 A ``flagscope serve`` process on loopback (its own process, as users run it) and
-several sender threads here, each posting protobuf ``ExportTraceServiceRequest``s over
-a keep-alive ``http.client`` connection for a bounded time. Each span carries one
+several sender threads here, each posting ``ExportTraceServiceRequest``s over a
+keep-alive ``http.client`` connection for a bounded time. Each span carries one
 TracingHook-shaped ``feature_flag.evaluation`` event, encoded by the OTel SDK's own
-OTLP encoder. Figures:
-  (a) accepted spans per second (and requests per second, latency percentiles);
+OTLP encoder; the same spans go out once as protobuf and once as OTLP/JSON (what
+JavaScript's default exporter sends: hex ids, 64-bit integers as strings), each
+against a fresh server. Figures:
+  (a) accepted spans per second per encoding (and requests per second, latency
+      percentiles), and JSON's throughput over protobuf's: target >= 0.5;
   (b) events stored / events sent, read back from ``/api/health``: target 1.0, since
-      the collector is sized above what is sent (below capacity nothing may be lost).
+      the collector is sized above what is sent (below capacity nothing may be lost);
+  (c) decoding the recorded JS SpanEventHook request (``tests/fixtures/otlp-js``,
+      63 flag events) against ``json.loads`` of the same body, in process.
 Run: ``.venv/bin/python benchmarks/bench_server.py [--seconds 5 --senders 4 --batch 200]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import http.client
 import json
 import random
@@ -22,18 +28,28 @@ import subprocess
 import sys
 import threading
 import time
+import timeit
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from _common import TYPICAL_ATTRIBUTES, report, span_ids
+from google.protobuf import json_format
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import SpanContext, TraceFlags
 
+from flagscope.otlp import read_traces
+
 FLAGSCOPE = str(Path(sys.executable).with_name("flagscope"))
 START_NS = 1_700_000_000_000_000_000
+FIXTURE = (
+    Path(__file__).resolve().parent.parent
+    / "tests/fixtures/otlp-js/of-spanevent-json/001-traces.request.json"
+)
 
 
 @dataclass
@@ -44,9 +60,9 @@ class Tally:
     latencies: list[float] = field(default_factory=list)
 
 
-def batch_body(rng: random.Random, size: int) -> bytes:
-    """One OTLP protobuf request of ``size`` spans, one flag event each."""
-    resource = Resource({"service.name": "bench"})
+def batch_request(rng: random.Random, size: int) -> ExportTraceServiceRequest:
+    """One OTLP request of ``size`` spans, one flag event each."""
+    resource = Resource.create({"service.name": "bench"})
     spans = []
     for index in range(size):
         trace_id, span_id = span_ids(rng)
@@ -62,13 +78,40 @@ def batch_body(rng: random.Random, size: int) -> bytes:
                 end_time=START_NS + 1_000_000,
             )
         )
-    return encode_spans(spans).SerializeToString()
+    return encode_spans(spans)
 
 
-def send_for(url: str, body: bytes, spans_per_body: int, seconds: float, tally: Tally) -> None:
+def _hex_ids(node: Any) -> None:
+    # Protobuf's JSON mapping writes bytes as base64; OTLP/JSON writes ids as hex.
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in {"traceId", "spanId", "parentSpanId"} and isinstance(value, str):
+                node[key] = base64.b64decode(value).hex()
+            else:
+                _hex_ids(value)
+    elif isinstance(node, list):
+        for item in node:
+            _hex_ids(item)
+
+
+def encode(request: ExportTraceServiceRequest, encoding: str) -> bytes:
+    """The request as sent over OTLP/HTTP in ``encoding``."""
+    if encoding == "protobuf":
+        return request.SerializeToString()
+    document = json_format.MessageToDict(request)
+    _hex_ids(document)
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+CONTENT_TYPES = {"protobuf": "application/x-protobuf", "json": "application/json"}
+
+
+def send_for(
+    url: str, body: bytes, encoding: str, spans_per_body: int, seconds: float, tally: Tally
+) -> None:
     parts = urllib.parse.urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
-    headers = {"content-type": "application/x-protobuf"}
+    headers = {"content-type": CONTENT_TYPES[encoding]}
     deadline = time.perf_counter() + seconds
     try:
         while time.perf_counter() < deadline:
@@ -111,6 +154,90 @@ def health(url: str) -> dict[str, int]:
         connection.close()
 
 
+@dataclass
+class Run:
+    encoding: str
+    body_bytes: int
+    elapsed: float
+    tallies: list[Tally]
+    stored: dict[str, int]
+
+    @property
+    def sent(self) -> int:
+        return sum(t.spans for t in self.tallies)
+
+    @property
+    def spans_per_second(self) -> float:
+        return self.sent / self.elapsed
+
+
+def run(encoding: str, bodies: list[bytes], args: argparse.Namespace) -> Run:
+    # Sized well above what can be sent, so any loss is a bug, not eviction.
+    process, url = start_server(max_size=5_000_000)
+    try:
+        tallies = [Tally() for _ in range(args.senders)]
+        threads = [
+            threading.Thread(
+                target=send_for,
+                args=(url, bodies[n], encoding, args.batch, args.seconds, tallies[n]),
+            )
+            for n in range(args.senders)
+        ]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - started
+        stored = health(url)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    return Run(encoding, len(bodies[0]), elapsed, tallies, stored)
+
+
+def print_run(result: Run, args: argparse.Namespace) -> None:
+    requests = sum(t.requests for t in result.tallies)
+    failures = sum(t.failures for t in result.tallies)
+    latencies = sorted(latency for t in result.tallies for latency in t.latencies)
+    p50 = statistics.median(latencies) * 1000
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
+    name = result.encoding
+    print(
+        f"{name}: {args.senders} senders x {args.seconds:g} s, {args.batch} spans (1 flag event "
+        f"each) per request ({result.body_bytes} bytes)"
+    )
+    print(f"{name}: requests: {requests} ({requests / result.elapsed:.0f}/s), non-200: {failures}")
+    print(f"{name}: request latency: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    print(f"{name}: accepted spans per second: {result.spans_per_second:,.0f}")
+    sent = result.sent
+    recorded = result.stored["total_recorded"]
+    ratio = recorded / sent if sent else 0.0
+    report(
+        f"{name}: events stored / events sent",
+        f"{recorded} / {sent} = {ratio:.4f} (evicted {result.stored['evicted']})",
+        "1.0 below capacity",
+        ratio == 1.0 and failures == 0,
+    )
+
+
+def decode_fixture(quick: bool) -> None:
+    """(c): the recorded JS request, decoded in process, against json.loads of it."""
+    body = FIXTURE.read_bytes()
+    number = 20 if quick else 300
+
+    def best(work: Any) -> float:
+        return min(timeit.repeat(work, number=number, repeat=5)) / number * 1000
+
+    loads = best(lambda: json.loads(body))
+    decode = best(lambda: read_traces(body, "json"))
+    events = len(read_traces(body, "json").events)
+    print(
+        f"decode {FIXTURE.name} ({len(body)} bytes, {events} flag events): "
+        f"read_traces {decode:.3f} ms, json.loads alone {loads:.3f} ms ({decode / loads:.1f}x)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="how long senders send")
@@ -125,48 +252,20 @@ def main() -> None:
         parser.error("--seconds, --senders and --batch must be positive")
 
     rng = random.Random(1234)
-    bodies = [batch_body(rng, args.batch) for _ in range(args.senders)]
-    # Sized well above what can be sent, so any loss is a bug, not eviction.
-    process, url = start_server(max_size=5_000_000)
-    try:
-        tallies = [Tally() for _ in range(args.senders)]
-        threads = [
-            threading.Thread(
-                target=send_for, args=(url, bodies[n], args.batch, args.seconds, tallies[n])
-            )
-            for n in range(args.senders)
-        ]
-        started = time.perf_counter()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        elapsed = time.perf_counter() - started
-        stored = health(url)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-    sent = sum(t.spans for t in tallies)
-    requests = sum(t.requests for t in tallies)
-    failures = sum(t.failures for t in tallies)
-    latencies = sorted(latency for t in tallies for latency in t.latencies)
-    p50 = statistics.median(latencies) * 1000
-    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
-    print(
-        f"{args.senders} senders x {args.seconds:g} s, {args.batch} spans (1 flag event each) "
-        f"per protobuf request ({len(bodies[0])} bytes), server: flagscope serve on {url}"
-    )
-    print(f"requests: {requests} ({requests / elapsed:.0f}/s), non-200: {failures}")
-    print(f"request latency: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
-    print(f"accepted spans per second: {sent / elapsed:,.0f}")
-    ratio = stored["total_recorded"] / sent if sent else 0.0
+    requests = [batch_request(rng, args.batch) for _ in range(args.senders)]
+    runs = {}
+    for encoding in ("protobuf", "json"):
+        bodies = [encode(request, encoding) for request in requests]
+        runs[encoding] = run(encoding, bodies, args)
+        print_run(runs[encoding], args)
+    ratio = runs["json"].spans_per_second / runs["protobuf"].spans_per_second
     report(
-        "events stored / events sent",
-        f"{stored['total_recorded']} / {sent} = {ratio:.4f} (evicted {stored['evicted']})",
-        "1.0 below capacity",
-        ratio == 1.0 and failures == 0,
+        "OTLP/JSON throughput / protobuf throughput",
+        f"{ratio:.2f}",
+        ">= 0.5",
+        ratio >= 0.5,
     )
+    decode_fixture(args.quick)
 
 
 if __name__ == "__main__":

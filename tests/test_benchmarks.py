@@ -100,12 +100,20 @@ def test_bench_query_prints_each_figure_with_its_target_and_verdict() -> None:
     )
 
 
-def test_bench_server_stores_every_event_sent() -> None:
+def test_bench_server_stores_every_event_sent_in_both_encodings() -> None:
     out = _run_quick("bench_server.py", "--batch", "20")
 
-    assert re.search(r"^accepted spans per second: [\d,]+$", out, re.M)
-    (line,) = re.findall(r"^events stored / events sent: .*$", out, re.M)
-    stored, sent = (int(n) for n in re.findall(r"(\d+) / (\d+)", line)[0])
-    assert stored == sent > 0
-    assert line.endswith("PASS")
-    assert "non-200: 0" in out
+    for encoding in ("protobuf", "json"):
+        assert re.search(rf"^{encoding}: accepted spans per second: [\d,]+$", out, re.M)
+        (line,) = re.findall(rf"^{encoding}: events stored / events sent: .*$", out, re.M)
+        stored, sent = (int(n) for n in re.findall(r"(\d+) / (\d+)", line)[0])
+        assert stored == sent > 0
+        assert line.endswith("PASS")
+        assert f"{encoding}: requests: " in out
+    assert out.count("non-200: 0") == 2
+    assert re.search(r"^OTLP/JSON throughput / protobuf throughput: [\d.]+", out, re.M)
+    assert re.search(
+        rf"^decode 001-traces.request.json \(\d+ bytes, 63 flag events\): read_traces {NUMBER} ms",
+        out,
+        re.M,
+    )

@@ -246,16 +246,19 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
         cached_resource, source = self._source_cache
         if resource is not cached_resource or source is None:
             source = self._source(resource)
+        # The SDK stamps every event, so a span's own times are only read for an
+        # evaluation span (its duration); each property read is a Python call here.
+        evaluation_span = name == _SPAN_NAME
         classify_span(  # positional: keywords cost this hot path
             source,
             name,
             events,
-            (lambda: span.attributes) if name == _SPAN_NAME else _NO_ATTRIBUTES,
+            (lambda: span.attributes) if evaluation_span else _NO_ATTRIBUTES,
             context.trace_id if context is not None else None,
             context.span_id if context is not None else None,
             parent.span_id if parent is not None else None,
-            span.start_time,
-            span.end_time,
+            span.start_time if evaluation_span else None,
+            span.end_time if evaluation_span else None,
             records,
             skipped,
         )
