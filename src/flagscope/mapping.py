@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import Any, Final, Literal
 
 from flagscope import semconv
+from flagscope.limits import limit_evaluation
 from flagscope.models import (
     EMPTY_MAPPING,
     EvaluationReason,
@@ -240,6 +241,7 @@ def map_known_ids(
 
     The exporters format a span's ids once and map many events with them.
     """
+    attributes, body_value = limit_evaluation(attributes, body_value)
     get = attributes.get
     flag_key = get(semconv.KEY)
     if type(flag_key) is not str:
