@@ -202,7 +202,7 @@ def test_a_client_that_hangs_up_mid_body_is_a_bad_request_not_a_server_error(
 ) -> None:
     with socket.create_connection(("127.0.0.1", server.port)) as sock:
         sock.sendall(
-            b"POST /v1/traces HTTP/1.1\r\nHost: flagscope\r\n"
+            b"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             b"Content-Type: application/x-protobuf\r\nContent-Length: 1000\r\n\r\n"
             + traces_protobuf([readable_span(events=[flag_event("half")])])[:20]
         )

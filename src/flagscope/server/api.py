@@ -75,7 +75,8 @@ def _value(text: str) -> Any:
     # (not JSON) the string too.
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: thousands of nested brackets; as text, it matches nothing.
         return text
 
 
@@ -131,9 +132,10 @@ def _guarded(handler: Callable[[Request], JSONResponse]) -> Callable[[Request], 
     def run(request: Request) -> JSONResponse:
         try:
             return handler(request)
-        except (QueryError, TypeError, ValueError) as error:
-            # The query API raises TypeError/ValueError for filters it cannot use.
-            return _error(400, str(error))
+        except (QueryError, TypeError, ValueError, OverflowError, RecursionError) as error:
+            # The query API raises TypeError/ValueError for filters it cannot use;
+            # OverflowError and RecursionError come from values past what it can hold.
+            return _error(400, str(error) or type(error).__name__)
 
     run.__name__ = handler.__name__
     run.__doc__ = handler.__doc__
@@ -179,6 +181,8 @@ class JsonApi:
                 "version": self._version,
                 "stored": len(collector),
                 "max_size": collector.max_size,
+                "max_bytes": collector.max_bytes,
+                "stored_bytes": collector.stored_bytes,
                 "evicted": collector.evicted_count,
                 "total_recorded": collector.total_recorded,
                 "receiver": self._receiver.stats.to_dict(),

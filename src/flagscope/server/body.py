@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 import zlib
 from collections.abc import AsyncIterator
 from typing import Final
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "BodyError", "Inflater", "check_max_body_bytes", "read_body"]
+__all__ = [
+    "DEFAULT_BODY_TIMEOUT",
+    "DEFAULT_MAX_BODY_BYTES",
+    "BodyBudget",
+    "BodyError",
+    "Inflater",
+    "check_encoding",
+    "check_max_body_bytes",
+    "check_seconds",
+    "inflate",
+    "read_body",
+    "receive_body",
+]
 
 DEFAULT_MAX_BODY_BYTES: Final = 16 * 1024 * 1024
+# A whole body must arrive within this many seconds, and no gap between two pieces of
+# it may last longer than _IDLE_SECONDS: a stalled upload is dropped and its memory freed.
+DEFAULT_BODY_TIMEOUT: Final = 60.0
+_IDLE_SECONDS: Final = 10.0
 
 # zlib's wbits: a gzip wrapper, or a zlib wrapper (HTTP's "deflate").
 _WBITS: Final = {
@@ -44,6 +62,62 @@ def check_max_body_bytes(value: object) -> int:
     if value < 1:
         raise ValueError(f"max_body_bytes must be at least 1, got {value}")
     return value
+
+
+def check_seconds(name: str, value: object) -> float:
+    """Return ``value`` as a float if it is a positive, finite number of seconds.
+
+    Raises:
+        TypeError: It is not a number.
+        ValueError: It is not above 0, or not finite.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{name} must be a finite number of seconds above 0, got {value}")
+    return float(value)
+
+
+def check_encoding(content_encoding: str | None) -> None:
+    """Refuse a ``Content-Encoding`` the receiver cannot inflate, before reading the body.
+
+    Raises:
+        BodyError: 415 for an encoding it does not know.
+    """
+    Inflater(content_encoding, 1)
+
+
+class BodyBudget:
+    """The bytes of request bodies being received at once, across every request.
+
+    Each request takes what it reads and gives it back when it is done with the
+    body; past the budget a request is refused with 503 (which OTLP exporters
+    retry later), so many slow uploads at once cannot pin the memory of many full
+    bodies. Used from the event loop only.
+
+    Args:
+        limit: The most bytes held at once.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+
+    def take(self, size: int) -> None:
+        """Count ``size`` more bytes as held.
+
+        Raises:
+            BodyError: 503 when that would pass the budget.
+        """
+        if self.held + size > self.limit:
+            raise BodyError(
+                503, "the server is receiving too many request bodies at once; retry later"
+            )
+        self.held += size
+
+    def give(self, size: int) -> None:
+        """Give back ``size`` bytes taken before."""
+        self.held -= size
 
 
 def _too_large(limit: int, what: str) -> BodyError:
@@ -123,6 +197,83 @@ class Inflater:
         return b"".join(self._parts)
 
 
+def inflate(body: bytes, content_encoding: str | None, limit: int) -> bytes:
+    """Decompress a whole body under ``limit`` (synchronous: run it off the event loop).
+
+    Raises:
+        BodyError: 413 past the limit, 415 unknown encoding, 400 corrupt or truncated.
+    """
+    inflater = Inflater(content_encoding, limit)
+    inflater.feed(body)
+    return inflater.finish()
+
+
+def _declared_length(content_length: str | None, limit: int) -> None:
+    if content_length is not None:
+        try:
+            declared = int(content_length)
+        except ValueError:
+            raise BodyError(400, f"invalid Content-Length {content_length!r}") from None
+        if declared > limit:
+            raise _too_large(limit, "")
+
+
+async def receive_body(
+    stream: AsyncIterator[bytes],
+    *,
+    content_length: str | None,
+    limit: int,
+    timeout: float = DEFAULT_BODY_TIMEOUT,
+    budget: BodyBudget | None = None,
+) -> bytes:
+    """Read a body as it came off the wire (still compressed), under ``limit`` and in time.
+
+    Args:
+        stream: The body's chunks.
+        content_length: The ``Content-Length`` header, checked before reading.
+        limit: The most bytes on the wire.
+        timeout: Seconds the whole body may take; a gap of more than ten seconds (or
+            ``timeout``, if shorter) between two chunks ends it too.
+        budget: Where the bytes read are counted across requests. On success the
+            caller gives back ``len(body)`` once it is done with the body; on
+            failure they are given back here.
+
+    Raises:
+        BodyError: 413 too large, 400 a bad Content-Length, 408 too slow, 503 over
+            the budget.
+    """
+    _declared_length(content_length, limit)
+    parts: list[bytes] = []
+    received = 0
+    idle = min(_IDLE_SECONDS, timeout)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    chunks = stream.__aiter__()
+    taken = 0
+    try:
+        while True:
+            try:
+                async with asyncio.timeout_at(min(deadline, loop.time() + idle)):
+                    chunk = await anext(chunks)
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                raise BodyError(408, "the request body did not arrive in time") from None
+            received += len(chunk)
+            if received > limit:
+                raise _too_large(limit, "")
+            if budget is not None:
+                budget.take(len(chunk))
+                taken += len(chunk)
+            if chunk:
+                parts.append(chunk)
+    except BaseException:
+        if budget is not None:
+            budget.give(taken)
+        raise
+    return b"".join(parts)
+
+
 async def read_body(
     stream: AsyncIterator[bytes],
     *,
@@ -137,13 +288,7 @@ async def read_body(
     Raises:
         BodyError: 413 too large, 415 unknown encoding, 400 corrupt or truncated.
     """
-    if content_length is not None:
-        try:
-            declared = int(content_length)
-        except ValueError:
-            raise BodyError(400, f"invalid Content-Length {content_length!r}") from None
-        if declared > limit:
-            raise _too_large(limit, "")
+    _declared_length(content_length, limit)
     inflater = Inflater(content_encoding, limit)
     received = 0
     async for chunk in stream:
