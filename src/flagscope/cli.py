@@ -214,6 +214,14 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _reach(host: str, allow_hosts: Sequence[str]) -> str:
+    """Say in the startup line who can reach a server not bound to loopback."""
+    if _is_loopback(host):
+        return ""
+    names = ", ".join(dict.fromkeys((host, *allow_hosts, "localhost", "127.0.0.1", "[::1]")))
+    return f" (reachable from other machines; answers Host {names})"
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @_port_option("Port (OTLP/HTTP's default); 0 picks a free one.")
@@ -225,18 +233,57 @@ def _is_loopback(host: str) -> bool:
     help="Evaluations kept in memory; the oldest are dropped first.",
 )
 @click.option(
+    "--max-bytes",
+    default=256 * 1024 * 1024,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Memory the stored evaluations may take (estimated); the oldest are dropped first.",
+)
+@click.option(
     "--max-body-bytes",
     default=16 * 1024 * 1024,
     show_default=True,
     type=click.IntRange(min=1),
     help="Largest OTLP request body, also after decompression.",
 )
-def serve(host: str, port: int, max_size: int, max_body_bytes: int) -> None:
-    """Receive OTLP/HTTP traces and logs; serve the dashboard and the JSON API."""
+@click.option(
+    "--allow-host",
+    "allow_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="Also answer requests for this host name (repeatable); others get 403.",
+)
+def serve(
+    host: str,
+    port: int,
+    max_size: int,
+    max_bytes: int,
+    max_body_bytes: int,
+    allow_hosts: tuple[str, ...],
+) -> None:
+    """Receive OTLP/HTTP traces and logs; serve the dashboard and the JSON API.
+
+    Only requests for loopback names, the --host address and --allow-host names are
+    answered (a defence against DNS rebinding). SIGINT (Ctrl-C) and SIGTERM stop it
+    within a few seconds, even with uploads in flight.
+    """
     from flagscope.server import PortInUseError, bind, create_app
+    from flagscope.server.hosts import check_allowed_hosts
     from flagscope.server.runner import make_server, url_of
 
-    app = create_app(max_size=max_size, max_body_bytes=max_body_bytes)
+    try:
+        allowed = check_allowed_hosts(allow_hosts)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--allow-host") from None
+    with contextlib.suppress(ValueError):
+        # The address it listens on, when it is a name a request can carry.
+        allowed = (*check_allowed_hosts((host,)), *allowed)
+    app = create_app(
+        max_size=max_size,
+        max_bytes=max_bytes,
+        max_body_bytes=max_body_bytes,
+        allowed_hosts=allowed,
+    )
     try:
         sock = bind(host, port)
     except PortInUseError as error:
@@ -244,15 +291,15 @@ def serve(host: str, port: int, max_size: int, max_body_bytes: int) -> None:
     except (OSError, ValueError) as error:  # socket.gaierror is an OSError
         raise click.ClickException(f"cannot listen on {host}:{port}: {error}") from None
     url = url_of(sock)
-    click.echo(f"flagscope {__version__} listening on {url}")
+    click.echo(f"flagscope {__version__} listening on {url}{_reach(host, allow_hosts)}")
     click.echo(f"  dashboard   {url}/")
     click.echo(f"  OTLP/HTTP   POST {url}/v1/traces and {url}/v1/logs (protobuf or JSON)")
     click.echo(f"  JSON API    {url}/api/flags, /api/events, /api/buckets, /api/health")
     click.echo(f"point your OTLP exporter here: OTEL_EXPORTER_OTLP_ENDPOINT={url}")
     if not _is_loopback(host):
         click.echo(
-            f"warning: listening on {host}, not loopback: anyone who can reach this port can "
-            "read and send flag data",
+            f"warning: listening on {host}, not loopback: anyone who can reach this port and "
+            "names an accepted host can read and send flag data",
             err=True,
         )
     click.echo("Ctrl-C to stop", err=True)
