@@ -247,6 +247,27 @@ def _reach(host: str, allow_hosts: Sequence[str]) -> str:
     help="Largest OTLP request body, also after decompression.",
 )
 @click.option(
+    "--body-timeout",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True, max=86400),
+    help="Seconds a request body may take to arrive; slower uploads get 408.",
+)
+@click.option(
+    "--header-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True, max=86400),
+    help="Seconds a connection has to send each request's headers.",
+)
+@click.option(
+    "--max-connections",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Open connections kept; past it the longest idle are closed. "
+    "[default: below the file-descriptor limit, at most 1000]",
+)
+@click.option(
     "--allow-host",
     "allow_hosts",
     multiple=True,
@@ -259,6 +280,9 @@ def serve(
     max_size: int,
     max_bytes: int,
     max_body_bytes: int,
+    body_timeout: float,
+    header_timeout: float,
+    max_connections: int | None,
     allow_hosts: tuple[str, ...],
 ) -> None:
     """Receive OTLP/HTTP traces and logs; serve the dashboard and the JSON API.
@@ -283,6 +307,7 @@ def serve(
         max_bytes=max_bytes,
         max_body_bytes=max_body_bytes,
         allowed_hosts=allowed,
+        body_timeout=body_timeout,
     )
     try:
         sock = bind(host, port)
@@ -303,7 +328,7 @@ def serve(
             err=True,
         )
     click.echo("Ctrl-C to stop", err=True)
-    server = make_server(app)
+    server = make_server(app, max_connections=max_connections, header_timeout=header_timeout)
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:

@@ -21,8 +21,8 @@ from flagscope.collector import InMemoryAnalyticsCollector
 from flagscope.exporter import BaseFlagExporter, FlagEvaluationSpanExporter
 from flagscope.log_exporter import FlagEvaluationLogExporter
 from flagscope.server.app import DEFAULT_MAX_BYTES, create_app
-from flagscope.server.body import DEFAULT_MAX_BODY_BYTES
-from flagscope.server.connections import guarded_protocol
+from flagscope.server.body import DEFAULT_MAX_BODY_BYTES, check_seconds
+from flagscope.server.connections import DEFAULT_HEADER_TIMEOUT, guarded_protocol
 
 __all__ = [
     "BackgroundServer",
@@ -93,7 +93,11 @@ def bind(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> socket.socket:
 
 
 def make_server(
-    app: Starlette, *, log_level: str = "warning", max_connections: int | None = None
+    app: Starlette,
+    *,
+    log_level: str = "warning",
+    max_connections: int | None = None,
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT,
 ) -> uvicorn.Server:
     """Return a uvicorn server for ``app`` (quiet: no access log, no lifespan), hardened.
 
@@ -109,8 +113,19 @@ def make_server(
         log_level: uvicorn's log level.
         max_connections: The connection cap; by default below the file-descriptor
             limit, at most 1000.
+        header_timeout: Seconds a connection has to send each request's headers.
+
+    Raises:
+        TypeError: A limit of the wrong type.
+        ValueError: A limit out of range.
     """
-    protocol = guarded_protocol(max_connections=max_connections)
+    header_timeout = check_seconds("header_timeout", header_timeout)
+    if max_connections is not None:
+        if isinstance(max_connections, bool) or not isinstance(max_connections, int):
+            raise TypeError(f"max_connections must be an int, got {type(max_connections).__name__}")
+        if max_connections < 1:
+            raise ValueError(f"max_connections must be at least 1, got {max_connections}")
+    protocol = guarded_protocol(max_connections=max_connections, header_timeout=header_timeout)
     config = uvicorn.Config(
         app,
         log_level=log_level,
