@@ -6,13 +6,15 @@ Needs the ``server`` extra (``demo`` needs the ``demo`` extra).
 from __future__ import annotations
 
 import contextlib
+import http.client
 import ipaddress
 import json
+import math
+import socket
 import sys
 import threading
-import urllib.error
+import time
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -36,55 +38,212 @@ __all__ = ["cli", "fetch_flags", "main", "render_table"]
 
 DEFAULT_URL: Final = "http://127.0.0.1:4318"
 _SHOWN_PER_CELL: Final = 3
+# Each socket operation of the report waits at most this long; the whole exchange,
+# DEFAULT_REPORT_TIMEOUT; the answer may hold MAX_RESPONSE_BYTES (a million flags'
+# summaries take far less).
 _FETCH_TIMEOUT: Final = 10.0
+DEFAULT_REPORT_TIMEOUT: Final = 30.0
+MAX_RESPONSE_BYTES: Final = 64 * 1024 * 1024
+_MAX_REDIRECTS: Final = 3
+_REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 # Without a terminal (a pipe, make, CI) rich would assume 80 columns and fold every cell.
 _PIPE_WIDTH: Final = 140
 
 
 # -- report ---------------------------------------------------------------------------------
 
-# The server is usually on loopback: an HTTP(S)_PROXY set for the outside world must not
-# catch these requests.
-_OPENER: Final = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
 
 class ReportError(click.ClickException):
     """The report could not be fetched."""
 
 
-def fetch_json(url: str, path: str, params: Sequence[tuple[str, str]] = ()) -> Any:
-    """GET ``url + path`` from a flagscope server and return the decoded JSON.
+def _one_line(text: object, width: int = 200) -> str:
+    """Return ``text`` printable, on one line and at most ``width`` characters."""
+    line = _printable(" ".join(str(text).split()))
+    return line if len(line) <= width else line[: width - 3] + "..."
+
+
+def _same_origin(first: str, second: str) -> bool:
+    a, b = urllib.parse.urlsplit(first), urllib.parse.urlsplit(second)
+    default = {"http": 80, "https": 443}
+    return (
+        a.scheme == b.scheme
+        and a.hostname == b.hostname
+        and (a.port or default.get(a.scheme)) == (b.port or default.get(b.scheme))
+    )
+
+
+def _abort(sock: socket.socket) -> None:
+    # The deadline passed: unblock whatever read or write is waiting on the socket.
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _get(
+    target: str, deadline: float, max_bytes: int
+) -> tuple[int, http.client.HTTPMessage, bytes]:
+    """GET ``target`` once (no redirects, no proxy), reading at most ``max_bytes``.
 
     Raises:
-        ReportError: No server there, or it answered with an error.
+        ReportError: The answer is larger than ``max_bytes``.
+        TimeoutError: ``deadline`` (``time.monotonic``) passed.
+        OSError, http.client.HTTPException: The connection failed.
+    """
+    parts = urllib.parse.urlsplit(target)
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TimeoutError
+    connection_class = (
+        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    )
+    connection = connection_class(
+        parts.hostname or "", parts.port, timeout=min(remaining, _FETCH_TIMEOUT)
+    )
+    # Socket timeouts bound each read, not the whole answer: a server dripping a byte at
+    # a time would hold the report for ever. At the deadline, the socket is shut down
+    # (the one connected now: the connection forgets it once an HTTP/1.0 answer starts).
+    watchdog: threading.Timer | None = None
+    try:
+        connection.connect()
+        sock = connection.sock
+        watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), _abort, (sock,))
+        watchdog.daemon = True
+        watchdog.start()
+        path = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
+        connection.request("GET", path, headers={"accept": "application/json"})
+        response = connection.getresponse()
+        declared = response.getheader("content-length")
+        if declared is not None and declared.strip().isdigit() and int(declared) > max_bytes:
+            raise ReportError(
+                f"{target} answered {int(declared)} bytes, more than the {max_bytes} a "
+                "flagscope report reads: is it a flagscope server?"
+            )
+        chunks = []
+        size = 0
+        while chunk := response.read1(65536):
+            size += len(chunk)
+            if size > max_bytes:
+                raise ReportError(
+                    f"{target} answered more than the {max_bytes} bytes a flagscope report "
+                    "reads: is it a flagscope server?"
+                )
+            chunks.append(chunk)
+        if time.monotonic() >= deadline:
+            raise TimeoutError
+        return response.status, response.headers, b"".join(chunks)
+    except OSError:
+        if time.monotonic() >= deadline:
+            raise TimeoutError from None
+        raise
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
+        connection.close()
+
+
+def fetch_json(
+    url: str,
+    path: str,
+    params: Sequence[tuple[str, str]] = (),
+    *,
+    timeout: float = DEFAULT_REPORT_TIMEOUT,
+) -> Any:
+    """GET ``url + path`` from a flagscope server and return the decoded JSON.
+
+    The whole exchange must end within ``timeout`` seconds and the answer stay within
+    ``MAX_RESPONSE_BYTES``; redirects are followed only on the same scheme, host and
+    port. Proxies are never used: the server is usually on loopback, and an
+    HTTP(S)_PROXY set for the outside world must not catch these requests.
+
+    Raises:
+        ReportError: No server there, it answered with an error or not as a flagscope
+            server does, or too slowly; the message is one line.
     """
     query = f"?{urllib.parse.urlencode(list(params))}" if params else ""
     target = url.rstrip("/") + path + query
+    deadline = time.monotonic() + timeout
     try:
-        with _OPENER.open(target, timeout=_FETCH_TIMEOUT) as response:
-            return json.load(response)
-    except urllib.error.HTTPError as error:
-        try:
-            message = json.load(error).get("error", error.reason)
-        except (ValueError, AttributeError):
-            message = error.reason
-        raise ReportError(f"{target}: {error.code} {message}") from None
-    except (urllib.error.URLError, OSError) as error:
-        reason = getattr(error, "reason", error)
+        for _ in range(_MAX_REDIRECTS + 1):
+            status, headers, body = _get(target, deadline, MAX_RESPONSE_BYTES)
+            if status not in _REDIRECTS:
+                break
+            location = headers.get("location")
+            if not location:
+                raise ReportError(f"{target}: {status} redirect without a Location")
+            following = urllib.parse.urljoin(target, location)
+            if not _same_origin(following, url):
+                raise ReportError(
+                    f"{target} redirected to {_one_line(following)}, off {url}: not followed"
+                )
+            target = following
+        else:
+            raise ReportError(f"{url}: more than {_MAX_REDIRECTS} redirects: not followed")
+    except TimeoutError:
+        raise ReportError(f"{url} did not answer within {timeout:g} s") from None
+    except (OSError, http.client.HTTPException) as error:
+        reason = _one_line(getattr(error, "reason", None) or error or type(error).__name__)
         raise ReportError(
             f"no flagscope server at {url} ({reason}); start one with `flagscope serve`"
         ) from None
-    except ValueError:
-        raise ReportError(f"{target} did not answer JSON: is it a flagscope server?") from None
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        document = None
+        if status == 200:
+            raise ReportError(f"{target} did not answer JSON: is it a flagscope server?") from None
+    if status != 200:
+        message = document.get("error") if isinstance(document, dict) else None
+        raise ReportError(
+            f"{target}: {status} {_one_line(message or http.client.responses.get(status, ''))}"
+        )
+    return document
 
 
-def fetch_flags(url: str, flag_keys: Sequence[str] = ()) -> list[dict[str, Any]]:
-    """Return the per-flag summaries of the server at ``url`` (``/api/flags``)."""
+_SUMMARY_NUMBERS: Final = ("count", "error_count", "distinct_targeting_keys")
+
+
+def _check_summary(flag: object) -> str | None:
+    """Say what is wrong with one ``/api/flags`` summary, or ``None`` if it can be shown."""
+    if not isinstance(flag, dict):
+        return f"a summary that is a {type(flag).__name__}, not an object"
+    if not isinstance(flag.get("flag_key"), str):
+        return "a summary without a flag_key"
+    for name in _SUMMARY_NUMBERS:
+        value = flag.get(name, 0)
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"{name} {_one_line(repr(value), 40)}, not a count"
+    rate = flag.get("error_rate", 0.0)
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate):
+        return f"error_rate {_one_line(repr(rate), 40)}, not a number"
+    for name in ("by_variant", "by_reason"):
+        counts = flag.get(name) or {}
+        if not isinstance(counts, dict) or not all(
+            isinstance(n, int) and not isinstance(n, bool) for n in counts.values()
+        ):
+            return f"{name} that is not counts by name"
+    last_seen = flag.get("last_seen")
+    if last_seen is not None and not isinstance(last_seen, str):
+        return "last_seen that is not a time"
+    return None
+
+
+def fetch_flags(
+    url: str, flag_keys: Sequence[str] = (), *, timeout: float = DEFAULT_REPORT_TIMEOUT
+) -> list[dict[str, Any]]:
+    """Return the per-flag summaries of the server at ``url`` (``/api/flags``).
+
+    Raises:
+        ReportError: As ``fetch_json``, or the answer is not flagscope's summaries.
+    """
     params = [("flag_key", key) for key in flag_keys]
-    body = fetch_json(url, "/api/flags", params)
+    body = fetch_json(url, "/api/flags", params, timeout=timeout)
     flags = body.get("flags") if isinstance(body, dict) else None
     if not isinstance(flags, list):
         raise ReportError(f"{url}/api/flags did not answer a flags list: is it a flagscope server?")
+    for flag in flags:
+        problem = _check_summary(flag)
+        if problem is not None:
+            raise ReportError(f"{url}/api/flags answered {problem}: is it a flagscope server?")
     return flags
 
 
@@ -132,20 +291,23 @@ def render_table(flags: Sequence[Mapping[str, Any]], *, title: str | None = None
     table.add_column("errors", justify="right")
     table.add_column("contexts", justify="right")
     table.add_column("last seen (UTC)")
+    # Every cell is made printable: whatever the server answered (fetch_flags checks
+    # the types) comes from telemetry anyone could send.
     for flag in flags:
         count = int(flag.get("count", 0))
         errors = int(flag.get("error_count", 0))
-        error_cell = Text(f"{errors} ({flag.get('error_rate', 0.0):.0%})" if errors else "0")
+        rate = float(flag.get("error_rate", 0.0))
+        error_cell = Text(_printable(f"{errors} ({rate:.0%})") if errors else "0")
         if errors:
             error_cell.stylize("red")
         table.add_row(
             Text(_printable(flag.get("flag_key")), style="bold"),
-            Text(str(count)),
+            Text(_printable(count)),
             Text(_split(flag.get("by_variant") or {}, count)),
             Text(_split(flag.get("by_reason") or {}, count)),
             error_cell,
-            Text(str(flag.get("distinct_targeting_keys", 0))),
-            Text(_when(flag.get("last_seen"))),
+            Text(_printable(flag.get("distinct_targeting_keys", 0))),
+            Text(_printable(_when(flag.get("last_seen")))),
         )
     return table
 
@@ -167,11 +329,11 @@ def print_report(
     elif output == "csv":
         console.out(to_csv(list(flags)).rstrip("\n"), highlight=False)
     elif not flags:
-        console.print(f"no flag evaluations stored at {url} yet")
+        console.print(f"no flag evaluations stored at {url} yet", markup=False, highlight=False)
     else:
         total = sum(int(flag.get("count", 0)) for flag in flags)
         console.print(render_table(flags, title=f"{total} evaluations of {len(flags)} flags"))
-        console.print(f"dashboard: {url.rstrip('/')}/", highlight=False)
+        console.print(f"dashboard: {url.rstrip('/')}/", markup=False, highlight=False)
 
 
 # -- the command ------------------------------------------------------------------------------
@@ -356,9 +518,16 @@ def serve(
     show_default=True,
     help="Terminal table, or machine-readable output.",
 )
-def report(url: str, flags: tuple[str, ...], output: str) -> None:
+@click.option(
+    "--timeout",
+    default=DEFAULT_REPORT_TIMEOUT,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True, max=86400),
+    help="Seconds the whole request may take.",
+)
+def report(url: str, flags: tuple[str, ...], output: str, timeout: float) -> None:
     """Print what a running server has seen, per flag."""
-    summaries = fetch_flags(url, flags)
+    summaries = fetch_flags(url, flags, timeout=timeout)
     print_report(make_console(), url, summaries, output)
 
 
