@@ -369,3 +369,28 @@ def _post_ok(running: ServeProcess) -> bool:
     body = traces_protobuf([readable_span(events=[flag_event("small")])])
     status, _ = running.request("POST", "/v1/traces", body=body, headers=PROTOBUF)
     return status == 200
+
+
+def test_many_concatenated_gzip_members_are_refused_without_inflating_them_all() -> None:
+    inflater = Inflater("gzip", DEFAULT_MAX_BODY_BYTES)
+    with pytest.raises(BodyError, match="more than 1024 concatenated gzip members") as caught:
+        inflater.feed(gzip.compress(b"") * 800_000)
+    assert caught.value.status == 400
+
+
+def test_a_thousand_members_are_still_one_body() -> None:
+    inflater = Inflater("gzip", DEFAULT_MAX_BODY_BYTES)
+    inflater.feed(gzip.compress(b"ab") * 1000)
+    assert inflater.finish() == b"ab" * 1000
+
+
+def test_an_800_000_member_gzip_body_is_a_400_and_the_server_answers_on() -> None:
+    with serving() as running:
+        status, _ = running.request(
+            "POST",
+            "/v1/traces",
+            body=gzip.compress(b"") * 800_000,
+            headers={**PROTOBUF, "content-encoding": "gzip"},
+        )
+        assert status == 400
+        assert running.get_json("/api/health")["receiver"]["bad_requests"] == 1

@@ -28,6 +28,14 @@ DEFAULT_MAX_BODY_BYTES: Final = 16 * 1024 * 1024
 DEFAULT_BODY_TIMEOUT: Final = 60.0
 _IDLE_SECONDS: Final = 10.0
 
+# Compressed input is fed to zlib this many bytes at a time: when a gzip member ends,
+# zlib copies the rest of its input into ``unused_data``, so one large feed of many
+# small members would cost time quadratic in the body's size.
+_WINDOW: Final = 2048
+# Concatenated gzip members are valid gzip, but no exporter sends more than one: a body
+# of hundreds of thousands of empty members is only a way to burn CPU.
+MAX_GZIP_MEMBERS: Final = 1024
+
 # zlib's wbits: a gzip wrapper, or a zlib wrapper (HTTP's "deflate").
 _WBITS: Final = {
     "gzip": 16 + zlib.MAX_WBITS,
@@ -146,6 +154,7 @@ class Inflater:
         self._size = 0
         self._parts: list[bytes] = []
         self._wbits: int | None = None
+        self._members = 1
         if encoding not in ("", "identity"):
             wbits = _WBITS.get(encoding)
             if wbits is None:
@@ -164,7 +173,15 @@ class Inflater:
         if self._inflater is None:
             self._keep(chunk)
             return
-        data = chunk
+        if len(chunk) <= _WINDOW:
+            self._feed(chunk)
+            return
+        view = memoryview(chunk)
+        for start in range(0, len(view), _WINDOW):
+            self._feed(view[start : start + _WINDOW])
+
+    def _feed(self, data: bytes | memoryview) -> None:
+        assert self._inflater is not None
         while data:
             room = self._limit - self._size
             try:
@@ -177,6 +194,11 @@ class Inflater:
                 # A second gzip member follows (concatenated streams are valid gzip).
                 data = self._inflater.unused_data + data
                 if data:
+                    self._members += 1
+                    if self._members > MAX_GZIP_MEMBERS:
+                        raise BodyError(
+                            400, f"more than {MAX_GZIP_MEMBERS} concatenated gzip members"
+                        )
                     self._inflater = zlib.decompressobj(self._wbits)  # type: ignore[arg-type]
 
     def _keep(self, data: bytes) -> None:
