@@ -109,3 +109,11 @@ def test_bench_server_stores_every_event_sent() -> None:
     assert stored == sent > 0
     assert line.endswith("PASS")
     assert "non-200: 0" in out
+    assert re.search(
+        rf"^\(c\) /api/flags at --max-size 20000, 20000 stored: first {NUMBER} ms, then median: "
+        rf"{NUMBER} ms {VERDICT}$",
+        out,
+        re.M,
+    )
+    stalls = re.findall(rf"^\(d\) /api/health during .*: {NUMBER} ms {VERDICT}$", out, re.M)
+    assert len(stalls) == 2

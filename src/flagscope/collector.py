@@ -234,6 +234,9 @@ class InMemoryAnalyticsCollector:
         self._rollups: dict[str, FlagRollup] = {}
         # The summary of every stored record, kept current once asked for.
         self._overall: FlagRollup | None = None
+        # Set once every flag was summarised (summaries_of_all): a reader polls them all,
+        # so a flag first seen later gets its rollup from its first record.
+        self._roll_up_new_flags = False
         self._max_rollups = MAX_ROLLUPS
 
     # -- configuration and counters -------------------------------------------------
@@ -341,6 +344,8 @@ class InMemoryAnalyticsCollector:
                 sizes[index] = size
             if seqs is None:
                 by_flag[key] = deque((seq,))
+                if self._roll_up_new_flags and len(self._rollups) < self._max_rollups:
+                    self._rollups[key] = FlagRollup()
             else:
                 seqs.append(seq)
             self._next_seq = seq + 1
@@ -431,11 +436,14 @@ class InMemoryAnalyticsCollector:
         """Return ``summarize_by_flag(self.events(), evicted=...)``, from rollups.
 
         Flags without a rollup get one, each built under its own short hold of the
-        lock; the answer is then read from one snapshot. Flags beyond
+        lock; the answer is then read from one snapshot. From then on, a flag first
+        recorded later gets its rollup from its first record, so a dashboard polling
+        every flag never pays for reading a new flag's records. Flags beyond
         ``MAX_ROLLUPS``, or whose records cannot be rolled up, are summarised from
         their records, taken in the same snapshot.
         """
         with self._lock:
+            self._roll_up_new_flags = self._summary_rollups
             missing = [key for key in self._by_flag if key not in self._rollups]
         for key in missing:
             with self._lock:

@@ -115,6 +115,11 @@ def create_app(
             "collector must be a flagscope.InMemoryAnalyticsCollector (the API queries it), "
             f"got {type(collector).__name__}"
         )
+    if collector.summary_rollups:
+        # Roll up what is stored now, so the dashboard's first poll costs no more than
+        # the next ones: from here on, recording keeps every summary current.
+        collector.query.summaries()
+        collector.query.summary()
     receiver = OtlpReceiver(
         collector,
         max_body_bytes=max_body_bytes,

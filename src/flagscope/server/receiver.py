@@ -56,6 +56,8 @@ _INLINE_DECODE_BYTES: Final = 64 * 1024
 # size in Python objects while it is decoded.
 _DECODE_SLOTS: Final = 2
 _IDENTITY: Final = frozenset({"", "identity"})
+# Evaluations recorded per hold of the collector's lock: readers wait at most that long.
+_RECORD_SLICE: Final = 2000
 # google.rpc.Code INVALID_ARGUMENT and INTERNAL.
 _RPC_INVALID_ARGUMENT: Final = 3
 _RPC_INTERNAL: Final = 13
@@ -135,6 +137,10 @@ def _status_body(
     return Response(
         body, status_code=status, media_type=media_type(encoding or "json"), headers=headers
     )
+
+
+class _RecordRefusedError(Exception):
+    """The collector raised while recording a decoded batch."""
 
 
 class _DecodeSlots:
@@ -235,13 +241,7 @@ class OtlpReceiver:
             return self._fail(error.status, error.message, encoding, close=error.status != 415)
         except OtlpDecodeError as error:
             return self._fail(400, str(error), encoding)
-        try:
-            if batch.events:
-                self._collector.record_many(batch.events)
-        except Exception:
-            _logger.exception(
-                "flagscope: the collector refused %d evaluation(s)", len(batch.events)
-            )
+        except _RecordRefusedError:
             return _status_body(500, "the collector refused the evaluations", encoding)
         self._counters.add(
             **{received_counter: batch.received},
@@ -258,7 +258,12 @@ class OtlpReceiver:
         encoding: Encoding,
         decode: Callable[[bytes, Encoding], OtlpBatch],
     ) -> OtlpBatch:
-        """Read the body on the loop; inflate and decode it on a worker thread if large."""
+        """Read the body on the loop; inflate, decode and record it on a worker thread if large.
+
+        Raises:
+            BodyError, OtlpDecodeError: The body is refused; nothing is recorded.
+            _RecordRefusedError: The collector raised (logged).
+        """
         body = await receive_body(
             stream,
             content_length=content_length,
@@ -270,23 +275,41 @@ class OtlpReceiver:
         try:
             identity = (content_encoding or "").strip().lower() in _IDENTITY
             if identity and size <= _INLINE_DECODE_BYTES:
-                return decode(body, encoding)
+                batch = decode(body, encoding)
+                self._record(batch)
+                return batch
             async with self._decode_slots.get():
                 return await run_in_threadpool(
-                    self._inflate_and_decode, body, content_encoding, encoding, decode
+                    self._inflate_decode_and_record, body, content_encoding, encoding, decode
                 )
         finally:
             del body
             self._budget.give(size)
 
-    def _inflate_and_decode(
+    def _inflate_decode_and_record(
         self,
         body: bytes,
         content_encoding: str | None,
         encoding: Encoding,
         decode: Callable[[bytes, Encoding], OtlpBatch],
     ) -> OtlpBatch:
-        return decode(inflate(body, content_encoding, self._max_body_bytes), encoding)
+        batch = decode(inflate(body, content_encoding, self._max_body_bytes), encoding)
+        self._record(batch)
+        return batch
+
+    def _record(self, batch: OtlpBatch) -> None:
+        """Record the batch's evaluations, a slice per hold of the collector's lock.
+
+        Raises:
+            _RecordRefusedError: The collector raised (logged).
+        """
+        events = batch.events
+        try:
+            for start in range(0, len(events), _RECORD_SLICE):
+                self._collector.record_many(list(events[start : start + _RECORD_SLICE]))
+        except Exception:
+            _logger.exception("flagscope: the collector refused %d evaluation(s)", len(events))
+            raise _RecordRefusedError from None
 
     def _fail(
         self, status: int, message: str, encoding: Encoding | None, *, close: bool = False
