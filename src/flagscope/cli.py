@@ -6,6 +6,7 @@ Needs the ``server`` extra (``demo`` needs the ``demo`` extra).
 from __future__ import annotations
 
 import contextlib
+import gc
 import http.client
 import ipaddress
 import json
@@ -376,6 +377,30 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+_FREEZE_EVERY: Final = 5.0
+
+
+def _freeze_long_lived_objects() -> None:
+    """Keep CPython's full garbage collections short while millions of records are held.
+
+    Each stored record is one object the cycle collector would walk: at a million, a
+    full collection holds the GIL for half a second or more, and under steady
+    ingestion one comes every few seconds. Every few seconds, the young generations
+    are collected and everything older is frozen (``gc.freeze``): out of the
+    collector's walks, still freed by reference counting when evicted. Records,
+    and the server's long-lived objects, form no cycles. Only ``flagscope serve``
+    does this: it is its own process.
+    """
+
+    def run() -> None:
+        while True:
+            time.sleep(_FREEZE_EVERY)
+            gc.collect(1)
+            gc.freeze()
+
+    threading.Thread(target=run, name="flagscope-gc-freeze", daemon=True).start()
+
+
 def _reach(host: str, allow_hosts: Sequence[str]) -> str:
     """Say in the startup line who can reach a server not bound to loopback."""
     if _is_loopback(host):
@@ -495,6 +520,7 @@ def serve(
     # event loop every millisecond rather than every five, so other requests never
     # wait long behind a decode. This process is only the server.
     sys.setswitchinterval(0.001)
+    _freeze_long_lived_objects()
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:
