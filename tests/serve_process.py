@@ -5,16 +5,18 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 FLAGSCOPE = str(Path(sys.executable).with_name("flagscope"))
 START_TIMEOUT = 30.0
@@ -28,6 +30,7 @@ class ServeProcess:
     banner: str
     url: str
     port: int
+    stderr_file: IO[str]
 
     def request(
         self,
@@ -63,23 +66,39 @@ class ServeProcess:
         if self.process.poll() is None:
             self.process.send_signal(sig)
         try:
-            _, stderr = self.process.communicate(timeout=timeout)
+            self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            self.process.communicate()
+            self.process.wait()
             raise
+        self.stderr_file.seek(0)
+        stderr = self.stderr_file.read()
+        self.stderr_file.close()
         return self.process.returncode, stderr
 
 
-def start_serve(*options: str) -> ServeProcess:
-    """Start ``flagscope serve --port 0 OPTIONS`` and wait for its startup line."""
+def start_serve(*options: str, max_open_files: int | None = None) -> ServeProcess:
+    """Start ``flagscope serve --port 0 OPTIONS`` and wait for its startup line.
+
+    ``max_open_files`` lowers the process's file-descriptor limit (``ulimit -n``).
+    """
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+    def limit_files() -> None:
+        if max_open_files is not None:
+            _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max_open_files, hard))
+
+    # stderr goes to a file: a pipe nobody reads would fill, and the server's next
+    # log line would then block its event loop.
+    stderr = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed by ServeProcess.stop
     process = subprocess.Popen(
         [FLAGSCOPE, "serve", "--port", "0", *options],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
         text=True,
         env=env,
+        preexec_fn=limit_files,
     )
     assert process.stdout is not None
     timer = threading.Timer(START_TIMEOUT, process.kill)
@@ -90,16 +109,19 @@ def start_serve(*options: str) -> ServeProcess:
         timer.cancel()
     if "listening on " not in banner:
         process.kill()
-        _, stderr = process.communicate()
-        raise RuntimeError(f"flagscope serve did not start: {banner!r} {stderr!r}")
+        process.communicate()
+        stderr.seek(0)
+        raise RuntimeError(f"flagscope serve did not start: {banner!r} {stderr.read()!r}")
+    # The rest of stdout is read as it comes, for the same reason.
+    threading.Thread(target=process.stdout.read, daemon=True).start()
     url = banner.split("listening on ", 1)[1].split()[0]
-    return ServeProcess(process, banner, url, int(url.rsplit(":", 1)[1]))
+    return ServeProcess(process, banner, url, int(url.rsplit(":", 1)[1]), stderr)
 
 
 @contextmanager
-def serving(*options: str) -> Iterator[ServeProcess]:
+def serving(*options: str, max_open_files: int | None = None) -> Iterator[ServeProcess]:
     """``start_serve``, stopped with SIGINT (then killed, if need be) at the end."""
-    server = start_serve(*options)
+    server = start_serve(*options, max_open_files=max_open_files)
     try:
         yield server
     finally:

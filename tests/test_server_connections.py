@@ -6,6 +6,7 @@ to it over raw sockets on loopback. Waits are bounded by socket timeouts, never 
 
 from __future__ import annotations
 
+import resource
 import signal
 import socket
 from collections.abc import Iterator
@@ -116,6 +117,26 @@ def test_a_client_that_stops_reading_cannot_hold_the_server(server: ServeProcess
         sock.sendall(request * 50)
         # Never read: other clients are still served.
         assert _good_post(server) == 200
+
+
+def test_more_idle_sockets_than_the_file_descriptor_limit_do_not_lock_out_a_post() -> None:
+    """Issue 10's case: 1,030 idle sockets against a server limited to 1,024 open files."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        if hard != resource.RLIM_INFINITY and hard < 1200:
+            pytest.skip("this test process cannot open 1,030 sockets")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1200, hard))
+    try:
+        with serving(max_open_files=1024) as running:
+            idle = [_connect(running) for _ in range(1030)]
+            try:
+                assert _good_post(running) == 200
+                assert running.get_json("/api/health")["status"] == "ok"
+            finally:
+                for sock in idle:
+                    sock.close()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, -signal.SIGTERM), (signal.SIGINT, 0)])

@@ -37,8 +37,10 @@ DEFAULT_HEADER_TIMEOUT: Final = 10.0
 DEFAULT_WRITE_TIMEOUT: Final = 10.0
 # A body silent this long counts as idle when connections must be shed.
 _STALLED_BODY_SECONDS: Final = 1.0
-# File descriptors left for everything else: the listening socket, logs, threads.
-_SPARE_DESCRIPTORS: Final = 64
+# File descriptors left for everything else (the listening socket, logs, pipes) and for
+# connections asyncio has accepted but not yet handed over: it accepts up to 100 per
+# turn of the loop, before any of them can shed an idle one.
+_SPARE_DESCRIPTORS: Final = 192
 
 
 def default_max_connections() -> int:
