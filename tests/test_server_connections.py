@@ -163,3 +163,35 @@ def test_a_signal_stops_the_server_promptly_despite_a_stalled_upload(
     assert "Traceback" not in stderr
     assert "Error" not in stderr
     assert port_is_free(running.port)
+
+
+def test_large_answers_nobody_reads_are_capped_and_others_are_still_served() -> None:
+    """Issue 10: clients that stop reading their responses took RSS to 2.2 GiB."""
+    padding = {"padding": "x" * 1500}
+    body = traces_protobuf(
+        [readable_span(events=[flag_event(f"flag-{n % 7}", padding)]) for n in range(5000)]
+    )
+    with serving("--max-size", "5000") as running:
+        status, _ = running.request("POST", "/v1/traces", body=body, headers=PROTOBUF)
+        assert status == 200
+        rss_before = running.rss_bytes()
+        readers = []
+        statuses = []
+        try:
+            for _ in range(30):
+                sock = _connect(running)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                sock.sendall(b"GET /api/events?limit=10000 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                statuses.append(sock.recv(12)[9:12])  # the status line only, then no more
+                readers.append(sock)
+            small_status, _ = running.request("GET", "/api/events?limit=10")
+            growth = running.rss_bytes() - rss_before
+        finally:
+            for sock in readers:
+                sock.close()
+
+    assert b"200" in statuses
+    assert b"503" in statuses
+    assert small_status == 200
+    # Thirty unread pages of about 10 MB each would hold 300 MB.
+    assert growth < 200 * 1024 * 1024

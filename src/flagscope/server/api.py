@@ -1,18 +1,21 @@
 """The JSON query API: ``/api/health``, ``/api/events``, ``/api/flags``, ``/api/buckets``.
 
 Query-string parameters are the query API's filters (``flagscope.filters.FilterArgs``)
-spelt as text; bad ones get a 400 with a message naming the parameter. Handlers are
-synchronous, so Starlette runs them on its thread pool and a large store never
-stalls the receiver.
+spelt as text; bad ones get a 400 with a message naming the parameter. Queries run on
+worker threads, four at a time, so a large store never stalls the receiver and many
+large pages are never built at once; ``/api/health`` reads counters on the loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+import anyio
+import anyio.to_thread
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -142,6 +145,36 @@ def _guarded(handler: Callable[[Request], JSONResponse]) -> Callable[[Request], 
     return run
 
 
+# Queries answered at once, each on a worker thread: a page of 10,000 events takes tens
+# of MB while it is built, so many requests at once must not all build theirs together.
+_QUERY_WORKERS: Final = 4
+
+
+class _Workers:
+    """Runs handlers on worker threads, ``_QUERY_WORKERS`` at a time (per event loop)."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._limiter = anyio.CapacityLimiter(_QUERY_WORKERS)
+
+    def _current(self) -> anyio.CapacityLimiter:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._loop = loop
+            self._limiter = anyio.CapacityLimiter(_QUERY_WORKERS)
+        return self._limiter
+
+    def run(
+        self, handler: Callable[[Request], JSONResponse]
+    ) -> Callable[[Request], Awaitable[JSONResponse]]:
+        async def endpoint(request: Request) -> JSONResponse:
+            return await anyio.to_thread.run_sync(handler, request, limiter=self._current())
+
+        endpoint.__name__ = handler.__name__
+        endpoint.__doc__ = handler.__doc__
+        return endpoint
+
+
 def _auto_width(first: datetime | None, last: datetime | None) -> timedelta:
     span = (last - first).total_seconds() if first and last else 0.0
     for seconds in _NICE_WIDTHS:
@@ -167,10 +200,11 @@ class JsonApi:
         self._receiver = receiver
         self._version = version
         self._sync_health = _guarded(self._health)
-        self.events = _guarded(self._events)
-        self.flags = _guarded(self._flags)
-        self.flag = _guarded(self._flag)
-        self.buckets = _guarded(self._buckets)
+        self._workers = _Workers()
+        self.events = self._workers.run(_guarded(self._events))
+        self.flags = self._workers.run(_guarded(self._flags))
+        self.flag = self._workers.run(_guarded(self._flag))
+        self.buckets = self._workers.run(_guarded(self._buckets))
 
     async def health(self, request: Request) -> JSONResponse:
         """``GET /api/health``, answered on the event loop itself.

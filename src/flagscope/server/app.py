@@ -26,6 +26,7 @@ from flagscope.server.body import (
 )
 from flagscope.server.hosts import HostGuard, check_allowed_hosts
 from flagscope.server.receiver import OtlpReceiver
+from flagscope.server.responses import ResponseBudget
 
 __all__ = ["DEFAULT_MAX_BYTES", "STATIC_DIR", "create_app"]
 
@@ -140,6 +141,7 @@ def create_app(
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
     )
+    app.add_middleware(ResponseBudget)
     app.add_middleware(HostGuard, allowed_hosts=allowed_hosts)
     app.add_middleware(_SecurityHeaders)
     app.state.collector = collector
