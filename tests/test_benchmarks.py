@@ -113,7 +113,16 @@ def test_bench_server_stores_every_event_sent_in_both_encodings() -> None:
     assert out.count("non-200: 0") == 2
     assert re.search(r"^OTLP/JSON throughput / protobuf throughput: [\d.]+", out, re.M)
     assert re.search(
-        rf"^decode 001-traces.request.json \(\d+ bytes, 63 flag events\): read_traces {NUMBER} ms",
+        rf"^\(c\) /api/flags at --max-size 20000, 20000 stored: first {NUMBER} ms, then median: "
+        rf"{NUMBER} ms {VERDICT}$",
+        out,
+        re.M,
+    )
+    stalls = re.findall(rf"^\(d\) /api/health during .*: {NUMBER} ms {VERDICT}$", out, re.M)
+    assert len(stalls) == 2
+    assert re.search(
+        rf"^\(e\) decode 001-traces.request.json \(\d+ bytes, 57 flag events\): "
+        rf"read_traces {NUMBER} ms",
         out,
         re.M,
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import http.server
 import io
 import json
 import os
@@ -357,3 +359,182 @@ def test_demo_serve_keeps_the_dashboard_up_with_live_traffic_until_ctrl_c() -> N
     assert page.status_code == 200
     assert code == 0, stderr
     assert "Traceback" not in stderr
+
+
+# -- the report against servers that are not what they seem ---------------------------------
+
+
+class _FakeServer:
+    """An HTTP server on a thread, answering every GET with ``answer(handler)``."""
+
+    def __init__(self, answer: Any) -> None:
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                fake.requests.append(self.path)
+                with contextlib.suppress(OSError):
+                    answer(self)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.requests: list[str] = []
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> _FakeServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _answer(status: int, body: bytes, **headers: str) -> Any:
+    def answer(handler: http.server.BaseHTTPRequestHandler) -> None:
+        handler.send_response(status)
+        for name, value in {"content-length": str(len(body)), **headers}.items():
+            handler.send_header(name.replace("_", "-"), value)
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    return answer
+
+
+def _report_process(url: str, *options: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [FLAGSCOPE, "report", "--url", url, *options],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("Error: ")
+    return line
+
+
+def test_report_refuses_an_answer_larger_than_its_cap_before_reading_it() -> None:
+    def huge(handler: http.server.BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("content-length", str(7 * 1024**3))
+        handler.end_headers()
+        while True:
+            handler.wfile.write(bytes(1024 * 1024))
+
+    with _FakeServer(huge) as fake:
+        line = _one_line_error(_report_process(fake.url))
+    assert "more than the 67108864" in line
+
+
+def test_report_stops_reading_an_endless_answer_at_its_cap() -> None:
+    def endless(handler: http.server.BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.end_headers()  # no length: read until the server closes
+        while True:
+            handler.wfile.write(b"[" * (1024 * 1024))
+
+    with _FakeServer(endless) as fake:
+        line = _one_line_error(_report_process(fake.url))
+    assert "more than the 67108864 bytes" in line
+
+
+def test_report_gives_up_on_a_server_that_drips_at_its_deadline() -> None:
+    stop = threading.Event()
+
+    def drip(handler: http.server.BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("content-length", "1000000")
+        handler.end_headers()
+        while not stop.wait(0.2):
+            handler.wfile.write(b" ")
+            handler.wfile.flush()
+
+    with _FakeServer(drip) as fake:
+        try:
+            line = _one_line_error(_report_process(fake.url, "--timeout", "1"))
+        finally:
+            stop.set()
+    assert line == f"Error: {fake.url} did not answer within 1 s"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"{not json", "did not answer JSON"),
+        (b"<html>hello</html>", "did not answer JSON"),
+        (b"[" * 100_000, "did not answer JSON"),
+        (b'{"flags": [1, 2]}', "a summary that is a int"),
+        (b'{"flags": [{"flag_key": "x", "count": "many"}]}', "count 'many', not a count"),
+        (b'{"flags": [{"flag_key": "x", "count": 1, "by_variant": ["a"]}]}', "by_variant"),
+        (b'{"flags": {"a": 1}}', "did not answer a flags list"),
+    ],
+)
+def test_report_says_in_one_line_when_the_answer_is_not_flagscope_s(
+    body: bytes, message: str
+) -> None:
+    with _FakeServer(_answer(200, body, content_type="application/json")) as fake:
+        line = _one_line_error(_report_process(fake.url))
+    assert message in line
+
+
+def test_report_does_not_follow_a_redirect_to_another_host() -> None:
+    with _FakeServer(_answer(302, b"", location="http://other.example/api/flags")) as fake:
+        line = _one_line_error(_report_process(fake.url))
+    assert "redirected to http://other.example/api/flags" in line
+    assert "not followed" in line
+    assert fake.requests == ["/api/flags"]
+
+
+def test_report_follows_a_redirect_on_the_same_host() -> None:
+    flags = json.dumps({"flags": []}).encode()
+
+    def answer(handler: http.server.BaseHTTPRequestHandler) -> None:
+        if handler.path.startswith("/moved"):
+            _answer(200, flags, content_type="application/json")(handler)
+        else:
+            _answer(307, b"", location="/moved/api/flags")(handler)
+
+    with _FakeServer(answer) as fake:
+        result = _report_process(fake.url)
+    assert result.returncode == 0, result.stderr
+    assert "no flag evaluations stored" in result.stdout
+
+
+def test_report_error_messages_from_the_server_are_one_inert_line() -> None:
+    error = json.dumps({"error": "bad\n\x1b[2Jthings\r\nhappened"}).encode()
+    with _FakeServer(_answer(400, error, content_type="application/json")) as fake:
+        line = _one_line_error(_report_process(fake.url))
+    assert "\x1b" not in line
+    assert "400 bad \\x1b[2Jthings happened" in line
+
+
+def test_report_escapes_every_cell() -> None:
+    hostile = HOSTILE_KEY + "\x07"
+    summary = {
+        "flag_key": hostile,
+        "count": 2,
+        "error_count": 1,
+        "error_rate": 0.5,
+        "by_variant": {hostile: 2},
+        "by_reason": {"\x1b]0;title\x07": 2},
+        "distinct_targeting_keys": 1,
+        "last_seen": "\x1b[31mnot a time",
+    }
+    body = json.dumps({"flags": [summary]}).encode()
+    with _FakeServer(_answer(200, body, content_type="application/json")) as fake:
+        result = _report_process(fake.url)
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout
+    assert "\x07" not in result.stdout
+    assert "\\x1b" in result.stdout  # shown, inert
+    assert "pwn" in result.stdout

@@ -23,7 +23,8 @@ from hypothesis.stateful import (
 from litestar_flags.analytics import AnalyticsCollector as LitestarCollectorProtocol
 from litestar_flags.analytics import InMemoryAnalyticsCollector as LitestarCollector
 
-from flagscope.collector import AnalyticsCollector, InMemoryAnalyticsCollector
+from flagscope.aggregates import summarize, summarize_by_flag
+from flagscope.collector import AnalyticsCollector, InMemoryAnalyticsCollector, estimate_size
 from flagscope.models import EvaluationReason, FlagEvaluationEvent
 
 EventFactory = Callable[..., FlagEvaluationEvent]
@@ -600,3 +601,133 @@ CollectorMachine.TestCase.settings = settings(
     max_examples=100, stateful_step_count=40, deadline=None
 )
 TestCollectorMatchesReferenceModel = CollectorMachine.TestCase
+
+
+# -- the byte budget -------------------------------------------------------------------
+
+
+def sized_event(flag_key: str, n: int, padding: int) -> FlagEvaluationEvent:
+    """A record told apart by ``n``, holding ``padding`` characters of attribute text."""
+    return FlagEvaluationEvent(
+        _START + timedelta(seconds=n),
+        flag_key,
+        n,
+        EvaluationReason.STATIC,
+        attributes={"note": "x" * padding} if padding else {},
+    )
+
+
+@pytest.mark.parametrize("max_bytes", [0, -1])
+def test_max_bytes_below_one_raises_value_error(max_bytes: int) -> None:
+    with pytest.raises(ValueError, match="max_bytes must be at least 1"):
+        InMemoryAnalyticsCollector(max_bytes=max_bytes)
+
+
+@pytest.mark.parametrize("max_bytes", [True, 1.5, "100", [10]], ids=repr)
+def test_non_int_max_bytes_raises_type_error(max_bytes: Any) -> None:
+    with pytest.raises(TypeError, match="max_bytes must be an int or None"):
+        InMemoryAnalyticsCollector(max_bytes=max_bytes)
+
+
+def test_by_default_only_max_size_bounds_the_store() -> None:
+    collector = InMemoryAnalyticsCollector(max_size=3)
+    for n in range(3):
+        collector.record_sync(sized_event("alpha", n, 100_000))
+    assert collector.max_bytes is None
+    assert len(collector) == 3
+    assert collector.evicted_count == 0
+    assert collector.stored_bytes == 0  # nothing is estimated without a budget
+
+
+def test_estimate_grows_with_the_attributes_and_the_value() -> None:
+    small = sized_event("alpha", 1, 0)
+    padded = sized_event("alpha", 1, 10_000)
+    assert estimate_size(padded) - estimate_size(small) >= 10_000
+    nested = FlagEvaluationEvent(
+        _START, "alpha", {"a": ["x" * 5000, {"b": "y" * 5000}]}, EvaluationReason.STATIC
+    )
+    assert estimate_size(nested) - estimate_size(small) >= 10_000
+
+
+def test_a_deeply_nested_value_is_estimated_without_recursing_without_end() -> None:
+    value: Any = "leaf"
+    for _ in range(5000):
+        value = [value]
+    event = FlagEvaluationEvent(_START, "alpha", value, EvaluationReason.STATIC)
+    assert estimate_size(event) > 0
+
+
+def test_past_the_byte_budget_the_oldest_records_go_first_and_are_counted() -> None:
+    one = estimate_size(sized_event("alpha", 0, 1000))
+    collector = InMemoryAnalyticsCollector(max_size=1000, max_bytes=3 * one)
+    events = [sized_event(flag, n, 1000) for n, flag in enumerate(["alpha", "beta"] * 5)]
+    collector.record_many(events)
+
+    assert collector.events() == events[-3:]
+    assert collector.evicted_count == 7
+    assert collector.total_recorded == 10
+    assert collector.stored_bytes <= 3 * one
+    assert collector.counts_by_flag() == {"beta": 2, "alpha": 1}
+
+
+def test_one_huge_record_evicts_many_small_ones_and_is_kept_even_alone() -> None:
+    collector = InMemoryAnalyticsCollector(max_size=1000, max_bytes=50_000)
+    collector.record_many(sized_event("small", n, 0) for n in range(50))
+    huge = sized_event("huge", 50, 200_000)
+    collector.record_sync(huge)
+
+    assert collector.events() == [huge]
+    assert collector.evicted_count == 50
+    assert collector.count("small") == 0
+    collector.record_sync(sized_event("small", 51, 0))
+    assert [e.flag_key for e in collector.events()] == ["small"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(FLAGS), st.integers(0, 3000)), max_size=60),
+    st.integers(1, 12),
+    st.integers(600, 12_000),
+)
+def test_both_bounds_evict_exactly_what_a_simple_model_evicts(
+    items: list[tuple[str, int]], max_size: int, max_bytes: int
+) -> None:
+    """Newest first kept within both bounds; everything else evicted and counted."""
+    collector = InMemoryAnalyticsCollector(
+        max_size=max_size, max_bytes=max_bytes, summary_rollups=True
+    )
+    collector.query.summaries()  # every flag seen so far gets a rollup kept current
+    model: list[FlagEvaluationEvent] = []
+    for n, (flag, padding) in enumerate(items):
+        event = sized_event(flag, n, padding)
+        collector.record_sync(event)
+        model.append(event)
+        if len(model) > max_size:
+            model.pop(0)
+        while len(model) > 1 and sum(map(estimate_size, model)) > max_bytes:
+            model.pop(0)
+        if n % 7 == 0:
+            collector.query.summaries()
+
+    assert collector.events() == model
+    assert collector.evicted_count == len(items) - len(model)
+    assert collector.stored_bytes == sum(map(estimate_size, model))
+    for flag in FLAGS:
+        assert collector.events(flag) == [e for e in model if e.flag_key == flag]
+    assert collector.query.summaries() == summarize_by_flag(model, evicted=collector.evicted_count)
+    assert collector.query.summary() == summarize(
+        model, flag_key=None, evicted=collector.evicted_count
+    )
+
+
+def test_the_overall_summary_stays_current_through_evictions_and_clear() -> None:
+    collector = InMemoryAnalyticsCollector(max_size=5, summary_rollups=True)
+    record_flags(collector, "abcab")
+    assert collector.query.summary().count == 5
+    record_flags(collector, "dd")
+    assert collector.query.summary() == summarize(
+        collector.events(), flag_key=None, evicted=collector.evicted_count
+    )
+    collector.clear_sync()
+    assert collector.query.summary().count == 0
+    assert collector.stored_bytes == 0

@@ -347,7 +347,10 @@ def test_serve_in_background_rejects_bad_arguments(
 @pytest.mark.asyncio
 async def test_the_app_mounts_inside_another_asgi_application() -> None:
     collector = InMemoryAnalyticsCollector()
-    host = Starlette(routes=[Mount("/flags", app=create_app(collector))])
+    # Served under another name than loopback's: that name must be allowed.
+    host = Starlette(
+        routes=[Mount("/flags", app=create_app(collector, allowed_hosts=["app.test"]))]
+    )
     body = traces_protobuf([readable_span(events=[flag_event("mounted")])])
 
     transport = httpx.ASGITransport(app=host)

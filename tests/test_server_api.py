@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import urllib.parse
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import strategies as st
 from opentelemetry.sdk.resources import Resource
 
 from flagscope import semconv
 from flagscope.server import BackgroundServer, serve_in_background
 from otlp_payloads import traces_protobuf
 from producers import flag_event, readable_span, span_context
+from serve_process import ServeProcess, serving
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 T0_NS = int(T0.timestamp()) * 1_000_000_000
@@ -295,3 +300,105 @@ def test_bad_parameters_get_400_with_a_message(
 
     assert response.status_code == 400
     assert message in response.json()["error"]
+
+
+# -- bad parameters are 400, never 500: fuzzed against a real serve process ---------------------
+
+PARAMETER_NAMES = [
+    "flag_key",
+    "value",
+    "errors_only",
+    "variant",
+    "reason",
+    "provider_name",
+    "error_type",
+    "targeting_key",
+    "trace_id",
+    "span_id",
+    "service_name",
+    "since",
+    "until",
+    "limit",
+    "offset",
+    "newest_first",
+    "width",
+]
+ENDPOINTS = ["/api/events", "/api/flags", "/api/flags/checkout", "/api/buckets", "/api/health"]
+nasty_text = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(
+        [
+            "[" * 5000,
+            "{" * 5000,
+            '{"a":' * 800,
+            "1e400",
+            "-1e400",
+            "NaN",
+            "Infinity",
+            "9" * 5000,
+            "0x10",
+            "9999-12-31T23:59:59-23:59",
+            "0001-01-01T00:00:00+23:59",
+            "2025-03-01T12:00:00",
+            "1e-300",
+            "١٢",
+            "\x00",
+            "true",
+            "",
+        ]
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def serve_process() -> Iterator[ServeProcess]:
+    with serving() as running:
+        spans = [
+            readable_span(
+                name="GET /",
+                context=span_context(int(trace, 16), int(span, 16)),
+                resource=Resource({"service.name": service}),
+                events=[flag_event(attributes[semconv.KEY], attributes, timestamp=T0_NS + n)],
+            )
+            for n, (trace, span, service, attributes) in enumerate(EVALUATIONS)
+        ]
+        status, _ = running.request(
+            "POST",
+            "/v1/traces",
+            body=traces_protobuf(spans),
+            headers={"content-type": "application/x-protobuf"},
+        )
+        assert status == 200
+        yield running
+
+
+def test_a_value_of_five_thousand_brackets_is_a_400_or_no_match_not_a_500(
+    serve_process: ServeProcess,
+) -> None:
+    query = urllib.parse.urlencode({"value": "[" * 5000})
+    status, body = serve_process.request("GET", f"/api/events?{query}")
+    assert status == 200
+    assert json.loads(body)["total"] == 0
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(endpoint="/api/events", params=[("value", "[" * 5000)])
+@example(endpoint="/api/buckets", params=[("width", "1e-300")])
+@example(endpoint="/api/flags", params=[("since", "9999-12-31T23:59:59-23:59")])
+@given(
+    endpoint=st.sampled_from(ENDPOINTS),
+    params=st.lists(
+        st.tuples(st.one_of(st.sampled_from(PARAMETER_NAMES), st.text(max_size=10)), nasty_text),
+        max_size=4,
+    ),
+)
+def test_no_query_string_makes_the_api_answer_500(
+    serve_process: ServeProcess, endpoint: str, params: list[tuple[str, str]]
+) -> None:
+    query = urllib.parse.urlencode(params)
+    # Longer request lines are refused by the HTTP parser itself (h11: 16 KiB of headers).
+    assume(len(query) < 15_500)
+    status, body = serve_process.request("GET", f"{endpoint}?{query}" if query else endpoint)
+    assert status in (200, 400, 404), body[:300]
+    if status == 400:
+        assert json.loads(body)["error"]

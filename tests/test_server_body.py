@@ -18,11 +18,14 @@ from typing import Any
 import httpx
 import pytest
 from google.rpc.status_pb2 import Status
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from flagscope.server import BackgroundServer, serve_in_background
+from flagscope.limits import DROPPED_ATTRIBUTES_KEY
+from flagscope.server import DEFAULT_MAX_BODY_BYTES, BackgroundServer, serve_in_background
 from flagscope.server.body import BodyError, Inflater, read_body
 from otlp_payloads import traces_json, traces_protobuf
 from producers import flag_event, readable_span
+from serve_process import ServeProcess, serving
 
 LIMIT = 64 * 1024
 PROTOBUF = {"content-type": "application/x-protobuf"}
@@ -202,7 +205,7 @@ def test_a_client_that_hangs_up_mid_body_is_a_bad_request_not_a_server_error(
 ) -> None:
     with socket.create_connection(("127.0.0.1", server.port)) as sock:
         sock.sendall(
-            b"POST /v1/traces HTTP/1.1\r\nHost: flagscope\r\n"
+            b"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             b"Content-Type: application/x-protobuf\r\nContent-Length: 1000\r\n\r\n"
             + traces_protobuf([readable_span(events=[flag_event("half")])])[:20]
         )
@@ -286,3 +289,108 @@ def test_read_body_checks_the_declared_length_before_reading(
         )
 
     assert caught.value.status == status
+
+
+# -- memory by bytes, against a real serve process ----------------------------------------------
+
+
+def _million_attribute_body(count: int = 1_200_000) -> bytes:
+    """One flag event with ``count`` tiny attributes (keys only): about 10.9 MB."""
+    request = ExportTraceServiceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add()
+    span.trace_id = bytes.fromhex("0af7651916cd43dd8448eb211c80319c")
+    span.span_id = bytes.fromhex("b7ad6b7169203331")
+    event = span.events.add()
+    event.name = "feature_flag.evaluation"
+    event.time_unix_nano = 1_700_000_000_000_000_000
+    flag = event.attributes.add()
+    flag.key = "feature_flag.key"
+    flag.value.string_value = "huge"
+    # Encoded by hand (field 3, a KeyValue with only its key): building 1.2 million
+    # messages one by one would take most of the test's time.
+    parts = []
+    for n in range(count):
+        key = format(n, "x").encode()
+        parts.append(b"\x1a" + bytes([len(key) + 2, 0x0A, len(key)]) + key)
+    event.MergeFromString(b"".join(parts))
+    return request.SerializeToString()
+
+
+def test_a_request_of_1_2_million_attributes_takes_no_more_than_its_share() -> None:
+    body = _million_attribute_body()
+    assert 10_000_000 < len(body) < DEFAULT_MAX_BODY_BYTES
+    with serving("--max-bytes", "50000") as running:
+        statuses = []
+        rss = []
+        for _ in range(3):
+            status, _ = running.request("POST", "/v1/traces", body=body, headers=PROTOBUF)
+            statuses.append(status)
+            rss.append(running.rss_bytes())
+        health = running.get_json("/api/health")
+        (event, *_) = running.get_json("/api/events?newest_first=true")["events"]
+
+    assert statuses == [200, 200, 200]
+    # Each record is cut to its share and says so; the budget holds what is stored.
+    assert event["flag_key"] == "huge"
+    assert len(event["attributes"]) <= 130
+    assert event["attributes"][DROPPED_ATTRIBUTES_KEY] > 1_199_000
+    assert health["stored_bytes"] <= 50_000
+    assert health["stored"] == 2
+    assert health["evicted"] == 1
+    # Before, each such request kept about 105 MiB: two more must not add that much.
+    assert rss[-1] - rss[0] < 100 * 1024 * 1024
+
+
+def test_past_the_receiving_budget_uploads_are_refused_503_not_buffered() -> None:
+    limit = 100_000
+    with serving("--max-body-bytes", str(limit)) as running:
+        uploads = []
+        try:
+            # Six stalled uploads of almost the limit: past four bodies' worth, 503.
+            for _ in range(6):
+                sock = socket.create_connection(("127.0.0.1", running.port), timeout=15)
+                sock.sendall(
+                    b"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    b"Content-Type: application/x-protobuf\r\n"
+                    + f"Content-Length: {limit}\r\n\r\n".encode()
+                    + bytes(limit - 1000)
+                )
+                uploads.append(sock)
+            deadline = time.monotonic() + 15
+            while running.get_json("/api/health")["receiver"]["busy"] == 0:
+                assert time.monotonic() < deadline, "no upload was refused"
+            assert _post_ok(running)
+        finally:
+            for sock in uploads:
+                sock.close()
+
+
+def _post_ok(running: ServeProcess) -> bool:
+    body = traces_protobuf([readable_span(events=[flag_event("small")])])
+    status, _ = running.request("POST", "/v1/traces", body=body, headers=PROTOBUF)
+    return status == 200
+
+
+def test_many_concatenated_gzip_members_are_refused_without_inflating_them_all() -> None:
+    inflater = Inflater("gzip", DEFAULT_MAX_BODY_BYTES)
+    with pytest.raises(BodyError, match="more than 1024 concatenated gzip members") as caught:
+        inflater.feed(gzip.compress(b"") * 800_000)
+    assert caught.value.status == 400
+
+
+def test_a_thousand_members_are_still_one_body() -> None:
+    inflater = Inflater("gzip", DEFAULT_MAX_BODY_BYTES)
+    inflater.feed(gzip.compress(b"ab") * 1000)
+    assert inflater.finish() == b"ab" * 1000
+
+
+def test_an_800_000_member_gzip_body_is_a_400_and_the_server_answers_on() -> None:
+    with serving() as running:
+        status, _ = running.request(
+            "POST",
+            "/v1/traces",
+            body=gzip.compress(b"") * 800_000,
+            headers={**PROTOBUF, "content-encoding": "gzip"},
+        )
+        assert status == 400
+        assert running.get_json("/api/health")["receiver"]["bad_requests"] == 1

@@ -189,7 +189,48 @@ def test_timeout_mentions_eviction(make_event: Callable[..., FlagEvaluationEvent
     collector = InMemoryAnalyticsCollector(max_size=2)
     collector.record_many([make_event("a") for _ in range(5)])
     with pytest.raises(TimeoutError, match=r"evicted 3 older record\(s\) \(max_size=2\)"):
-        collector.query.wait_for(count=5, timeout=0, flag_key="a")
+        collector.query.wait_for(count=2, timeout=0, flag_key="b")
+
+
+@pytest.mark.parametrize("timeout", [0, 5.0, None])
+def test_a_count_above_max_size_raises_value_error_at_once(timeout: float | None) -> None:
+    """More matches than the collector can ever hold: no waiting, even with no timeout."""
+    collector = InMemoryAnalyticsCollector(max_size=3)
+    with pytest.raises(ValueError, match=r"count=4 can never be reached.*max_size=3"):
+        collector.query.wait_for(count=4, timeout=timeout)
+
+
+@pytest.mark.asyncio
+async def test_the_async_wait_also_refuses_a_count_above_max_size_at_once() -> None:
+    collector = InMemoryAnalyticsCollector(max_size=3)
+    with pytest.raises(ValueError, match="can never be reached"):
+        await collector.query.wait_for_async(count=4, timeout=None)
+
+
+@pytest.mark.parametrize("timeout", [1e10, 1e300, float("inf")])
+def test_any_finite_or_infinite_timeout_waits_and_returns_the_matches(
+    timeout: float, make_event: Callable[..., FlagEvaluationEvent]
+) -> None:
+    """A huge timeout is no OverflowError: the wait returns as soon as a record matches."""
+    collector = InMemoryAnalyticsCollector()
+    recorder = threading.Timer(0.05, lambda: collector.record_sync(make_event("a")))
+    recorder.start()
+    try:
+        (event,) = collector.query.wait_for(count=1, timeout=timeout, flag_key="a")
+    finally:
+        recorder.join()
+    assert event.flag_key == "a"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("timeout", [1e10, 1e300])
+async def test_the_async_wait_takes_a_huge_timeout_too(
+    timeout: float, make_event: Callable[..., FlagEvaluationEvent]
+) -> None:
+    collector = InMemoryAnalyticsCollector()
+    asyncio.get_running_loop().call_later(0.05, collector.record_sync, make_event("a"))
+    (event,) = await collector.query.wait_for_async(count=1, timeout=timeout, flag_key="a")
+    assert event.flag_key == "a"
 
 
 @pytest.mark.asyncio

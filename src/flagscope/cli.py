@@ -6,13 +6,16 @@ Needs the ``server`` extra (``demo`` needs the ``demo`` extra).
 from __future__ import annotations
 
 import contextlib
+import gc
+import http.client
 import ipaddress
 import json
+import math
+import socket
 import sys
 import threading
-import urllib.error
+import time
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -36,55 +39,212 @@ __all__ = ["cli", "fetch_flags", "main", "render_table"]
 
 DEFAULT_URL: Final = "http://127.0.0.1:4318"
 _SHOWN_PER_CELL: Final = 3
+# Each socket operation of the report waits at most this long; the whole exchange,
+# DEFAULT_REPORT_TIMEOUT; the answer may hold MAX_RESPONSE_BYTES (a million flags'
+# summaries take far less).
 _FETCH_TIMEOUT: Final = 10.0
+DEFAULT_REPORT_TIMEOUT: Final = 30.0
+MAX_RESPONSE_BYTES: Final = 64 * 1024 * 1024
+_MAX_REDIRECTS: Final = 3
+_REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 # Without a terminal (a pipe, make, CI) rich would assume 80 columns and fold every cell.
 _PIPE_WIDTH: Final = 140
 
 
 # -- report ---------------------------------------------------------------------------------
 
-# The server is usually on loopback: an HTTP(S)_PROXY set for the outside world must not
-# catch these requests.
-_OPENER: Final = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
 
 class ReportError(click.ClickException):
     """The report could not be fetched."""
 
 
-def fetch_json(url: str, path: str, params: Sequence[tuple[str, str]] = ()) -> Any:
-    """GET ``url + path`` from a flagscope server and return the decoded JSON.
+def _one_line(text: object, width: int = 200) -> str:
+    """Return ``text`` printable, on one line and at most ``width`` characters."""
+    line = _printable(" ".join(str(text).split()))
+    return line if len(line) <= width else line[: width - 3] + "..."
+
+
+def _same_origin(first: str, second: str) -> bool:
+    a, b = urllib.parse.urlsplit(first), urllib.parse.urlsplit(second)
+    default = {"http": 80, "https": 443}
+    return (
+        a.scheme == b.scheme
+        and a.hostname == b.hostname
+        and (a.port or default.get(a.scheme)) == (b.port or default.get(b.scheme))
+    )
+
+
+def _abort(sock: socket.socket) -> None:
+    # The deadline passed: unblock whatever read or write is waiting on the socket.
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _get(
+    target: str, deadline: float, max_bytes: int
+) -> tuple[int, http.client.HTTPMessage, bytes]:
+    """GET ``target`` once (no redirects, no proxy), reading at most ``max_bytes``.
 
     Raises:
-        ReportError: No server there, or it answered with an error.
+        ReportError: The answer is larger than ``max_bytes``.
+        TimeoutError: ``deadline`` (``time.monotonic``) passed.
+        OSError, http.client.HTTPException: The connection failed.
+    """
+    parts = urllib.parse.urlsplit(target)
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TimeoutError
+    connection_class = (
+        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    )
+    connection = connection_class(
+        parts.hostname or "", parts.port, timeout=min(remaining, _FETCH_TIMEOUT)
+    )
+    # Socket timeouts bound each read, not the whole answer: a server dripping a byte at
+    # a time would hold the report for ever. At the deadline, the socket is shut down
+    # (the one connected now: the connection forgets it once an HTTP/1.0 answer starts).
+    watchdog: threading.Timer | None = None
+    try:
+        connection.connect()
+        sock = connection.sock
+        watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), _abort, (sock,))
+        watchdog.daemon = True
+        watchdog.start()
+        path = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
+        connection.request("GET", path, headers={"accept": "application/json"})
+        response = connection.getresponse()
+        declared = response.getheader("content-length")
+        if declared is not None and declared.strip().isdigit() and int(declared) > max_bytes:
+            raise ReportError(
+                f"{target} answered {int(declared)} bytes, more than the {max_bytes} a "
+                "flagscope report reads: is it a flagscope server?"
+            )
+        chunks = []
+        size = 0
+        while chunk := response.read1(65536):
+            size += len(chunk)
+            if size > max_bytes:
+                raise ReportError(
+                    f"{target} answered more than the {max_bytes} bytes a flagscope report "
+                    "reads: is it a flagscope server?"
+                )
+            chunks.append(chunk)
+        if time.monotonic() >= deadline:
+            raise TimeoutError
+        return response.status, response.headers, b"".join(chunks)
+    except OSError:
+        if time.monotonic() >= deadline:
+            raise TimeoutError from None
+        raise
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
+        connection.close()
+
+
+def fetch_json(
+    url: str,
+    path: str,
+    params: Sequence[tuple[str, str]] = (),
+    *,
+    timeout: float = DEFAULT_REPORT_TIMEOUT,
+) -> Any:
+    """GET ``url + path`` from a flagscope server and return the decoded JSON.
+
+    The whole exchange must end within ``timeout`` seconds and the answer stay within
+    ``MAX_RESPONSE_BYTES``; redirects are followed only on the same scheme, host and
+    port. Proxies are never used: the server is usually on loopback, and an
+    HTTP(S)_PROXY set for the outside world must not catch these requests.
+
+    Raises:
+        ReportError: No server there, it answered with an error or not as a flagscope
+            server does, or too slowly; the message is one line.
     """
     query = f"?{urllib.parse.urlencode(list(params))}" if params else ""
     target = url.rstrip("/") + path + query
+    deadline = time.monotonic() + timeout
     try:
-        with _OPENER.open(target, timeout=_FETCH_TIMEOUT) as response:
-            return json.load(response)
-    except urllib.error.HTTPError as error:
-        try:
-            message = json.load(error).get("error", error.reason)
-        except (ValueError, AttributeError):
-            message = error.reason
-        raise ReportError(f"{target}: {error.code} {message}") from None
-    except (urllib.error.URLError, OSError) as error:
-        reason = getattr(error, "reason", error)
+        for _ in range(_MAX_REDIRECTS + 1):
+            status, headers, body = _get(target, deadline, MAX_RESPONSE_BYTES)
+            if status not in _REDIRECTS:
+                break
+            location = headers.get("location")
+            if not location:
+                raise ReportError(f"{target}: {status} redirect without a Location")
+            following = urllib.parse.urljoin(target, location)
+            if not _same_origin(following, url):
+                raise ReportError(
+                    f"{target} redirected to {_one_line(following)}, off {url}: not followed"
+                )
+            target = following
+        else:
+            raise ReportError(f"{url}: more than {_MAX_REDIRECTS} redirects: not followed")
+    except TimeoutError:
+        raise ReportError(f"{url} did not answer within {timeout:g} s") from None
+    except (OSError, http.client.HTTPException) as error:
+        reason = _one_line(getattr(error, "reason", None) or error or type(error).__name__)
         raise ReportError(
             f"no flagscope server at {url} ({reason}); start one with `flagscope serve`"
         ) from None
-    except ValueError:
-        raise ReportError(f"{target} did not answer JSON: is it a flagscope server?") from None
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        document = None
+        if status == 200:
+            raise ReportError(f"{target} did not answer JSON: is it a flagscope server?") from None
+    if status != 200:
+        message = document.get("error") if isinstance(document, dict) else None
+        raise ReportError(
+            f"{target}: {status} {_one_line(message or http.client.responses.get(status, ''))}"
+        )
+    return document
 
 
-def fetch_flags(url: str, flag_keys: Sequence[str] = ()) -> list[dict[str, Any]]:
-    """Return the per-flag summaries of the server at ``url`` (``/api/flags``)."""
+_SUMMARY_NUMBERS: Final = ("count", "error_count", "distinct_targeting_keys")
+
+
+def _check_summary(flag: object) -> str | None:
+    """Say what is wrong with one ``/api/flags`` summary, or ``None`` if it can be shown."""
+    if not isinstance(flag, dict):
+        return f"a summary that is a {type(flag).__name__}, not an object"
+    if not isinstance(flag.get("flag_key"), str):
+        return "a summary without a flag_key"
+    for name in _SUMMARY_NUMBERS:
+        value = flag.get(name, 0)
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"{name} {_one_line(repr(value), 40)}, not a count"
+    rate = flag.get("error_rate", 0.0)
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate):
+        return f"error_rate {_one_line(repr(rate), 40)}, not a number"
+    for name in ("by_variant", "by_reason"):
+        counts = flag.get(name) or {}
+        if not isinstance(counts, dict) or not all(
+            isinstance(n, int) and not isinstance(n, bool) for n in counts.values()
+        ):
+            return f"{name} that is not counts by name"
+    last_seen = flag.get("last_seen")
+    if last_seen is not None and not isinstance(last_seen, str):
+        return "last_seen that is not a time"
+    return None
+
+
+def fetch_flags(
+    url: str, flag_keys: Sequence[str] = (), *, timeout: float = DEFAULT_REPORT_TIMEOUT
+) -> list[dict[str, Any]]:
+    """Return the per-flag summaries of the server at ``url`` (``/api/flags``).
+
+    Raises:
+        ReportError: As ``fetch_json``, or the answer is not flagscope's summaries.
+    """
     params = [("flag_key", key) for key in flag_keys]
-    body = fetch_json(url, "/api/flags", params)
+    body = fetch_json(url, "/api/flags", params, timeout=timeout)
     flags = body.get("flags") if isinstance(body, dict) else None
     if not isinstance(flags, list):
         raise ReportError(f"{url}/api/flags did not answer a flags list: is it a flagscope server?")
+    for flag in flags:
+        problem = _check_summary(flag)
+        if problem is not None:
+            raise ReportError(f"{url}/api/flags answered {problem}: is it a flagscope server?")
     return flags
 
 
@@ -132,20 +292,23 @@ def render_table(flags: Sequence[Mapping[str, Any]], *, title: str | None = None
     table.add_column("errors", justify="right")
     table.add_column("contexts", justify="right")
     table.add_column("last seen (UTC)")
+    # Every cell is made printable: whatever the server answered (fetch_flags checks
+    # the types) comes from telemetry anyone could send.
     for flag in flags:
         count = int(flag.get("count", 0))
         errors = int(flag.get("error_count", 0))
-        error_cell = Text(f"{errors} ({flag.get('error_rate', 0.0):.0%})" if errors else "0")
+        rate = float(flag.get("error_rate", 0.0))
+        error_cell = Text(_printable(f"{errors} ({rate:.0%})") if errors else "0")
         if errors:
             error_cell.stylize("red")
         table.add_row(
             Text(_printable(flag.get("flag_key")), style="bold"),
-            Text(str(count)),
+            Text(_printable(count)),
             Text(_split(flag.get("by_variant") or {}, count)),
             Text(_split(flag.get("by_reason") or {}, count)),
             error_cell,
-            Text(str(flag.get("distinct_targeting_keys", 0))),
-            Text(_when(flag.get("last_seen"))),
+            Text(_printable(flag.get("distinct_targeting_keys", 0))),
+            Text(_printable(_when(flag.get("last_seen")))),
         )
     return table
 
@@ -167,11 +330,11 @@ def print_report(
     elif output == "csv":
         console.out(to_csv(list(flags)).rstrip("\n"), highlight=False)
     elif not flags:
-        console.print(f"no flag evaluations stored at {url} yet")
+        console.print(f"no flag evaluations stored at {url} yet", markup=False, highlight=False)
     else:
         total = sum(int(flag.get("count", 0)) for flag in flags)
         console.print(render_table(flags, title=f"{total} evaluations of {len(flags)} flags"))
-        console.print(f"dashboard: {url.rstrip('/')}/", highlight=False)
+        console.print(f"dashboard: {url.rstrip('/')}/", markup=False, highlight=False)
 
 
 # -- the command ------------------------------------------------------------------------------
@@ -214,6 +377,38 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+_FREEZE_EVERY: Final = 5.0
+
+
+def _freeze_long_lived_objects() -> None:
+    """Keep CPython's full garbage collections short while millions of records are held.
+
+    Each stored record is one object the cycle collector would walk: at a million, a
+    full collection holds the GIL for half a second or more, and under steady
+    ingestion one comes every few seconds. Every few seconds, the young generations
+    are collected and everything older is frozen (``gc.freeze``): out of the
+    collector's walks, still freed by reference counting when evicted. Records,
+    and the server's long-lived objects, form no cycles. Only ``flagscope serve``
+    does this: it is its own process.
+    """
+
+    def run() -> None:
+        while True:
+            time.sleep(_FREEZE_EVERY)
+            gc.collect(1)
+            gc.freeze()
+
+    threading.Thread(target=run, name="flagscope-gc-freeze", daemon=True).start()
+
+
+def _reach(host: str, allow_hosts: Sequence[str]) -> str:
+    """Say in the startup line who can reach a server not bound to loopback."""
+    if _is_loopback(host):
+        return ""
+    names = ", ".join(dict.fromkeys((host, *allow_hosts, "localhost", "127.0.0.1", "[::1]")))
+    return f" (reachable from other machines; answers Host {names})"
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @_port_option("Port (OTLP/HTTP's default); 0 picks a free one.")
@@ -225,18 +420,82 @@ def _is_loopback(host: str) -> bool:
     help="Evaluations kept in memory; the oldest are dropped first.",
 )
 @click.option(
+    "--max-bytes",
+    default=256 * 1024 * 1024,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Memory the stored evaluations may take (estimated); the oldest are dropped first.",
+)
+@click.option(
     "--max-body-bytes",
     default=16 * 1024 * 1024,
     show_default=True,
     type=click.IntRange(min=1),
     help="Largest OTLP request body, also after decompression.",
 )
-def serve(host: str, port: int, max_size: int, max_body_bytes: int) -> None:
-    """Receive OTLP/HTTP traces and logs; serve the dashboard and the JSON API."""
+@click.option(
+    "--body-timeout",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True, max=86400),
+    help="Seconds a request body may take to arrive; slower uploads get 408.",
+)
+@click.option(
+    "--header-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True, max=86400),
+    help="Seconds a connection has to send each request's headers.",
+)
+@click.option(
+    "--max-connections",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Open connections kept; past it the longest idle are closed. "
+    "[default: below the file-descriptor limit, at most 1000]",
+)
+@click.option(
+    "--allow-host",
+    "allow_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="Also answer requests for this host name (repeatable); others get 403.",
+)
+def serve(
+    host: str,
+    port: int,
+    max_size: int,
+    max_bytes: int,
+    max_body_bytes: int,
+    body_timeout: float,
+    header_timeout: float,
+    max_connections: int | None,
+    allow_hosts: tuple[str, ...],
+) -> None:
+    """Receive OTLP/HTTP traces and logs; serve the dashboard and the JSON API.
+
+    Only requests for loopback names, the --host address and --allow-host names are
+    answered (a defence against DNS rebinding). SIGINT (Ctrl-C) and SIGTERM stop it
+    within a few seconds, even with uploads in flight.
+    """
     from flagscope.server import PortInUseError, bind, create_app
+    from flagscope.server.hosts import check_allowed_hosts
     from flagscope.server.runner import make_server, url_of
 
-    app = create_app(max_size=max_size, max_body_bytes=max_body_bytes)
+    try:
+        allowed = check_allowed_hosts(allow_hosts)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--allow-host") from None
+    with contextlib.suppress(ValueError):
+        # The address it listens on, when it is a name a request can carry.
+        allowed = (*check_allowed_hosts((host,)), *allowed)
+    app = create_app(
+        max_size=max_size,
+        max_bytes=max_bytes,
+        max_body_bytes=max_body_bytes,
+        allowed_hosts=allowed,
+        body_timeout=body_timeout,
+    )
     try:
         sock = bind(host, port)
     except PortInUseError as error:
@@ -244,19 +503,24 @@ def serve(host: str, port: int, max_size: int, max_body_bytes: int) -> None:
     except (OSError, ValueError) as error:  # socket.gaierror is an OSError
         raise click.ClickException(f"cannot listen on {host}:{port}: {error}") from None
     url = url_of(sock)
-    click.echo(f"flagscope {__version__} listening on {url}")
+    click.echo(f"flagscope {__version__} listening on {url}{_reach(host, allow_hosts)}")
     click.echo(f"  dashboard   {url}/")
     click.echo(f"  OTLP/HTTP   POST {url}/v1/traces and {url}/v1/logs (protobuf or JSON)")
     click.echo(f"  JSON API    {url}/api/flags, /api/events, /api/buckets, /api/health")
     click.echo(f"point your OTLP exporter here: OTEL_EXPORTER_OTLP_ENDPOINT={url}")
     if not _is_loopback(host):
         click.echo(
-            f"warning: listening on {host}, not loopback: anyone who can reach this port can "
-            "read and send flag data",
+            f"warning: listening on {host}, not loopback: anyone who can reach this port and "
+            "names an accepted host can read and send flag data",
             err=True,
         )
     click.echo("Ctrl-C to stop", err=True)
-    server = make_server(app)
+    server = make_server(app, max_connections=max_connections, header_timeout=header_timeout)
+    # Large bodies are decoded on worker threads, in Python: hand the GIL back to the
+    # event loop every millisecond rather than every five, so other requests never
+    # wait long behind a decode. This process is only the server.
+    sys.setswitchinterval(0.001)
+    _freeze_long_lived_objects()
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:
@@ -284,9 +548,16 @@ def serve(host: str, port: int, max_size: int, max_body_bytes: int) -> None:
     show_default=True,
     help="Terminal table, or machine-readable output.",
 )
-def report(url: str, flags: tuple[str, ...], output: str) -> None:
+@click.option(
+    "--timeout",
+    default=DEFAULT_REPORT_TIMEOUT,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True, max=86400),
+    help="Seconds the whole request may take.",
+)
+def report(url: str, flags: tuple[str, ...], output: str, timeout: float) -> None:
     """Print what a running server has seen, per flag."""
-    summaries = fetch_flags(url, flags)
+    summaries = fetch_flags(url, flags, timeout=timeout)
     print_report(make_console(), url, summaries, output)
 
 

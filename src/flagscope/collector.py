@@ -4,26 +4,104 @@ from __future__ import annotations
 
 import heapq
 import logging
+import sys
 import threading
+from array import array
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator
+from datetime import UTC, datetime
 from itertools import islice
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 from flagscope.aggregates import FlagSummary, summarize
-from flagscope.models import FlagEvaluationEvent
+from flagscope.models import EMPTY_MAPPING, EvaluationReason, FlagEvaluationEvent, build_event
 from flagscope.rollup import FlagRollup, RollupSnapshot
 
 if TYPE_CHECKING:
     from flagscope.query import CollectorQuery
 
-__all__ = ["AnalyticsCollector", "InMemoryAnalyticsCollector"]
+__all__ = ["AnalyticsCollector", "InMemoryAnalyticsCollector", "estimate_size"]
 
 _logger = logging.getLogger("flagscope")
 
 # At most this many flags get a rollup (a per-flag summary kept current); others are
 # summarised from their records. Bounds the memory and the recording cost rollups add.
 MAX_ROLLUPS = 10_000
+
+# What ``estimate_size`` counts for a record before its variable parts: the slotted
+# record, its datetime, trace and span ids, the ring slot, the per-flag index entry and
+# the size entry. Measured with tracemalloc at about 450 bytes for a TracingHook record.
+_RECORD_BYTES: Final = 512
+_SCALAR_BYTES: Final = 32
+_ITEM_BYTES: Final = 72  # a dict or tuple entry: its slot, hash and share of the table
+_CONTAINER_BYTES: Final = 64
+_MAX_DEPTH: Final = 32
+_CONTAINERS: Final = (dict, list, tuple, MappingProxyType)
+_getsizeof: Final = sys.getsizeof
+
+# Fills the slot of a record evicted before the ring wrapped onto it, so its memory
+# goes at once (byte-budget evictions run ahead of the ring).
+_HOLE: Final = build_event(
+    timestamp=datetime(1970, 1, 1, tzinfo=UTC),
+    flag_key="",
+    value=None,
+    reason=EvaluationReason.UNKNOWN,
+)
+
+
+def _value_size(value: Any, depth: int) -> int:
+    kind = type(value)
+    if kind is str or kind is bytes:
+        return sys.getsizeof(value)
+    if kind not in _CONTAINERS:
+        if isinstance(value, (str, bytes)):
+            return sys.getsizeof(value)
+        if isinstance(value, (dict, list, tuple, MappingProxyType)):
+            return _container_size(value, depth)
+        return _SCALAR_BYTES
+    return _container_size(value, depth)
+
+
+def _container_size(value: Any, depth: int) -> int:
+    if depth >= _MAX_DEPTH:
+        return _CONTAINER_BYTES
+    size = _CONTAINER_BYTES
+    if isinstance(value, (dict, MappingProxyType)):
+        for key, item in value.items():
+            size += _ITEM_BYTES + _value_size(key, depth + 1) + _value_size(item, depth + 1)
+    else:
+        for item in value:
+            size += 8 + _value_size(item, depth + 1)
+    return size
+
+
+def estimate_size(event: FlagEvaluationEvent) -> int:
+    """Estimate the bytes a stored record holds, cheaply; what ``max_bytes`` counts.
+
+    A fixed share for the record itself plus the sizes of its variable parts (the
+    value, the targeting key, the error message, the attributes), walked to a
+    bounded depth. Strings count as ``sys.getsizeof`` gives them, so text in wide
+    characters counts for what it takes. Interned strings shared by many records
+    (flag keys, variants, providers) are in the fixed share.
+    """
+    size = _RECORD_BYTES
+    value = event.value
+    if value is not None and value is not True and value is not False:
+        size += _value_size(value, 0)
+    text = event.targeting_key
+    if text is not None:
+        size += _getsizeof(text)
+    text = event.error_message
+    if text is not None:
+        size += _getsizeof(text)
+    mapping = event.attributes
+    if mapping is not EMPTY_MAPPING and mapping:
+        size += _container_size(mapping, 0)
+    mapping = event.context_attributes
+    if mapping is not EMPTY_MAPPING and mapping:
+        size += _container_size(mapping, 0)
+    return size
 
 
 @runtime_checkable
@@ -51,30 +129,22 @@ def _check_max_size(max_size: object) -> int:
     return max_size
 
 
-def _update_rollups(
-    rollups: dict[str, FlagRollup],
-    old: FlagEvaluationEvent | None,
-    event: FlagEvaluationEvent,
-) -> None:
-    """Keep the rollups current: ``old`` was evicted (if not None), ``event`` stored.
+def _check_max_bytes(max_bytes: object) -> int | None:
+    if max_bytes is None:
+        return None
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int):
+        raise TypeError(f"max_bytes must be an int or None, got {type(max_bytes).__name__}")
+    if max_bytes < 1:
+        raise ValueError(f"max_bytes must be at least 1, got {max_bytes}")
+    return max_bytes
 
-    Called under the collector's lock, after the store itself changed. A rollup
-    that raises is dropped, never left half-updated: the store stays consistent
-    and that flag is summarised from its records again.
-    """
-    if old is not None:
-        old_key = old.flag_key
-        rollup = rollups.get(old_key)
-        if rollup is not None:
-            try:
-                rollup.remove(old)
-            except Exception:
-                _logger.debug("flagscope: dropped the rollup of %r", old_key, exc_info=True)
-                del rollups[old_key]
-            else:
-                if not rollup.count and old_key != event.flag_key:
-                    # The flag's last record went: stop tracking it.
-                    del rollups[old_key]
+
+# Rollups are kept current under the collector's lock, after the store itself changed.
+# A rollup that raises is dropped, never left half-updated: the store stays consistent
+# and that flag is summarised from its records again.
+
+
+def _rollup_add(rollups: dict[str, FlagRollup], event: FlagEvaluationEvent) -> None:
     key = event.flag_key
     rollup = rollups.get(key)
     if rollup is not None:
@@ -85,8 +155,25 @@ def _update_rollups(
             del rollups[key]
 
 
+def _rollup_remove(
+    rollups: dict[str, FlagRollup], old: FlagEvaluationEvent, still_stored: bool
+) -> None:
+    old_key = old.flag_key
+    rollup = rollups.get(old_key)
+    if rollup is not None:
+        try:
+            rollup.remove(old)
+        except Exception:
+            _logger.debug("flagscope: dropped the rollup of %r", old_key, exc_info=True)
+            del rollups[old_key]
+        else:
+            if not rollup.count and not still_stored:
+                # The flag's last record went: stop tracking it.
+                del rollups[old_key]
+
+
 class InMemoryAnalyticsCollector:
-    """Keeps the newest ``max_size`` evaluations in memory, oldest dropped first.
+    """Keeps the newest evaluations in memory, within a count and a byte budget.
 
     A drop-in for litestar-flags' collector of the same name (``await record``,
     ``await get_events`` ...), with a synchronous core that the exporters call
@@ -94,8 +181,16 @@ class InMemoryAnalyticsCollector:
     records plus, per flag key, the sequence numbers of that flag's records, so
     reading one flag never walks the others.
 
+    When either bound is reached the oldest records are dropped first, and counted
+    in ``evicted_count``: ``max_size`` caps the number of records, ``max_bytes``
+    what they hold as ``estimate_size`` counts it (so a few huge records cannot
+    take the memory of millions of small ones). The newest record is always kept.
+
     Args:
         max_size: How many records to keep; a positive int.
+        max_bytes: The most bytes the stored records may hold, as
+            ``estimate_size`` estimates them; ``None`` (the default) bounds the
+            store by ``max_size`` only.
         summary_rollups: Keep each summarised flag's summary current as records
             arrive and leave, so repeated summaries (a dashboard polling) cost time
             in distinct values, not records. It costs recording about 2 µs instead
@@ -103,19 +198,32 @@ class InMemoryAnalyticsCollector:
             summarised; off by default, so the exporters' path stays lean.
 
     Raises:
-        TypeError: ``max_size`` is not an int, or ``summary_rollups`` not a bool.
-        ValueError: ``max_size`` is below 1.
+        TypeError: ``max_size`` is not an int, ``max_bytes`` not an int or None, or
+            ``summary_rollups`` not a bool.
+        ValueError: ``max_size`` or ``max_bytes`` is below 1.
     """
 
-    def __init__(self, max_size: int = 10000, *, summary_rollups: bool = False) -> None:
+    def __init__(
+        self,
+        max_size: int = 10000,
+        *,
+        max_bytes: int | None = None,
+        summary_rollups: bool = False,
+    ) -> None:
         if not isinstance(summary_rollups, bool):
             raise TypeError(f"summary_rollups must be a bool, got {type(summary_rollups).__name__}")
         self._summary_rollups = summary_rollups
         self._max_size = _check_max_size(max_size)
+        self._max_bytes = _check_max_bytes(max_bytes)
         self._lock = threading.Lock()
+        # Record with sequence number ``seq`` sits at ``(seq - _origin) % max_size``;
+        # the live ones are ``_first_seq`` to ``_next_seq - 1``. ``_sizes`` holds each
+        # slot's ``estimate_size``.
         self._ring: list[FlagEvaluationEvent] = []
-        # Sequence number of ``_ring[0]`` before the ring first wraps.
+        self._sizes = array("q")
+        self._bytes = 0
         self._origin = 0
+        self._first_seq = 0
         self._next_seq = 0
         self._by_flag: dict[str, deque[int]] = {}
         self._evicted = 0
@@ -124,6 +232,11 @@ class InMemoryAnalyticsCollector:
         # Per-flag summaries kept current, only for flags someone summarised, and only
         # with ``summary_rollups``: empty otherwise, so ``_store`` skips them.
         self._rollups: dict[str, FlagRollup] = {}
+        # The summary of every stored record, kept current once asked for.
+        self._overall: FlagRollup | None = None
+        # Set once every flag was summarised (summaries_of_all): a reader polls them all,
+        # so a flag first seen later gets its rollup from its first record.
+        self._roll_up_new_flags = False
         self._max_rollups = MAX_ROLLUPS
 
     # -- configuration and counters -------------------------------------------------
@@ -132,6 +245,19 @@ class InMemoryAnalyticsCollector:
     def max_size(self) -> int:
         """How many records the collector keeps."""
         return self._max_size
+
+    @property
+    def max_bytes(self) -> int | None:
+        """The byte budget of the stored records (``None``: bounded by count only)."""
+        return self._max_bytes
+
+    @property
+    def stored_bytes(self) -> int:
+        """What the stored records hold, as ``estimate_size`` estimates it.
+
+        Estimated only under a byte budget (``max_bytes`` set); 0 otherwise.
+        """
+        return self._bytes
 
     @property
     def summary_rollups(self) -> bool:
@@ -149,7 +275,7 @@ class InMemoryAnalyticsCollector:
         return self._next_seq
 
     def __len__(self) -> int:
-        return len(self._ring)
+        return self._next_seq - self._first_seq
 
     @property
     def query(self) -> CollectorQuery:
@@ -186,41 +312,81 @@ class InMemoryAnalyticsCollector:
         return len(batch)
 
     def _store(self, batch: Iterable[FlagEvaluationEvent]) -> None:
-        """Append records, overwriting the oldest once full; the caller holds the lock."""
+        """Append records, dropping the oldest past either bound; the caller holds the lock.
+
+        Each record is stored completely or not at all: a bad item (an unhashable
+        flag key, no record) raises before anything changes, and the counters say
+        exactly what was stored.
+        """
         ring = self._ring
+        sizes = self._sizes
         by_flag = self._by_flag
         max_size = self._max_size
-        rollups = self._rollups
-        seq = self._next_seq
-        try:
-            for event in batch:
-                key = event.flag_key
-                # Looked up before anything changes: a key that cannot be hashed (or an
-                # item that is no record) raises here and leaves the store consistent.
+        max_bytes = self._max_bytes
+        origin = self._origin
+        for event in batch:
+            key = event.flag_key
+            # Looked up before anything changes: a key that cannot be hashed (or an
+            # item that is no record) raises here and leaves the store consistent.
+            seqs = by_flag.get(key)
+            # Estimated only under a byte budget: the exporters' path stays lean.
+            size = estimate_size(event) if max_bytes is not None else 0
+            seq = self._next_seq
+            if seq - self._first_seq >= max_size:
+                self._evict_oldest()
                 seqs = by_flag.get(key)
-                if len(ring) < max_size:
-                    ring.append(event)
-                    old = None
-                else:
-                    index = (seq - self._origin) % max_size
-                    old = ring[index]
-                    old_key = old.flag_key
-                    ring[index] = event
-                    old_seqs = by_flag[old_key]
-                    old_seqs.popleft()
-                    if not old_seqs and old_seqs is not seqs:
-                        del by_flag[old_key]
-                    self._evicted += 1
-                if seqs is None:
-                    by_flag[key] = deque((seq,))
-                else:
-                    seqs.append(seq)
-                seq += 1
-                if rollups:
-                    _update_rollups(rollups, old, event)
-        finally:
-            # Count exactly what was stored, even if a bad item stopped the batch.
-            self._next_seq = seq
+            index = (seq - origin) % max_size
+            if index == len(ring):
+                ring.append(event)
+                sizes.append(size)
+            else:
+                ring[index] = event
+                sizes[index] = size
+            if seqs is None:
+                by_flag[key] = deque((seq,))
+                if self._roll_up_new_flags and len(self._rollups) < self._max_rollups:
+                    self._rollups[key] = FlagRollup()
+            else:
+                seqs.append(seq)
+            self._next_seq = seq + 1
+            if self._rollups:
+                _rollup_add(self._rollups, event)
+            if self._overall is not None:
+                self._overall_add(event)
+            if max_bytes is not None:
+                self._bytes += size
+                while self._bytes > max_bytes and self._next_seq - self._first_seq > 1:
+                    self._evict_oldest()
+
+    def _evict_oldest(self) -> None:
+        """Drop the oldest stored record and count it; the caller holds the lock."""
+        first = self._first_seq
+        index = (first - self._origin) % self._max_size
+        old = self._ring[index]
+        self._ring[index] = _HOLE
+        self._bytes -= self._sizes[index]
+        old_key = old.flag_key
+        seqs = self._by_flag[old_key]
+        seqs.popleft()
+        if not seqs:
+            del self._by_flag[old_key]
+        self._first_seq = first + 1
+        self._evicted += 1
+        if self._rollups:
+            _rollup_remove(self._rollups, old, bool(seqs))
+        if self._overall is not None:
+            try:
+                self._overall.remove(old)
+            except Exception:
+                _logger.debug("flagscope: dropped the overall rollup", exc_info=True)
+                self._overall = None
+
+    def _overall_add(self, event: FlagEvaluationEvent) -> None:
+        try:
+            self._overall.add(event)  # type: ignore[union-attr]
+        except Exception:
+            _logger.debug("flagscope: dropped the overall rollup", exc_info=True)
+            self._overall = None
 
     # -- rollups: per-flag summaries kept current ----------------------------------
 
@@ -243,15 +409,41 @@ class InMemoryAnalyticsCollector:
             return None
         return snapshot.summary(flag_key if keyed else None, evicted)
 
+    def overall_summary(self) -> FlagSummary | None:
+        """Summarise every stored record from a rollup; ``None`` if none can be kept.
+
+        Equals ``summarize(self.events(), flag_key=None, evicted=self.evicted_count)``.
+        The first call rolls up the stored records; from then on recording keeps the
+        rollup current, so a dashboard asking every second pays for distinct values,
+        not records. ``None`` without ``summary_rollups``, or when the records cannot
+        be rolled up: summarise them instead.
+        """
+        if not self._summary_rollups:
+            return None
+        with self._lock:
+            if self._overall is None:
+                try:
+                    seqs = range(self._first_seq, self._next_seq)
+                    self._overall = FlagRollup.of(self._events_at(seqs))
+                except Exception:
+                    _logger.debug("flagscope: cannot roll up the records", exc_info=True)
+                    return None
+            snapshot = self._overall.snapshot()
+            evicted = self._evicted
+        return snapshot.summary(None, evicted)
+
     def summaries_of_all(self) -> list[FlagSummary]:
         """Return ``summarize_by_flag(self.events(), evicted=...)``, from rollups.
 
         Flags without a rollup get one, each built under its own short hold of the
-        lock; the answer is then read from one snapshot. Flags beyond
+        lock; the answer is then read from one snapshot. From then on, a flag first
+        recorded later gets its rollup from its first record, so a dashboard polling
+        every flag never pays for reading a new flag's records. Flags beyond
         ``MAX_ROLLUPS``, or whose records cannot be rolled up, are summarised from
         their records, taken in the same snapshot.
         """
         with self._lock:
+            self._roll_up_new_flags = self._summary_rollups
             missing = [key for key in self._by_flag if key not in self._rollups]
         for key in missing:
             with self._lock:
@@ -325,7 +517,7 @@ class InMemoryAnalyticsCollector:
         """
         with self._lock:
             if flag_key is None:
-                seqs: Iterable[int] = range(self._next_seq - len(self._ring), self._next_seq)
+                seqs: Iterable[int] = range(self._first_seq, self._next_seq)
             else:
                 seqs = self._by_flag.get(flag_key, ())
             if limit is not None and limit > 0:
@@ -352,8 +544,7 @@ class InMemoryAnalyticsCollector:
             flag_keys = (flag_keys,)
         with self._lock:
             if flag_keys is None:
-                start = self._next_seq - len(self._ring)
-                return self._pairs_at(range(start, self._next_seq))
+                return self._pairs_at(range(self._first_seq, self._next_seq))
             lanes = [self._by_flag[key] for key in set(flag_keys) if key in self._by_flag]
             if len(lanes) == 1:
                 return self._pairs_at(lanes[0])
@@ -362,7 +553,7 @@ class InMemoryAnalyticsCollector:
     def count(self, flag_key: str | None = None) -> int:
         """Return how many records are stored, for one flag or in all."""
         if flag_key is None:
-            return len(self._ring)
+            return len(self)
         with self._lock:
             seqs = self._by_flag.get(flag_key)
             return len(seqs) if seqs is not None else 0
@@ -381,9 +572,12 @@ class InMemoryAnalyticsCollector:
         """Drop every stored record; counters and sequence numbers go on."""
         with self._lock:
             self._ring = []
+            self._sizes = array("q")
+            self._bytes = 0
             self._by_flag = {}
             self._rollups = {}
-            self._origin = self._next_seq
+            self._overall = None
+            self._origin = self._first_seq = self._next_seq
         if self._listeners:
             self._notify()
 
@@ -449,7 +643,8 @@ class InMemoryAnalyticsCollector:
         return iter(self.events())
 
     def __repr__(self) -> str:
+        budget = "" if self._max_bytes is None else f"max_bytes={self._max_bytes}, "
         return (
-            f"InMemoryAnalyticsCollector(max_size={self._max_size}, stored={len(self)}, "
-            f"evicted={self._evicted})"
+            f"InMemoryAnalyticsCollector(max_size={self._max_size}, {budget}"
+            f"stored={len(self)}, evicted={self._evicted})"
         )

@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import Any, Final, Literal, overload
 
 from flagscope import semconv
+from flagscope.limits import DEFAULT_LIMITS, limit_evaluation
 from flagscope.models import (
     EMPTY_MAPPING,
     EvaluationReason,
@@ -365,9 +366,12 @@ def map_attributes(
     value_decoding: ValueDecoding,
     body_value: Any,
     evaluation_duration_ms: float | None,
+    limited: bool = False,
     /,
 ) -> FlagEvaluationEvent | SkipReason:
     """``map_known_ids`` with every argument positional, for the hot paths.
+
+    ``limited`` says the attributes already went through ``limit_evaluation``.
 
     The classifier maps every evaluation through here: a call with ten keywords
     costs measurably more than one with ten positions.
@@ -417,6 +421,35 @@ def map_attributes(
         flag_set_id = _clean(_text(get(semconv.SET_ID)))
         version = _clean(_text(get(semconv.VERSION)))
         error_message = _clean(_first_text(get, semconv.ERROR_MESSAGE_KEYS))
+    size_limit = _VALUE_LENGTH_LIMIT
+    if not limited and (
+        present < size
+        or (body_value is not None and type(body_value) not in _PLAIN_SCALARS)
+        or (type(raw_value) is not str and type(raw_value) not in _PLAIN_SCALARS)
+        or len(flag_key) > size_limit
+        or (raw_value is not None and type(raw_value) is str and len(raw_value) > size_limit)
+        or (variant is not None and len(variant) > size_limit)
+        or (context_id is not None and len(context_id) > size_limit)
+        or (provider_name is not None and len(provider_name) > size_limit)
+        or (raw_reason is not None and len(raw_reason) > size_limit)
+    ):
+        # Something beyond the few short fields of a usual evaluation: apply the
+        # attribute limits (flagscope.limits), and map what they keep instead.
+        kept, kept_body = limit_evaluation(attributes, body_value)
+        if kept is not attributes or kept_body is not body_value:
+            return map_attributes(
+                kept,
+                timestamp_ns,
+                trace_id,
+                span_id,
+                parent_span_id,
+                service_name,
+                language,
+                value_decoding,
+                kept_body,
+                evaluation_duration_ms,
+                True,
+            )
     # Lone surrogates never reach a record (no view could print it): one check of the
     # common fields, inline, since almost every string is ASCII.
     if not (
@@ -499,6 +532,8 @@ def map_attributes(
     )
 
 
+_VALUE_LENGTH_LIMIT: Final = DEFAULT_LIMITS.max_value_length
+_PLAIN_SCALARS: Final = frozenset({bool, int, float, type(None)})
 _REASON_KEY, *_older_reasons = semconv.REASON_KEYS
 _VARIANT_KEY, *_older_variants = semconv.VARIANT_KEYS
 _PROVIDER_KEY, *_older_providers = semconv.PROVIDER_KEYS

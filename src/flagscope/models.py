@@ -198,12 +198,12 @@ def stored_value(value: Any) -> Any:
         return clean_text(value)
     if kind in _SCALARS:
         return value
-    plain = plain_value(value)
-    if type(plain) is dict or type(plain) is list:
-        try:
+    try:
+        plain = plain_value(value)
+        if type(plain) is dict or type(plain) is list:
             return JsonText(json.dumps(plain, ensure_ascii=False, separators=(",", ":")))
-        except (TypeError, ValueError, RecursionError):
-            return value
+    except (TypeError, ValueError, RecursionError):
+        return value
     return plain
 
 

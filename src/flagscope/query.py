@@ -139,6 +139,7 @@ class CollectorQuery:
 
         Raises:
             TimeoutError: Not enough matches in time; the message says what was seen.
+            ValueError: ``count`` is above the collector's ``max_size`` (raised at once).
         """
         return wait_for(self, count=count, timeout=timeout, **filters)
 
@@ -149,6 +150,7 @@ class CollectorQuery:
 
         Raises:
             TimeoutError: Not enough matches in time; the message says what was seen.
+            ValueError: ``count`` is above the collector's ``max_size`` (raised at once).
         """
         return await wait_for_async(self, count=count, timeout=timeout, **filters)
 
@@ -161,8 +163,13 @@ class CollectorQuery:
         ``summary_rollups=True``, the answer comes from the flag's rollup, a summary
         the collector keeps current once asked for
         (``InMemoryAnalyticsCollector.summary_of``): the same figures, without
-        reading the flag's records again.
+        reading the flag's records again. Without any filter, likewise from the
+        rollup of every record (``overall_summary``).
         """
+        if not filters and self._collector.summary_rollups:
+            overall = self._collector.overall_summary()
+            if overall is not None:
+                return overall
         if len(filters) == 1 and self._collector.summary_rollups:
             flag_key = filters.get("flag_key")
             if type(flag_key) is str:

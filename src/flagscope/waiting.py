@@ -30,6 +30,7 @@ __all__ = ["wait_for", "wait_for_async"]
 
 _LISTED: Final = 8
 _WIDTH: Final = 60  # a long value (a JSON object) is cut to this many characters
+_MAX_SLEEP: Final = 3600.0  # the longest single sleep; any finite timeout works
 
 
 def _check_count(count: object) -> int:
@@ -75,6 +76,13 @@ class _Wait:
     ) -> None:
         self.query = query
         self.count = _check_count(count)
+        max_size = query.collector.max_size
+        if self.count > max_size:
+            # It would wait its whole timeout (for ever with None) for what cannot come.
+            raise ValueError(
+                f"count={self.count} can never be reached: the collector keeps at most "
+                f"max_size={max_size} records"
+            )
         self.timeout = _check_timeout(timeout)
         self.filter: EventFilter = build_filter(**filters)
         self.blocking_a_loop = blocking_a_loop
@@ -96,7 +104,9 @@ class _Wait:
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             raise self.error()
-        return None if math.isinf(remaining) else remaining
+        # Sleeps are sliced: Event.wait raises OverflowError past threading.TIMEOUT_MAX,
+        # and a waiter wakes at every record anyway.
+        return None if math.isinf(remaining) else min(remaining, _MAX_SLEEP)
 
     def error(self) -> TimeoutError:
         """Build the ``TimeoutError`` that says what was wanted and what was seen."""
@@ -183,6 +193,7 @@ def wait_for(
 
     Raises:
         TimeoutError: ``timeout`` seconds passed first; the message says what was seen.
+        ValueError: ``count`` is above the collector's ``max_size`` (raised at once).
     """
     wait = _Wait(query, count, timeout, filters, blocking_a_loop=_running_loop() is not None)
     wake = threading.Event()
@@ -215,6 +226,7 @@ async def wait_for_async(
 
     Raises:
         TimeoutError: ``timeout`` seconds passed first; the message says what was seen.
+        ValueError: ``count`` is above the collector's ``max_size`` (raised at once).
     """
     wait = _Wait(query, count, timeout, filters)
     wake = asyncio.Event()

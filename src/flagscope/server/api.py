@@ -1,18 +1,21 @@
 """The JSON query API: ``/api/health``, ``/api/events``, ``/api/flags``, ``/api/buckets``.
 
 Query-string parameters are the query API's filters (``flagscope.filters.FilterArgs``)
-spelt as text; bad ones get a 400 with a message naming the parameter. Handlers are
-synchronous, so Starlette runs them on its thread pool and a large store never
-stalls the receiver.
+spelt as text; bad ones get a 400 with a message naming the parameter. Queries run on
+worker threads, four at a time, so a large store never stalls the receiver and many
+large pages are never built at once; ``/api/health`` reads counters on the loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+import anyio
+import anyio.to_thread
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -75,7 +78,8 @@ def _value(text: str) -> Any:
     # (not JSON) the string too.
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: thousands of nested brackets; as text, it matches nothing.
         return text
 
 
@@ -131,13 +135,44 @@ def _guarded(handler: Callable[[Request], JSONResponse]) -> Callable[[Request], 
     def run(request: Request) -> JSONResponse:
         try:
             return handler(request)
-        except (QueryError, TypeError, ValueError) as error:
-            # The query API raises TypeError/ValueError for filters it cannot use.
-            return _error(400, str(error))
+        except (QueryError, TypeError, ValueError, OverflowError, RecursionError) as error:
+            # The query API raises TypeError/ValueError for filters it cannot use;
+            # OverflowError and RecursionError come from values past what it can hold.
+            return _error(400, str(error) or type(error).__name__)
 
     run.__name__ = handler.__name__
     run.__doc__ = handler.__doc__
     return run
+
+
+# Queries answered at once, each on a worker thread: a page of 10,000 events takes tens
+# of MB while it is built, so many requests at once must not all build theirs together.
+_QUERY_WORKERS: Final = 4
+
+
+class _Workers:
+    """Runs handlers on worker threads, ``_QUERY_WORKERS`` at a time (per event loop)."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._limiter = anyio.CapacityLimiter(_QUERY_WORKERS)
+
+    def _current(self) -> anyio.CapacityLimiter:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._loop = loop
+            self._limiter = anyio.CapacityLimiter(_QUERY_WORKERS)
+        return self._limiter
+
+    def run(
+        self, handler: Callable[[Request], JSONResponse]
+    ) -> Callable[[Request], Awaitable[JSONResponse]]:
+        async def endpoint(request: Request) -> JSONResponse:
+            return await anyio.to_thread.run_sync(handler, request, limiter=self._current())
+
+        endpoint.__name__ = handler.__name__
+        endpoint.__doc__ = handler.__doc__
+        return endpoint
 
 
 def _auto_width(first: datetime | None, last: datetime | None) -> timedelta:
@@ -164,11 +199,20 @@ class JsonApi:
         self._query = CollectorQuery(collector)
         self._receiver = receiver
         self._version = version
-        self.health = _guarded(self._health)
-        self.events = _guarded(self._events)
-        self.flags = _guarded(self._flags)
-        self.flag = _guarded(self._flag)
-        self.buckets = _guarded(self._buckets)
+        self._sync_health = _guarded(self._health)
+        self._workers = _Workers()
+        self.events = self._workers.run(_guarded(self._events))
+        self.flags = self._workers.run(_guarded(self._flags))
+        self.flag = self._workers.run(_guarded(self._flag))
+        self.buckets = self._workers.run(_guarded(self._buckets))
+
+    async def health(self, request: Request) -> JSONResponse:
+        """``GET /api/health``, answered on the event loop itself.
+
+        It reads counters only: no thread hand-off, so it answers even while worker
+        threads decode large bodies (and a health check shows what the loop does).
+        """
+        return self._sync_health(request)
 
     def _health(self, request: Request) -> JSONResponse:
         parse_filters(request.query_params)
@@ -179,6 +223,8 @@ class JsonApi:
                 "version": self._version,
                 "stored": len(collector),
                 "max_size": collector.max_size,
+                "max_bytes": collector.max_bytes,
+                "stored_bytes": collector.stored_bytes,
                 "evicted": collector.evicted_count,
                 "total_recorded": collector.total_recorded,
                 "receiver": self._receiver.stats.to_dict(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
@@ -17,10 +18,20 @@ from flagscope.collector import InMemoryAnalyticsCollector
 from flagscope.exporter import check_value_decoding
 from flagscope.mapping import ValueDecoding
 from flagscope.server.api import JsonApi
-from flagscope.server.body import DEFAULT_MAX_BODY_BYTES, check_max_body_bytes
+from flagscope.server.body import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_MAX_BODY_BYTES,
+    check_max_body_bytes,
+    check_seconds,
+)
+from flagscope.server.hosts import HostGuard, check_allowed_hosts
 from flagscope.server.receiver import OtlpReceiver
+from flagscope.server.responses import ResponseBudget
 
-__all__ = ["STATIC_DIR", "create_app"]
+__all__ = ["DEFAULT_MAX_BYTES", "STATIC_DIR", "create_app"]
+
+# What the server's collector may hold by default, as the collector estimates it.
+DEFAULT_MAX_BYTES: Final = 256 * 1024 * 1024
 
 STATIC_DIR: Final = Path(__file__).resolve().parent / "static"
 
@@ -65,7 +76,10 @@ def create_app(
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_size: int = 10_000,
+    max_bytes: int | None = DEFAULT_MAX_BYTES,
     value_decoding: ValueDecoding = "auto",
+    allowed_hosts: Iterable[str] = (),
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
 ) -> Starlette:
     """Build the ASGI app: ``/v1/traces``, ``/v1/logs``, ``/api/...`` and the dashboard at ``/``.
 
@@ -77,23 +91,42 @@ def create_app(
         max_body_bytes: The largest OTLP request body, on the wire and after
             decompression (default 16 MiB); larger ones get 413.
         max_size: The new collector's size, when ``collector`` is ``None``.
+        max_bytes: The new collector's byte budget (default 256 MiB; ``None``: none).
+            It keeps summaries current too (``summary_rollups``), so the
+            dashboard's polling costs the same at a million records as at ten.
         value_decoding: ``"auto"`` (per producer), ``"json"`` or ``"raw"``, as for the exporters.
+        allowed_hosts: Host names to answer besides the loopback names
+            (``localhost``, ``127.0.0.1``, ``::1``); any other ``Host`` or
+            ``Origin`` gets 403, which stops DNS rebinding.
+        body_timeout: Seconds a request body may take to arrive (408 after).
 
     Raises:
         TypeError: ``collector`` is not an ``InMemoryAnalyticsCollector``, or a limit
             is not an int.
-        ValueError: A limit is below 1, or ``value_decoding`` is unknown.
+        ValueError: A limit is below 1, or ``value_decoding`` or a host name is wrong.
     """
     max_body_bytes = check_max_body_bytes(max_body_bytes)
     value_decoding = check_value_decoding(value_decoding)
+    body_timeout = check_seconds("body_timeout", body_timeout)
+    allowed_hosts = check_allowed_hosts(allowed_hosts)
     if collector is None:
-        collector = InMemoryAnalyticsCollector(max_size)
+        collector = InMemoryAnalyticsCollector(max_size, max_bytes=max_bytes, summary_rollups=True)
     elif not isinstance(collector, InMemoryAnalyticsCollector):
         raise TypeError(
             "collector must be a flagscope.InMemoryAnalyticsCollector (the API queries it), "
             f"got {type(collector).__name__}"
         )
-    receiver = OtlpReceiver(collector, max_body_bytes=max_body_bytes, value_decoding=value_decoding)
+    if collector.summary_rollups:
+        # Roll up what is stored now, so the dashboard's first poll costs no more than
+        # the next ones: from here on, recording keeps every summary current.
+        collector.query.summaries()
+        collector.query.summary()
+    receiver = OtlpReceiver(
+        collector,
+        max_body_bytes=max_body_bytes,
+        value_decoding=value_decoding,
+        body_timeout=body_timeout,
+    )
     api = JsonApi(collector, receiver, __version__)
     app = Starlette(
         routes=[
@@ -108,6 +141,8 @@ def create_app(
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
     )
+    app.add_middleware(ResponseBudget)
+    app.add_middleware(HostGuard, allowed_hosts=allowed_hosts)
     app.add_middleware(_SecurityHeaders)
     app.state.collector = collector
     app.state.receiver = receiver

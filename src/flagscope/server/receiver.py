@@ -8,10 +8,11 @@ skipped) or a ``google.rpc.Status``, in the request's own encoding.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Final
@@ -35,14 +36,28 @@ from flagscope.otlp import (
     read_traces,
     traces_response,
 )
-from flagscope.server.body import BodyError, read_body
+from flagscope.server.body import (
+    DEFAULT_BODY_TIMEOUT,
+    BodyBudget,
+    BodyError,
+    check_encoding,
+    inflate,
+    receive_body,
+)
 
 __all__ = ["OtlpReceiver", "ReceiverStats"]
 
 _logger = logging.getLogger("flagscope")
 
-# Bigger bodies are decoded on a worker thread so the dashboard stays responsive.
-_INLINE_DECODE_BYTES: Final = 256 * 1024
+# Bigger bodies, and every compressed one (a small one may inflate to the limit), are
+# inflated and decoded on a worker thread, so no request waits on another's decoding.
+_INLINE_DECODE_BYTES: Final = 64 * 1024
+# How many bodies are inflated and decoded at once: each may take several times its
+# size in Python objects while it is decoded.
+_DECODE_SLOTS: Final = 2
+_IDENTITY: Final = frozenset({"", "identity"})
+# Evaluations recorded per hold of the collector's lock: readers wait at most that long.
+_RECORD_SLICE: Final = 2000
 # google.rpc.Code INVALID_ARGUMENT and INTERNAL.
 _RPC_INVALID_ARGUMENT: Final = 3
 _RPC_INTERNAL: Final = 13
@@ -62,6 +77,8 @@ class ReceiverStats:
             abandoned by the client mid-body).
         too_large: Requests answered 413.
         unsupported: Requests answered 415 (content type or encoding).
+        timed_out: Requests answered 408: the body did not arrive in time.
+        busy: Requests answered 503: too many bodies were being received at once.
     """
 
     requests: int = 0
@@ -72,6 +89,8 @@ class ReceiverStats:
     bad_requests: int = 0
     too_large: int = 0
     unsupported: int = 0
+    timed_out: int = 0
+    busy: int = 0
 
     def to_dict(self) -> dict[str, int]:
         """Return the counters as plain data."""
@@ -93,16 +112,60 @@ class _Counters:
             return ReceiverStats(**self._values)
 
 
-_FAILURE_COUNTER: Final = {400: "bad_requests", 413: "too_large", 415: "unsupported"}
+_FAILURE_COUNTER: Final = {
+    400: "bad_requests",
+    408: "timed_out",
+    413: "too_large",
+    415: "unsupported",
+    503: "busy",
+}
+# google.rpc.Code UNAVAILABLE and DEADLINE_EXCEEDED.
+_RPC_CODES: Final = {503: 14, 408: 4}
 
 
-def _status_body(status: int, message: str, encoding: Encoding | None) -> Response:
-    code = _RPC_INTERNAL if status >= 500 else _RPC_INVALID_ARGUMENT
+def _status_body(
+    status: int, message: str, encoding: Encoding | None, *, close: bool = False
+) -> Response:
+    code = _RPC_CODES.get(status, _RPC_INTERNAL if status >= 500 else _RPC_INVALID_ARGUMENT)
     if encoding == "protobuf":
         body = Status(code=code, message=message).SerializeToString()
     else:
         body = json.dumps({"code": code, "message": message}).encode()
-    return Response(body, status_code=status, media_type=media_type(encoding or "json"))
+    # A body left unread (too slow, too large, over the budget) ends the connection:
+    # what the client still sends is then never buffered.
+    headers = {"connection": "close"} if close else None
+    return Response(
+        body, status_code=status, media_type=media_type(encoding or "json"), headers=headers
+    )
+
+
+class _RecordRefusedError(Exception):
+    """The collector raised while recording a decoded batch."""
+
+
+class _DecodeSlots:
+    """An ``asyncio.Semaphore`` of ``_DECODE_SLOTS``, made on the loop that uses it."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._semaphore = asyncio.Semaphore(_DECODE_SLOTS)
+
+    def get(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._loop = loop
+            self._semaphore = asyncio.Semaphore(_DECODE_SLOTS)
+        return self._semaphore
+
+
+def _decode(
+    read: Callable[..., OtlpBatch],
+    value_decoding: ValueDecoding,
+    language: str | None,
+    body: bytes,
+    encoding: Encoding,
+) -> OtlpBatch:
+    return read(body, encoding, value_decoding=value_decoding, default_language=language)
 
 
 class OtlpReceiver:
@@ -112,14 +175,28 @@ class OtlpReceiver:
         collector: Where the evaluations go (anything with ``record_many``).
         max_body_bytes: The largest body accepted, on the wire and decompressed.
         value_decoding: ``"auto"``, ``"json"`` or ``"raw"``, as for the exporters.
+        body_timeout: Seconds a whole body may take to arrive (408 after).
+        max_receiving_bytes: The most bytes of bodies held at once across requests
+            (503 past it); four bodies of the largest size by default.
     """
 
     def __init__(
-        self, collector: EventSink, *, max_body_bytes: int, value_decoding: ValueDecoding = "auto"
+        self,
+        collector: EventSink,
+        *,
+        max_body_bytes: int,
+        value_decoding: ValueDecoding = "auto",
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
+        max_receiving_bytes: int | None = None,
     ) -> None:
         self._collector = collector
         self._max_body_bytes = max_body_bytes
         self._value_decoding: ValueDecoding = value_decoding
+        self._body_timeout = body_timeout
+        self._budget = BodyBudget(
+            max_receiving_bytes if max_receiving_bytes is not None else 4 * max_body_bytes
+        )
+        self._decode_slots = _DecodeSlots()
         self._counters = _Counters()
 
     @property
@@ -143,6 +220,13 @@ class OtlpReceiver:
         received_counter: str,
     ) -> Response:
         self._counters.add(requests=1)
+        # The exporter's User-Agent stands in for a resource without telemetry.sdk.language.
+        decode = partial(
+            _decode,
+            read,
+            self._value_decoding,
+            language_from_user_agent(request.headers.get("user-agent")),
+        )
         encoding = encoding_for(request.headers.get("content-type"))
         if encoding is None:
             return self._fail(
@@ -151,38 +235,24 @@ class OtlpReceiver:
                 f"{request.headers.get('content-type')!r}",
                 None,
             )
+        content_encoding = request.headers.get("content-encoding")
         try:
-            body = await read_body(
+            check_encoding(content_encoding)
+            batch = await self._receive_and_decode(
                 request.stream(),
-                content_length=request.headers.get("content-length"),
-                content_encoding=request.headers.get("content-encoding"),
-                limit=self._max_body_bytes,
-            )
-            decode = partial(
-                read,
-                body,
+                request.headers.get("content-length"),
+                content_encoding,
                 encoding,
-                value_decoding=self._value_decoding,
-                default_language=language_from_user_agent(request.headers.get("user-agent")),
+                decode,
             )
-            if len(body) > _INLINE_DECODE_BYTES:
-                batch = await run_in_threadpool(decode)
-            else:
-                batch = decode()
         except ClientDisconnect:
             # The sender went away mid-body: nobody reads this answer, and nothing is stored.
             return self._fail(400, "the client disconnected before the body ended", encoding)
         except BodyError as error:
-            return self._fail(error.status, error.message, encoding)
+            return self._fail(error.status, error.message, encoding, close=error.status != 415)
         except OtlpDecodeError as error:
             return self._fail(400, str(error), encoding)
-        try:
-            if batch.events:
-                self._collector.record_many(batch.events)
-        except Exception:
-            _logger.exception(
-                "flagscope: the collector refused %d evaluation(s)", len(batch.events)
-            )
+        except _RecordRefusedError:
             return _status_body(500, "the collector refused the evaluations", encoding)
         self._counters.add(
             **{received_counter: batch.received},
@@ -191,6 +261,69 @@ class OtlpReceiver:
         )
         return Response(respond(batch, encoding), media_type=media_type(encoding))
 
-    def _fail(self, status: int, message: str, encoding: Encoding | None) -> Response:
+    async def _receive_and_decode(
+        self,
+        stream: AsyncIterator[bytes],
+        content_length: str | None,
+        content_encoding: str | None,
+        encoding: Encoding,
+        decode: Callable[[bytes, Encoding], OtlpBatch],
+    ) -> OtlpBatch:
+        """Read the body on the loop; inflate, decode and record it on a worker thread if large.
+
+        Raises:
+            BodyError, OtlpDecodeError: The body is refused; nothing is recorded.
+            _RecordRefusedError: The collector raised (logged).
+        """
+        body = await receive_body(
+            stream,
+            content_length=content_length,
+            limit=self._max_body_bytes,
+            timeout=self._body_timeout,
+            budget=self._budget,
+        )
+        size = len(body)
+        try:
+            identity = (content_encoding or "").strip().lower() in _IDENTITY
+            if identity and size <= _INLINE_DECODE_BYTES:
+                batch = decode(body, encoding)
+                self._record(batch)
+                return batch
+            async with self._decode_slots.get():
+                return await run_in_threadpool(
+                    self._inflate_decode_and_record, body, content_encoding, encoding, decode
+                )
+        finally:
+            del body
+            self._budget.give(size)
+
+    def _inflate_decode_and_record(
+        self,
+        body: bytes,
+        content_encoding: str | None,
+        encoding: Encoding,
+        decode: Callable[[bytes, Encoding], OtlpBatch],
+    ) -> OtlpBatch:
+        batch = decode(inflate(body, content_encoding, self._max_body_bytes), encoding)
+        self._record(batch)
+        return batch
+
+    def _record(self, batch: OtlpBatch) -> None:
+        """Record the batch's evaluations, a slice per hold of the collector's lock.
+
+        Raises:
+            _RecordRefusedError: The collector raised (logged).
+        """
+        events = batch.events
+        try:
+            for start in range(0, len(events), _RECORD_SLICE):
+                self._collector.record_many(list(events[start : start + _RECORD_SLICE]))
+        except Exception:
+            _logger.exception("flagscope: the collector refused %d evaluation(s)", len(events))
+            raise _RecordRefusedError from None
+
+    def _fail(
+        self, status: int, message: str, encoding: Encoding | None, *, close: bool = False
+    ) -> Response:
         self._counters.add(**{_FAILURE_COUNTER[status]: 1})
-        return _status_body(status, message, encoding)
+        return _status_body(status, message, encoding, close=close)

@@ -20,8 +20,9 @@ from starlette.applications import Starlette
 from flagscope.collector import InMemoryAnalyticsCollector
 from flagscope.exporter import BaseFlagExporter, FlagEvaluationSpanExporter
 from flagscope.log_exporter import FlagEvaluationLogExporter
-from flagscope.server.app import create_app
-from flagscope.server.body import DEFAULT_MAX_BODY_BYTES
+from flagscope.server.app import DEFAULT_MAX_BYTES, create_app
+from flagscope.server.body import DEFAULT_MAX_BODY_BYTES, check_seconds
+from flagscope.server.connections import DEFAULT_HEADER_TIMEOUT, guarded_protocol
 
 __all__ = [
     "BackgroundServer",
@@ -36,6 +37,10 @@ _logger = logging.getLogger("flagscope")
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 4318  # OTLP/HTTP's registered port: exporters send here by default.
 _START_TIMEOUT: Final = 10.0
+# uvicorn's own limits: an idle keep-alive connection closes after this many seconds,
+# and a stop waits at most this long for requests in flight before cancelling them.
+KEEP_ALIVE_TIMEOUT: Final = 5
+GRACEFUL_SHUTDOWN_TIMEOUT: Final = 3
 
 
 class PortInUseError(OSError):
@@ -87,10 +92,51 @@ def bind(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> socket.socket:
     return sock
 
 
-def make_server(app: Starlette, *, log_level: str = "warning") -> uvicorn.Server:
-    """Return a uvicorn server for ``app`` (quiet: no access log, no lifespan)."""
+def make_server(
+    app: Starlette,
+    *,
+    log_level: str = "warning",
+    max_connections: int | None = None,
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+) -> uvicorn.Server:
+    """Return a uvicorn server for ``app`` (quiet: no access log, no lifespan), hardened.
+
+    uvicorn's own settings bound what it can: idle keep-alive connections close after
+    ``KEEP_ALIVE_TIMEOUT`` seconds, more than ``max_connections`` busy connections get
+    503 (``limit_concurrency``), and a stop waits at most
+    ``GRACEFUL_SHUTDOWN_TIMEOUT`` seconds. Its h11 protocol is extended with a
+    header timeout, a write timeout and idle shedding
+    (``flagscope.server.connections``).
+
+    Args:
+        app: The ASGI app.
+        log_level: uvicorn's log level.
+        max_connections: The connection cap; by default below the file-descriptor
+            limit, at most 1000.
+        header_timeout: Seconds a connection has to send each request's headers.
+
+    Raises:
+        TypeError: A limit of the wrong type.
+        ValueError: A limit out of range.
+    """
+    header_timeout = check_seconds("header_timeout", header_timeout)
+    if max_connections is not None:
+        if isinstance(max_connections, bool) or not isinstance(max_connections, int):
+            raise TypeError(f"max_connections must be an int, got {type(max_connections).__name__}")
+        if max_connections < 1:
+            raise ValueError(f"max_connections must be at least 1, got {max_connections}")
+    protocol = guarded_protocol(max_connections=max_connections, header_timeout=header_timeout)
     config = uvicorn.Config(
-        app, log_level=log_level, access_log=False, lifespan="off", server_header=False
+        app,
+        log_level=log_level,
+        access_log=False,
+        lifespan="off",
+        server_header=False,
+        proxy_headers=False,
+        http=protocol,
+        timeout_keep_alive=KEEP_ALIVE_TIMEOUT,
+        limit_concurrency=protocol.max_connections + 1,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_TIMEOUT,
     )
     return uvicorn.Server(config)
 
@@ -197,6 +243,7 @@ def serve_in_background(
     max_size: int = 10_000,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     logger_provider: LoggerProvider | None = None,
+    max_bytes: int | None = DEFAULT_MAX_BYTES,
 ) -> BackgroundServer:
     """Serve the dashboard, JSON API and OTLP receiver from a background thread.
 
@@ -216,6 +263,7 @@ def serve_in_background(
         max_size: The new collector's size.
         max_body_bytes: The largest OTLP request body accepted.
         logger_provider: An SDK ``LoggerProvider`` to attach the log exporter to.
+        max_bytes: The new collector's byte budget (``None``: none).
 
     Returns:
         The running server: ``.url``, ``.collector``, ``.stop()``.
@@ -235,7 +283,14 @@ def serve_in_background(
             "logger_provider must be an opentelemetry.sdk._logs.LoggerProvider, "
             f"got {type(logger_provider).__name__}"
         )
-    app = create_app(collector, max_body_bytes=max_body_bytes, max_size=max_size)
+    # Requests naming the address it listens on are answered, besides loopback names.
+    app = create_app(
+        collector,
+        max_body_bytes=max_body_bytes,
+        max_size=max_size,
+        max_bytes=max_bytes,
+        allowed_hosts=(host,) if isinstance(host, str) and host else (),
+    )
     sock = bind(host, port)
     server = BackgroundServer(app, sock).start()
     if tracer_provider is not None:
