@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench flag-coverage clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ $(STAMP): $(BIN)/python pyproject.toml
 # A server, an OpenFeature app exporting OTLP to it, the report; ends by itself.
 demo: $(STAMP)
 	$(BIN)/flagscope demo
+
+# The example shop's tests with flag coverage against its flagd definitions file.
+flag-coverage: $(STAMP)
+	$(BIN)/pytest examples -p no:cacheprovider --flagscope-coverage --flagscope-flags examples/app/flags.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests examples benchmarks
