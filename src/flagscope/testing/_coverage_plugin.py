@@ -147,7 +147,8 @@ class FlagCoveragePlugin:
     def _watch_global(self) -> None:
         provider = trace.get_tracer_provider()
         if provider is self._global:
-            self._attach()
+            if any(attachment.exporter.is_shut_down for attachment in self._attachments):
+                self._attach()
             return
         try:
             # Installs an SDK provider when none is set yet, as the fixture does.
