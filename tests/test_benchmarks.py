@@ -109,3 +109,22 @@ def test_bench_server_stores_every_event_sent() -> None:
     assert stored == sent > 0
     assert line.endswith("PASS")
     assert "non-200: 0" in out
+
+
+def test_bench_coverage_prints_both_times_and_the_ratio() -> None:
+    out = _run_quick("bench_coverage.py", "--repeats", "1")
+
+    for label in ("a", "b"):
+        assert re.search(
+            rf"^\({label}\) 50 tests, process: without coverage {NUMBER} s, with "
+            rf"--flagscope-coverage {NUMBER} s, ratio {NUMBER}$",
+            out,
+            re.M,
+        )
+    assert re.search(
+        rf"^\(a\) 50 tests, pytest session: without coverage {NUMBER} s, with "
+        rf"--flagscope-coverage {NUMBER} s, ratio {NUMBER} {VERDICT}$",
+        out,
+        re.M,
+    )
+    assert re.search(r"^\(b\) 50 tests, pytest session: .* \(no target\)$", out, re.M)
