@@ -8,9 +8,11 @@ and without ``--flagscope-coverage``, in alternating rounds. Two applications:
   (b) nothing sets a provider: coverage installs one, so every span becomes a
       recording span, which the run without coverage never pays (no target).
 
-Each figure is the best of ``--repeats`` runs: the whole process (start-up, imports,
-collection, the run) timed from outside, and pytest's own session time ("in N s",
-collection and run), on which the target is checked. Run:
+Each mode runs ``--repeats`` times, the two modes back to back in each round. Printed:
+the best time of each mode, for the whole process (start-up, imports, collection, the
+run, timed from outside) and for pytest's own session time ("in N s": collection and
+run); and the median over rounds of the with/without ratio, the steadier figure on a
+shared machine, on which the target is checked (session time, app (a)). Run:
 ``.venv/bin/python benchmarks/bench_coverage.py``.
 """
 
@@ -23,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import Settings, parse_settings, report
+from _common import Settings, median, parse_settings, report
 
 APP = """
 from openfeature import api
@@ -99,33 +101,35 @@ def run_pytest(directory: Path, tests: int, *options: str) -> tuple[float, float
 
 
 def compare(settings: Settings, label: str, tests: int, *, app_sets_provider: bool) -> None:
+    """Run both modes in paired rounds; print best times and the median paired ratio."""
+    modes: dict[str, tuple[str, ...]] = {"without": (), "with": ("--flagscope-coverage",)}
+    times: dict[str, list[tuple[float, float]]] = {mode: [] for mode in modes}
     with tempfile.TemporaryDirectory() as name:
         directory = Path(name)
         write_suite(directory, tests, app_sets_provider=app_sets_provider)
-        modes = {"without": (), "with": ("--flagscope-coverage",)}
-        best = {mode: (float("inf"), float("inf")) for mode in modes}
         if not settings.quick:
             run_pytest(directory, tests)  # warm the file system and the bytecode caches
         for round_index in range(settings.repeats):
             # Alternate which mode runs first: neither always gets the quieter moment.
             order = list(modes) if round_index % 2 == 0 else list(reversed(modes))
             for mode in order:
-                process, session = run_pytest(directory, tests, *modes[mode])
-                best[mode] = (min(best[mode][0], process), min(best[mode][1], session))
-    (off_process, off_session), (on_process, on_session) = best["without"], best["with"]
-    print(
-        f"({label}) {tests} tests, process: without coverage {off_process:.2f} s, "
-        f"with --flagscope-coverage {on_process:.2f} s, ratio {on_process / off_process:.3f}"
-    )
-    session_figure = (
-        f"without coverage {off_session:.2f} s, with --flagscope-coverage {on_session:.2f} s, "
-        f"ratio {on_session / off_session:.3f}"
-    )
-    if app_sets_provider:
-        ratio = on_session / off_session
-        report(f"({label}) {tests} tests, pytest session", session_figure, "< 1.10", ratio < 1.10)
-    else:
-        print(f"({label}) {tests} tests, pytest session: {session_figure} (no target)")
+                times[mode].append(run_pytest(directory, tests, *modes[mode]))
+    for index, what in enumerate(("whole process", "pytest session")):
+        off = [run[index] for run in times["without"]]
+        on = [run[index] for run in times["with"]]
+        # The two runs of a round share the machine's load of the moment: their ratio
+        # is steadier on a shared machine than a ratio of two separate bests.
+        ratio = median([b / a for a, b in zip(off, on, strict=True)])
+        print(
+            f"({label}) {tests} tests, {what}, best of {settings.repeats}: without coverage "
+            f"{min(off):.2f} s, with --flagscope-coverage {min(on):.2f} s"
+        )
+        figure = f"{ratio:.3f}"
+        line = f"({label}) {tests} tests, {what}, with / without (median of paired rounds)"
+        if app_sets_provider and what == "pytest session":
+            report(line, figure, "< 1.10", ratio < 1.10)
+        else:
+            print(f"{line}: {figure} (no target)")
 
 
 def main() -> None:
