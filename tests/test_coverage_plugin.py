@@ -445,8 +445,13 @@ def test_a_noop_global_provider_is_reported_not_fatal(pytester: pytest.Pytester)
             "ERROR: --flagscope-require-variants needs the declared flags: pass "
             "--flagscope-flags=PATH or set the flagscope_flags ini option",
         ),
+        (
+            None,
+            ["--flagscope-coverage-json=."],
+            "ERROR: --flagscope-coverage-json: {path} is a directory, not a file name",
+        ),
     ],
-    ids=["missing", "malformed", "not-json-under-xdist", "requirement-without-flags"],
+    ids=["missing", "malformed", "not-json-under-xdist", "requirement-without-flags", "json-dir"],
 )
 def test_declared_flags_problems_are_usage_errors_without_a_traceback(
     pytester: pytest.Pytester, contents: str | None, args: list[str], message: str

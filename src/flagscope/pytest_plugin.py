@@ -11,11 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import pytest
 
-from flagscope.testing import PROCESSOR_KINDS, FlagEvaluationCapture, capture_flag_evaluations
+from flagscope.testing import (
+    PROCESSOR_KINDS,
+    FlagEvaluationCapture,
+    SpanProcessorKind,
+    capture_flag_evaluations,
+)
 
 if TYPE_CHECKING:
     from flagscope.testing._coverage_plugin import FlagCoveragePlugin
@@ -97,10 +102,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the marker and check the ini option.
+    """Register the marker, check the ini option, and turn flag coverage on if asked.
 
     Raises:
-        pytest.UsageError: ``flagscope_processor`` is neither simple nor batch.
+        pytest.UsageError: ``flagscope_processor`` is neither simple nor batch; or
+            flag coverage was asked for with declared flags that are missing or
+            malformed, or with a requirement but no declared flags.
     """
     config.addinivalue_line(
         "markers",
@@ -113,7 +120,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(
             f"{_PROCESSOR_INI} must be one of {', '.join(PROCESSOR_KINDS)}, got {processor!r}"
         )
-    _configure_coverage(config, processor)
+    _configure_coverage(config, cast(SpanProcessorKind, processor))
 
 
 def _switch(config: pytest.Config, name: str) -> bool:
@@ -121,7 +128,7 @@ def _switch(config: pytest.Config, name: str) -> bool:
     return bool(config.getini(name)) if value is None else bool(value)
 
 
-def _configure_coverage(config: pytest.Config, processor: Any) -> None:
+def _configure_coverage(config: pytest.Config, processor: SpanProcessorKind) -> None:
     """Register the flag coverage plugin when coverage is asked for; import nothing else."""
     if config.getoption("flagscope_coverage") is False:  # --no-flagscope-coverage
         return

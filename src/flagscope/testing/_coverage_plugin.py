@@ -81,6 +81,7 @@ class FlagCoveragePlugin:
         self._problem: str | None = None
         self._report: CoverageReport | None = None
         self._json_written = False
+        self._json_error: str | None = None
 
     @classmethod
     def from_config(
@@ -116,6 +117,10 @@ class FlagCoveragePlugin:
                     declared = load_declared_flags(flags_path)
                 except FlagDefinitionsError as error:
                     raise pytest.UsageError(f"flagscope declared flags: {error}") from None
+            if json_path is not None and json_path.is_dir():
+                raise pytest.UsageError(
+                    f"--flagscope-coverage-json: {json_path} is a directory, not a file name"
+                )
         return cls(
             processor=processor,
             declared=declared,
@@ -228,10 +233,14 @@ class FlagCoveragePlugin:
             return
         report = self._report or self.report()
         text = json.dumps(report.to_dict(), indent=2, sort_keys=True, ensure_ascii=False)
-        self._json_path.parent.mkdir(parents=True, exist_ok=True)
-        # A lone surrogate in a key becomes a JSON \\udcxx escape, still valid JSON.
-        self._json_path.write_text(text + "\n", encoding="utf-8", errors="backslashreplace")
-        self._json_written = True
+        try:
+            self._json_path.parent.mkdir(parents=True, exist_ok=True)
+            # A lone surrogate in a key becomes a JSON \udcxx escape, still valid JSON.
+            self._json_path.write_text(text + "\n", encoding="utf-8", errors="backslashreplace")
+        except OSError as error:
+            self._json_error = f"flag coverage JSON not written: {error}"
+        else:
+            self._json_written = True
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         """The coverage section: per flag, evaluations, tests, and tests per variant."""
@@ -245,6 +254,8 @@ class FlagCoveragePlugin:
             terminalreporter.write_line(line)
         if self._json_written and self._json_path is not None:
             terminalreporter.write_line(f"flag coverage JSON written to {self._json_path}")
+        if self._json_error is not None:
+            terminalreporter.write_line(self._json_error, red=True, bold=True)
         for failure in self._failures(report):
             terminalreporter.write_line(f"FAILED {failure}", red=True, bold=True)
 
