@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench interop clean
+.PHONY: demo test lint typecheck unit bench interop flag-coverage clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ $(STAMP): $(BIN)/python pyproject.toml
 # A server, an OpenFeature app exporting OTLP to it, the report; ends by itself.
 demo: $(STAMP)
 	$(BIN)/flagscope demo
+
+# The example shop's tests with flag coverage against its flagd definitions file.
+flag-coverage: $(STAMP)
+	$(BIN)/pytest examples -p no:cacheprovider --flagscope-coverage --flagscope-flags examples/app/flags.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests examples benchmarks interop
@@ -47,6 +51,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_exporter.py
 	$(BIN)/python benchmarks/bench_query.py
 	$(BIN)/python benchmarks/bench_server.py
+	$(BIN)/python benchmarks/bench_coverage.py
 
 # Real JavaScript producers (OpenFeature's and LaunchDarkly's OpenTelemetry hooks, the
 # OpenTelemetry JS OTLP exporters), installed with npm at the versions interop/package-lock.json

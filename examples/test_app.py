@@ -1,15 +1,19 @@
 """Tests for the example shop, written as its developers would: with ``flag_evaluations``.
 
 Installing flagscope is enough for the fixture to exist. Run with ``make test`` or
-``.venv/bin/pytest examples``.
+``.venv/bin/pytest examples``; ``make flag-coverage`` runs them with flag coverage
+against the shop's ``app/flags.json``, which shows the variant no test exercises
+(no test checks out as a VIP).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from app.shop import checkout, configure_flags, default_flags
+from app.shop import FLAGS_FILE, checkout, configure_flags
 
 from flagscope.testing import FlagEvaluationCapture
 
@@ -50,7 +54,7 @@ def test_beta_testers_get_the_discount(flag_evaluations: FlagEvaluationCapture) 
             "flag_key": "discount-percent",
             "value": 10,
             "variant": "ten",
-            "reason": "static",
+            "reason": "targeting_match",
             "targeting_key": "beta-tester",
             "error_type": None,
         },
@@ -76,10 +80,14 @@ def test_checkout_evaluates_only_its_own_flags(flag_evaluations: FlagEvaluationC
     flag_evaluations.assert_evaluated("shipping-options", times=2)
 
 
-def test_a_missing_flag_means_no_discount(flag_evaluations: FlagEvaluationCapture) -> None:
-    flags = default_flags()
-    del flags["discount-percent"]
-    configure_flags(flags)
+def test_a_missing_flag_means_no_discount(
+    flag_evaluations: FlagEvaluationCapture, tmp_path: Path
+) -> None:
+    definitions = json.loads(FLAGS_FILE.read_text())
+    del definitions["flags"]["discount-percent"]
+    flags_file = tmp_path / "flags.json"
+    flags_file.write_text(json.dumps(definitions))
+    configure_flags(flags_file)
 
     receipt = checkout("beta-tester", [1000])
 

@@ -126,3 +126,19 @@ def test_bench_server_stores_every_event_sent_in_both_encodings() -> None:
         out,
         re.M,
     )
+
+
+def test_bench_coverage_prints_both_times_and_the_ratio() -> None:
+    out = _run_quick("bench_coverage.py", "--repeats", "1")
+
+    for label in ("a", "b"):
+        for what in ("whole process", "pytest session"):
+            assert re.search(
+                rf"^\({label}\) 50 tests, {what}, best of 1: without coverage {NUMBER} s, "
+                rf"with --flagscope-coverage {NUMBER} s$",
+                out,
+                re.M,
+            )
+    ratio = r", with / without \(median of paired rounds\): "
+    assert re.search(rf"^\(a\) 50 tests, pytest session{ratio}{NUMBER} {VERDICT}$", out, re.M)
+    assert len(re.findall(rf"^\([ab]\) 50 tests, .*{ratio}{NUMBER} \(no target\)$", out, re.M)) == 3

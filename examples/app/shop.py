@@ -1,5 +1,8 @@
 """Checkout for a small shop, steered by feature flags evaluated through OpenFeature.
 
+The flags are defined in ``flags.json``, in flagd's flag definition format, and
+served by the flagd provider in its offline file mode (no flagd daemon: the
+provider reads and evaluates the file in process, targeting rules included).
 The OpenTelemetry ``TracingHook`` adds a ``feature_flag.evaluation`` event to the
 current span for every evaluation, so ``checkout`` evaluates its flags inside a
 span. The application knows nothing of flagscope: its tests do.
@@ -8,13 +11,14 @@ span. The application knows nothing of flagscope: its tests do.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from openfeature import api
 from openfeature.contrib.hook.opentelemetry import TracingHook
+from openfeature.contrib.provider.flagd import FlagdProvider
+from openfeature.contrib.provider.flagd.config import ResolverType
 from openfeature.evaluation_context import EvaluationContext
-from openfeature.flag_evaluation import FlagResolutionDetails, Reason
-from openfeature.provider.in_memory_provider import InMemoryFlag, InMemoryProvider
 from opentelemetry import trace
 
 # Obtained at import, before any TracerProvider is set: a proxy tracer that follows
@@ -26,33 +30,16 @@ DOMAIN = "shop"
 client = api.get_client(DOMAIN)
 client.add_hooks([TracingHook()])
 
-BETA_USERS = frozenset({"beta-tester"})
+FLAGS_FILE = Path(__file__).with_name("flags.json")
 FALLBACK_SHIPPING = {"methods": ["post"], "free_over_cents": 10_000}
 
 
-def _beta_only(flag: InMemoryFlag[Any], context: EvaluationContext) -> FlagResolutionDetails[Any]:
-    variant = "on" if context.targeting_key in BETA_USERS else "off"
-    return FlagResolutionDetails(
-        value=flag.variants[variant], variant=variant, reason=Reason.TARGETING_MATCH
+def configure_flags(flags_file: Path = FLAGS_FILE) -> None:
+    """Serve the shop's flags from a flagd definitions file (tests may pass their own)."""
+    provider = FlagdProvider(
+        resolver_type=ResolverType.FILE, offline_flag_source_path=str(flags_file)
     )
-
-
-def default_flags() -> dict[str, InMemoryFlag[Any]]:
-    """The flags the shop ships with."""
-    return {
-        "new-checkout": InMemoryFlag(
-            "off", {"on": True, "off": False}, context_evaluator=_beta_only
-        ),
-        "discount-percent": InMemoryFlag("ten", {"none": 0, "ten": 10}),
-        "shipping-options": InMemoryFlag(
-            "standard", {"standard": {"methods": ["post"], "free_over_cents": 5000}}
-        ),
-    }
-
-
-def configure_flags(flags: dict[str, InMemoryFlag[Any]] | None = None) -> None:
-    """Install the shop's flag provider (tests pass their own flags)."""
-    api.set_provider(InMemoryProvider(default_flags() if flags is None else flags), DOMAIN)
+    api.set_provider_and_wait(provider, DOMAIN)
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,29 @@
-"""pytest plugin: the ``flag_evaluations`` fixture and the ``flagscope`` marker.
+"""pytest plugin: the ``flag_evaluations`` fixture, the ``flagscope`` marker, flag coverage.
 
 Registered through the ``pytest11`` entry point, so installing flagscope is
 enough; ``-p no:flagscope`` turns it off. Nothing touches OpenTelemetry until a
-test asks for the fixture.
+test asks for the fixture, or ``--flagscope-coverage`` (off by default) asks for
+the whole suite's flag coverage: only then is the coverage plugin imported and
+registered.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Final
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import pytest
 
-from flagscope.testing import PROCESSOR_KINDS, FlagEvaluationCapture, capture_flag_evaluations
+from flagscope.testing import (
+    PROCESSOR_KINDS,
+    FlagEvaluationCapture,
+    SpanProcessorKind,
+    capture_flag_evaluations,
+)
+
+if TYPE_CHECKING:
+    from flagscope.testing._coverage_plugin import FlagCoveragePlugin
 
 __all__ = ["flag_evaluations", "flagscope_tracer_provider"]
 
@@ -20,22 +31,83 @@ _MARKER: Final = "flagscope"
 _MARKER_OPTIONS: Final = ("expected_flags", "strict", "processor")
 _PROCESSOR_INI: Final = "flagscope_processor"
 _CALL_FAILED = pytest.StashKey[bool]()
+_COVERAGE: pytest.StashKey[FlagCoveragePlugin] = pytest.StashKey()
+# Flag coverage settings that are both a command-line option and an ini option.
+_COVERAGE_SWITCHES: Final = (
+    "flagscope_coverage",
+    "flagscope_require_variants",
+    "flagscope_require_flags",
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """Declare the ``flagscope_processor`` ini option."""
+    """Declare the ini options and the flag coverage command-line options."""
     parser.addini(
         _PROCESSOR_INI,
-        help="span processor flag_evaluations captures through: simple (default) or batch",
+        help="span processor flag_evaluations (and flag coverage) read through: simple "
+        "(default) or batch",
         default="simple",
+    )
+    group = parser.getgroup("flagscope", "flag coverage (flagscope)")
+    group.addoption(
+        "--flagscope-coverage",
+        action="store_true",
+        default=None,
+        dest="flagscope_coverage",
+        help="record every flag evaluation of the run per test and report flag coverage",
+    )
+    group.addoption(
+        "--no-flagscope-coverage",
+        action="store_false",
+        dest="flagscope_coverage",
+        help="turn flag coverage off, whatever the ini options say",
+    )
+    group.addoption(
+        "--flagscope-coverage-json",
+        metavar="PATH",
+        default=None,
+        help="write the flag coverage as JSON to PATH (turns flag coverage on)",
+    )
+    group.addoption(
+        "--flagscope-flags",
+        metavar="PATH",
+        default=None,
+        help="the declared flags: a flagd flag definition file or a JSON list of flag keys",
+    )
+    group.addoption(
+        "--flagscope-require-variants",
+        action="store_true",
+        default=None,
+        help="fail the run when a declared, enabled flag has a variant no test exercised "
+        "(turns flag coverage on)",
+    )
+    group.addoption(
+        "--flagscope-require-flags",
+        action="store_true",
+        default=None,
+        help="fail the run when a declared, enabled flag was never evaluated (turns flag "
+        "coverage on)",
+    )
+    for name, text in (
+        ("flagscope_coverage", "record and report flag coverage (--flagscope-coverage)"),
+        ("flagscope_require_variants", "as --flagscope-require-variants"),
+        ("flagscope_require_flags", "as --flagscope-require-flags"),
+    ):
+        parser.addini(name, type="bool", default=False, help=text)
+    parser.addini(
+        "flagscope_flags",
+        help="as --flagscope-flags; a relative path is relative to the ini file",
+        default="",
     )
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the marker and check the ini option.
+    """Register the marker, check the ini option, and turn flag coverage on if asked.
 
     Raises:
-        pytest.UsageError: ``flagscope_processor`` is neither simple nor batch.
+        pytest.UsageError: ``flagscope_processor`` is neither simple nor batch; or
+            flag coverage was asked for with declared flags that are missing or
+            malformed, or with a requirement but no declared flags.
     """
     config.addinivalue_line(
         "markers",
@@ -48,6 +120,44 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(
             f"{_PROCESSOR_INI} must be one of {', '.join(PROCESSOR_KINDS)}, got {processor!r}"
         )
+    _configure_coverage(config, cast(SpanProcessorKind, processor))
+
+
+def _switch(config: pytest.Config, name: str) -> bool:
+    value = config.getoption(name)
+    return bool(config.getini(name)) if value is None else bool(value)
+
+
+def _configure_coverage(config: pytest.Config, processor: SpanProcessorKind) -> None:
+    """Register the flag coverage plugin when coverage is asked for; import nothing else."""
+    if config.getoption("flagscope_coverage") is False:  # --no-flagscope-coverage
+        return
+    enabled = {name: _switch(config, name) for name in _COVERAGE_SWITCHES}
+    json_option = config.getoption("flagscope_coverage_json")
+    if not any(enabled.values()) and not json_option:
+        return
+    from flagscope.testing._coverage_plugin import FlagCoveragePlugin
+
+    invocation_dir = config.invocation_params.dir
+    flags_option = config.getoption("flagscope_flags")
+    flags_path: Path | None
+    if flags_option:
+        flags_path = invocation_dir / flags_option
+    elif config.getini("flagscope_flags"):
+        base = config.inipath.parent if config.inipath is not None else config.rootpath
+        flags_path = base / str(config.getini("flagscope_flags"))
+    else:
+        flags_path = None
+    plugin = FlagCoveragePlugin.from_config(
+        config,
+        processor=processor,
+        flags_path=flags_path,
+        json_path=invocation_dir / json_option if json_option else None,
+        require_variants=enabled["flagscope_require_variants"],
+        require_flags=enabled["flagscope_require_flags"],
+    )
+    config.stash[_COVERAGE] = plugin
+    config.pluginmanager.register(plugin, "flagscope-coverage")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -101,6 +211,10 @@ def flag_evaluations(
     __tracebackhide__ = True
     capture = capture_flag_evaluations(flagscope_tracer_provider, **_marker_options(request))
     capture.start()
+    coverage = request.config.stash.get(_COVERAGE, None)
+    if coverage is not None and capture.tracer_provider is not None:
+        # A provider of the test's own (flagscope_tracer_provider) counts for coverage too.
+        coverage.watch(capture.tracer_provider)
     try:
         yield capture
     finally:

@@ -6,7 +6,10 @@ plugin's ``flag_evaluations`` fixture is a thin wrapper around it.
 The package: ``capture`` holds the capture object; ``_attachment`` how it reaches
 the spans (one processor per provider, shared by every capture); ``_assertions``
 what its ``assert_*`` methods check; ``_table`` their failure messages;
-``_snapshot`` records as plain dicts.
+``_snapshot`` records as plain dicts. Flag coverage of a whole suite
+(``pytest --flagscope-coverage``): ``_declarations`` reads the declared flags,
+``_coverage`` counts evaluations per test and builds the report, and
+``_coverage_plugin`` is the pytest plugin the main plugin registers when asked.
 """
 
 from flagscope.testing._assertions import UNSET

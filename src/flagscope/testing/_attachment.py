@@ -24,8 +24,7 @@ from opentelemetry.sdk.trace.export import (
     SpanExportResult,
 )
 
-from flagscope.collector import InMemoryAnalyticsCollector
-from flagscope.exporter import FlagEvaluationSpanExporter
+from flagscope.exporter import EventSink, FlagEvaluationSpanExporter
 from flagscope.mapping import ValueDecoding
 from flagscope.models import FlagEvaluationEvent
 
@@ -48,11 +47,15 @@ FLUSH_TIMEOUT_MILLIS: Final = 30_000
 
 
 class Dispatcher:
-    """Forwards recorded evaluations to the captures active right now."""
+    """Forwards recorded evaluations to the sinks active right now.
+
+    The sinks are the active captures' collectors, and the suite's flag coverage
+    recorder when ``--flagscope-coverage`` is on.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._sinks: tuple[InMemoryAnalyticsCollector, ...] = ()
+        self._sinks: tuple[EventSink, ...] = ()
 
     def record_many(self, events: Iterable[FlagEvaluationEvent]) -> int:
         batch = events if isinstance(events, list) else list(events)
@@ -65,11 +68,11 @@ class Dispatcher:
     def has_sinks(self) -> bool:
         return bool(self._sinks)
 
-    def add(self, sink: InMemoryAnalyticsCollector) -> None:
+    def add(self, sink: EventSink) -> None:
         with self._lock:
             self._sinks = (*self._sinks, sink)
 
-    def remove(self, sink: InMemoryAnalyticsCollector) -> None:
+    def remove(self, sink: EventSink) -> None:
         with self._lock:
             self._sinks = tuple(item for item in self._sinks if item is not sink)
 
