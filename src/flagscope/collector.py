@@ -15,7 +15,13 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 from flagscope.aggregates import FlagSummary, summarize
-from flagscope.models import EMPTY_MAPPING, EvaluationReason, FlagEvaluationEvent, build_event
+from flagscope.models import (
+    EMPTY_MAPPING,
+    EvaluationReason,
+    FlagEvaluationEvent,
+    build_event,
+    raw_value,
+)
 from flagscope.rollup import FlagRollup, RollupSnapshot
 
 if TYPE_CHECKING:
@@ -86,7 +92,9 @@ def estimate_size(event: FlagEvaluationEvent) -> int:
     (flag keys, variants, providers) are in the fixed share.
     """
     size = _RECORD_BYTES
-    value = event.value
+    # The stored form: a container value is kept as its JSON text (reading
+    # ``event.value`` would decode a copy), and the text is what it holds.
+    value = raw_value(event)
     if value is not None and value is not True and value is not False:
         size += _value_size(value, 0)
     text = event.targeting_key
