@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from google.protobuf.message import DecodeError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ldclient import Context
@@ -14,8 +15,14 @@ from ldclient.integrations.test_data import TestData
 from ldotel.tracing import HookOptions
 from openfeature.evaluation_context import EvaluationContext
 from opentelemetry._logs import LogRecord
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from flagscope import EvaluationReason, InMemoryAnalyticsCollector, classify, semconv
@@ -31,6 +38,8 @@ from flagscope.otlp import (
     map_logs,
     map_traces,
     media_type,
+    parse_in_slices,
+    read_traces,
     traces_response,
 )
 from otlp_payloads import (
@@ -581,3 +590,65 @@ def test_rejections_are_reported_as_otlp_partial_success() -> None:
     assert "missing_flag_key" in traces.partial_success.error_message
     assert as_json["partialSuccess"]["rejectedSpans"] == "1"
     assert logs.partial_success.rejected_log_records == 1
+
+
+# -- large bodies are parsed in slices, to the same message ---------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.builds(
+            lambda key, n: readable_span(events=[flag_event(key, {"n": n})] * (n % 4)),
+            st.text(min_size=1, max_size=12),
+            st.integers(0, 50),
+        ),
+        max_size=12,
+    ),
+    st.integers(1, 400),
+)
+def test_a_request_parsed_in_slices_equals_one_parse(spans: list[Any], slice_bytes: int) -> None:
+    body = traces_protobuf(spans)
+    whole = ExportTraceServiceRequest.FromString(body)
+    sliced = ExportTraceServiceRequest()
+    parse_in_slices(sliced, body, slice_bytes)
+    assert sliced == whole
+
+
+def test_log_requests_parsed_in_slices_equal_one_parse() -> None:
+    records = emit_logs(
+        [
+            LogRecord(event_name=semconv.EVENT_NAME, attributes={semconv.KEY: f"flag-{n}"})
+            for n in range(50)
+        ]
+    )
+    body = logs_protobuf(records)
+    sliced = ExportLogsServiceRequest()
+    parse_in_slices(sliced, body, 64)
+    assert sliced == ExportLogsServiceRequest.FromString(body)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200), st.integers(1, 64))
+def test_bytes_parsed_in_slices_fail_where_one_parse_fails(body: bytes, slice_bytes: int) -> None:
+    try:
+        whole: ExportTraceServiceRequest | None = ExportTraceServiceRequest.FromString(body)
+    except DecodeError:
+        whole = None
+    sliced = ExportTraceServiceRequest()
+    try:
+        parse_in_slices(sliced, body, slice_bytes)
+    except DecodeError:
+        assert whole is None
+    else:
+        assert whole is not None
+        assert sliced == whole
+
+
+def test_a_large_body_goes_through_the_sliced_parse_and_decodes_the_same() -> None:
+    spans = [readable_span(events=[flag_event(f"flag-{n % 50}")]) for n in range(9000)]
+    body = traces_protobuf(spans)
+    assert len(body) > 1 << 20  # above what is parsed in one call
+    batch = read_traces(body, "protobuf")
+    assert len(batch.events) == 9000
+    assert [e.flag_key for e in batch.events[:3]] == ["flag-0", "flag-1", "flag-2"]
