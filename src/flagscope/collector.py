@@ -326,6 +326,56 @@ class InMemoryAnalyticsCollector:
         flag key, no record) raises before anything changes, and the counters say
         exactly what was stored.
         """
+        if (
+            self._max_bytes is not None
+            or self._rollups
+            or self._overall is not None
+            or self._roll_up_new_flags
+        ):
+            self._store_kept_current(batch)
+            return
+        # The exporters' path: bounded by count only, nothing kept current beside the
+        # per-flag index. Once full, the oldest record's slot is the new record's.
+        ring = self._ring
+        by_flag = self._by_flag
+        max_size = self._max_size
+        origin = self._origin
+        seq = self._next_seq
+        first = self._first_seq
+        evicted = 0
+        try:
+            for event in batch:
+                key = event.flag_key
+                # Looked up before anything changes: a key that cannot be hashed (or an
+                # item that is no record) raises here and leaves the store consistent.
+                seqs = by_flag.get(key)
+                index = (seq - origin) % max_size
+                if seq - first >= max_size:
+                    old_key = ring[index].flag_key
+                    old_seqs = by_flag[old_key]
+                    old_seqs.popleft()
+                    if not old_seqs and old_seqs is not seqs:
+                        del by_flag[old_key]
+                    first += 1
+                    evicted += 1
+                    ring[index] = event
+                elif index == len(ring):
+                    ring.append(event)
+                else:
+                    ring[index] = event
+                if seqs is None:
+                    by_flag[key] = deque((seq,))
+                else:
+                    seqs.append(seq)
+                seq += 1
+        finally:
+            # Count exactly what was stored, even if a bad item stopped the batch.
+            self._next_seq = seq
+            self._first_seq = first
+            self._evicted += evicted
+
+    def _store_kept_current(self, batch: Iterable[FlagEvaluationEvent]) -> None:
+        """``_store`` under a byte budget or with rollups to keep current."""
         ring = self._ring
         sizes = self._sizes
         by_flag = self._by_flag
@@ -337,7 +387,7 @@ class InMemoryAnalyticsCollector:
             # Looked up before anything changes: a key that cannot be hashed (or an
             # item that is no record) raises here and leaves the store consistent.
             seqs = by_flag.get(key)
-            # Estimated only under a byte budget: the exporters' path stays lean.
+            # Estimated only under a byte budget, and only then are sizes kept.
             size = estimate_size(event) if max_bytes is not None else 0
             seq = self._next_seq
             if seq - self._first_seq >= max_size:
@@ -346,10 +396,12 @@ class InMemoryAnalyticsCollector:
             index = (seq - origin) % max_size
             if index == len(ring):
                 ring.append(event)
-                sizes.append(size)
+                if max_bytes is not None:
+                    sizes.append(size)
             else:
                 ring[index] = event
-                sizes[index] = size
+                if max_bytes is not None:
+                    sizes[index] = size
             if seqs is None:
                 by_flag[key] = deque((seq,))
                 if self._roll_up_new_flags and len(self._rollups) < self._max_rollups:
@@ -372,7 +424,8 @@ class InMemoryAnalyticsCollector:
         index = (first - self._origin) % self._max_size
         old = self._ring[index]
         self._ring[index] = _HOLE
-        self._bytes -= self._sizes[index]
+        if self._max_bytes is not None:
+            self._bytes -= self._sizes[index]
         old_key = old.flag_key
         seqs = self._by_flag[old_key]
         seqs.popleft()
