@@ -27,7 +27,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests examples benchmarks interop
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict src
+	$(BIN)/mypy --strict src tests
 
 # The dashboard's browser test drives Debian's Chromium through Playwright (browser
 # downloads are not possible here): install the package when it is missing.

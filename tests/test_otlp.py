@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,10 +26,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from flagscope import EvaluationReason, InMemoryAnalyticsCollector, classify, semconv
+from flagscope import EvaluationReason, InMemoryAnalyticsCollector, mapping, semconv
 from flagscope.log_exporter import FlagEvaluationLogExporter
 from flagscope.mapping import timestamp_from_ns
 from flagscope.otlp import (
+    OtlpBatch,
     OtlpDecodeError,
     any_value,
     decode_logs,
@@ -211,14 +213,14 @@ def test_flag_events_without_a_key_are_rejected_and_explained(encoding: str) -> 
 def test_an_item_the_mapper_fails_on_is_rejected_and_the_rest_of_the_request_kept(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real = classify.map_attributes
+    real = mapping.map_attributes
 
     def fragile(attributes: Any, *args: Any) -> Any:
         if attributes.get(semconv.KEY) == "boom":
             raise RuntimeError("mapper bug")
         return real(attributes, *args)
 
-    monkeypatch.setattr(classify, "map_attributes", fragile)
+    monkeypatch.setattr("flagscope.classify.map_attributes", fragile)
     spans = [readable_span(events=[flag_event(key)]) for key in ("a", "boom", "b")]
     records = emit_logs(
         [
@@ -388,13 +390,17 @@ def test_truncated_protobuf_raises_a_decode_error() -> None:
 
 @settings(max_examples=150, deadline=None)
 @given(body=st.binary(max_size=300), encoding=st.sampled_from(ENCODINGS))
-def test_arbitrary_bytes_either_decode_or_raise_a_decode_error(body: bytes, encoding: str) -> None:
-    for decode, mapper in ((decode_traces, map_traces), (decode_logs, map_logs)):
+def test_arbitrary_bytes_either_decode_or_raise_a_decode_error(body: bytes, encoding: Any) -> None:
+    pairs: list[tuple[Callable[[bytes, Any], Any], Callable[[Any], OtlpBatch]]] = [
+        (decode_traces, map_traces),
+        (decode_logs, map_logs),
+    ]
+    for decode, mapper in pairs:
         try:
-            request = decode(body, encoding)  # type: ignore[operator]
+            request = decode(body, encoding)
         except OtlpDecodeError:
             continue
-        batch = mapper(request)  # type: ignore[operator]
+        batch = mapper(request)
         assert batch.rejected <= batch.received
 
 
@@ -464,7 +470,7 @@ def test_an_empty_any_value_is_none() -> None:
 def test_log_based_events_are_mapped_by_their_event_name(encoding: str) -> None:
     records = emit_logs(
         [
-            LogRecord(
+            LogRecord(  # type: ignore[call-overload]
                 timestamp=1_700_000_000_000_000_000,
                 trace_id=TRACE_ID,
                 span_id=SPAN_ID,
@@ -511,7 +517,7 @@ def test_event_name_attribute_and_body_value_of_semconv_1_29_are_read(encoding: 
 def test_log_records_map_exactly_as_the_log_exporter_maps_them(encoding: str) -> None:
     records = emit_logs(
         [
-            LogRecord(
+            LogRecord(  # type: ignore[call-overload]
                 timestamp=1_700_000_000_000_000_000,
                 trace_id=TRACE_ID,
                 span_id=SPAN_ID,

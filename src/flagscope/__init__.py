@@ -1,5 +1,7 @@
 """flagscope: see every feature-flag evaluation your application makes, through OpenTelemetry."""
 
+from importlib import metadata as _metadata
+
 from flagscope.aggregates import FlagSummary, InventoryReport, TimeBucket
 from flagscope.collector import AnalyticsCollector, InMemoryAnalyticsCollector
 from flagscope.exporter import EventSink, FlagEvaluationSpanExporter
@@ -33,4 +35,5 @@ __all__ = [
     "map_evaluation",
 ]
 
-__version__ = "0.1.0"
+# One source for the version: the package metadata, written from pyproject.toml.
+__version__ = _metadata.version("flagscope")
