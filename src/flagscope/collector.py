@@ -246,6 +246,9 @@ class InMemoryAnalyticsCollector:
         # so a flag first seen later gets its rollup from its first record.
         self._roll_up_new_flags = False
         self._max_rollups = MAX_ROLLUPS
+        # Rollups exist only with summary_rollups, sizes only with max_bytes: both are
+        # fixed here, so one flag tells _store which path every record takes.
+        self._kept_current = self._max_bytes is not None or summary_rollups
 
     # -- configuration and counters -------------------------------------------------
 
@@ -326,12 +329,7 @@ class InMemoryAnalyticsCollector:
         flag key, no record) raises before anything changes, and the counters say
         exactly what was stored.
         """
-        if (
-            self._max_bytes is not None
-            or self._rollups
-            or self._overall is not None
-            or self._roll_up_new_flags
-        ):
+        if self._kept_current:
             self._store_kept_current(batch)
             return
         # The exporters' path: bounded by count only, nothing kept current beside the
