@@ -298,35 +298,35 @@ def build_event(
 ) -> FlagEvaluationEvent:
     """Make the same record as ``FlagEvaluationEvent(...)``, about twice as fast.
 
-    For the mapper's hot path: it takes the same fields (keyword only) and
-    freezes the mappings alike, but skips the dataclass ``__init__``.
+    It takes the same fields (keyword only) and stores the value, normalises the
+    reason and freezes the mappings alike, but skips the dataclass ``__init__``.
     """
-    event: FlagEvaluationEvent = object.__new__(FlagEvaluationEvent)
-    _set_timestamp(event, timestamp)
-    _set_flag_key(event, flag_key)
-    _set_value(event, value if type(value) in _SCALARS else stored_value(value))
     if type(reason) is not EvaluationReason and isinstance(reason, str):
         reason = normalize_reason(reason)
-    _set_reason(event, reason)
-    _set_variant(event, variant)
-    _set_targeting_key(event, targeting_key)
     if type(context_attributes) is not MappingProxyType:
         context_attributes = _freeze(context_attributes)
-    _set_context_attributes(event, context_attributes)
-    _set_evaluation_duration_ms(event, evaluation_duration_ms)
-    _set_provider_name(event, provider_name)
-    _set_flag_set_id(event, flag_set_id)
-    _set_version(event, version)
-    _set_error_type(event, error_type)
-    _set_error_message(event, error_message)
-    _set_trace_id(event, trace_id)
-    _set_span_id(event, span_id)
-    _set_parent_span_id(event, parent_span_id)
-    _set_service_name(event, service_name)
     if type(attributes) is not MappingProxyType:
         attributes = _freeze(attributes)
-    _set_attributes(event, attributes)
-    return event
+    return new_event(
+        timestamp,
+        flag_key,
+        value if type(value) in _SCALARS else stored_value(value),
+        reason,
+        variant,
+        targeting_key,
+        provider_name,
+        flag_set_id,
+        version,
+        error_type,
+        error_message,
+        trace_id,
+        span_id,
+        parent_span_id,
+        service_name,
+        evaluation_duration_ms,
+        attributes,
+        context_attributes,
+    )
 
 
 def new_event(
@@ -347,12 +347,13 @@ def new_event(
     service_name: str | None,
     evaluation_duration_ms: float | None,
     attributes: Mapping[str, Any],
+    context_attributes: Mapping[str, Any] = EMPTY_MAPPING,
     /,
 ) -> FlagEvaluationEvent:
     """``build_event`` for the mapper: every field positional and already in stored form.
 
     The value must come from ``stored_value`` (or be a plain scalar), the reason
-    be normalised and ``attributes`` read-only. Positional, because a call with
+    be normalised and both mappings read-only. Positional, because a call with
     many keywords costs the hot path several microseconds more.
     """
     event: FlagEvaluationEvent = object.__new__(FlagEvaluationEvent)
@@ -362,7 +363,7 @@ def new_event(
     _set_reason(event, reason)
     _set_variant(event, variant)
     _set_targeting_key(event, targeting_key)
-    _set_context_attributes(event, EMPTY_MAPPING)
+    _set_context_attributes(event, context_attributes)
     _set_evaluation_duration_ms(event, evaluation_duration_ms)
     _set_provider_name(event, provider_name)
     _set_flag_set_id(event, flag_set_id)
