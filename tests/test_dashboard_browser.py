@@ -1,7 +1,8 @@
-"""The dashboard in headless Chromium (Debian's package, driven by Playwright).
+"""The dashboard in headless Chromium, driven by Playwright.
 
-The browser must work here: ``make test`` installs Debian's ``chromium`` when it is
-missing. If it cannot be launched these tests fail; they never skip.
+The browser is found by ``tests/browser.py`` (``FLAGSCOPE_CHROMIUM``, then the PATH,
+then Playwright's own browsers); ``make test`` installs Debian's ``chromium`` only when
+none is found. If it cannot be launched these tests fail; they never skip.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from browser import find_chromium
 from flagscope import semconv
 from flagscope.server import BackgroundServer, serve_in_background
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = find_chromium()
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
