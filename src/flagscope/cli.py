@@ -368,10 +368,11 @@ def fetch_flag_metrics(
 ) -> list[dict[str, Any]]:
     """Return the flag evaluation counts a server received as metrics (``/api/metrics``).
 
-    A server older than ``/api/metrics`` (404) has none: the answer is empty.
+    A server without ``/api/metrics`` (404: older), or answering something else
+    there, has none: the answer is empty.
 
     Raises:
-        ReportError: As ``fetch_json``, or the answer is not flagscope's counts.
+        ReportError: As ``fetch_json``.
     """
     params = [("flag_key", key) for key in flag_keys]
     try:
@@ -391,9 +392,7 @@ def fetch_flag_metrics(
         and all(isinstance(flag.get(name), dict) for name in ("by_variant", "by_reason"))
         for flag in flags
     ):
-        raise ReportError(
-            f"{url}/api/metrics did not answer flag counts: is it a flagscope server?"
-        )
+        return []
     return flags
 
 
@@ -645,10 +644,10 @@ def serve(
     click.echo(
         f"  JSON API    {url}/api/flags, /api/events, /api/metrics, /api/buckets, /api/health"
     )
+    click.echo(f"point your OTLP exporter here: OTEL_EXPORTER_OTLP_ENDPOINT={url}")
     click.echo(
-        f"point your OTLP exporter here: OTEL_EXPORTER_OTLP_ENDPOINT={url} "
-        "with OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"
-        + (f", or {grpc_url} with grpc" if grpc_enabled else "")
+        "  with OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"
+        + (f"; or grpc (the SDKs' default) to {grpc_url}" if grpc_enabled else "")
     )
     if not _is_loopback(host):
         click.echo(
@@ -681,9 +680,8 @@ def serve(
     default=DEFAULT_URL,
     show_default=True,
     envvar="FLAGSCOPE_URL",
-    show_envvar=True,
     callback=_server_url,
-    help="The flagscope server to ask.",
+    help="The flagscope server to ask (also FLAGSCOPE_URL).",
 )
 @click.option("--flag", "flags", multiple=True, help="Only this flag (repeatable).")
 @click.option(
