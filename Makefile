@@ -6,22 +6,36 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint typecheck unit browser bench interop flag-coverage clean
 
+# No pip inside the venv at first: copying one in (ensurepip) takes seconds the demo does
+# not need. The interpreter's own pip installs into it (pip --python, pip 22.3 or later);
+# without one, the venv gets its own.
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv --without-pip $(VENV)
 
-# The demo needs only flagscope[demo] (the server and an OpenFeature app): a lean first run.
+QUIET_PIP := --quiet --disable-pip-version-check
+VENV_PIP := $(BIN)/python -m pip
+HOST_PIP := $(PYTHON) -m pip --python $(BIN)/python
+
+# The demo needs only flagscope[demo] (the server and an OpenFeature app): a lean first run,
+# without byte-compiling what it never imports.
 DEMO_STAMP := $(VENV)/.demo-installed
-PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
 $(DEMO_STAMP): $(BIN)/python pyproject.toml
-	$(PIP) -e '.[demo]'
+	@if $(HOST_PIP) --version >/dev/null 2>&1; then \
+		echo "$(HOST_PIP) install -e '.[demo]'"; \
+		$(HOST_PIP) install $(QUIET_PIP) --no-compile -e '.[demo]'; \
+	else \
+		$(BIN)/python -m ensurepip --default-pip >/dev/null && \
+		$(VENV_PIP) install $(QUIET_PIP) --no-compile -e '.[demo]'; \
+	fi
 	touch $(DEMO_STAMP)
 
 # Everything `make test` needs: the extras plus the dev dependency group (PEP 735), which
-# needs pip 25.1 or later.
+# needs pip 25.1 or later in the venv.
 $(STAMP): $(BIN)/python pyproject.toml
-	$(PIP) --upgrade 'pip>=25.1'
-	$(PIP) -e '.[server,demo]' --group dev
+	@$(VENV_PIP) --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip --default-pip >/dev/null
+	$(VENV_PIP) install $(QUIET_PIP) --upgrade 'pip>=25.1'
+	$(VENV_PIP) install $(QUIET_PIP) -e '.[server,demo]' --group dev
 	touch $(STAMP) $(DEMO_STAMP)
 
 # A server, an OpenFeature app exporting OTLP to it, the report; ends by itself.
