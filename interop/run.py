@@ -204,7 +204,7 @@ class Server:
                 self._log_file.write(line)
                 self._log_file.flush()
                 if not found and " listening on " in line:
-                    found.append(line.split(" listening on ", 1)[1].strip())
+                    found.append(line.split(" listening on ", 1)[1].split()[0])
             # Keep draining, so the server never blocks on a full pipe.
 
         reader = threading.Thread(target=read, daemon=True)
