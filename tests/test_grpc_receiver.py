@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import socket
 import subprocess
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,7 +27,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from flagscope import semconv
-from flagscope.server import serve_in_background
+from flagscope.server import create_app, serve_in_background
+from flagscope.server.grpc_receiver import GrpcReceiver
 from serve_process import FLAGSCOPE, ServeProcess, serving
 
 _GRPC = re.compile(r"and http://127\.0\.0\.1:(\d+) \(OTLP/gRPC\)")
@@ -225,3 +227,34 @@ def test_serve_in_background_can_listen_for_grpc_too() -> None:
         assert [event.flag_key for event in server.collector.events()] == ["bg-grpc"]
         response = httpx.get(f"{server.url}/api/health")
         assert response.json()["receiver"]["spans_received"] == 1
+
+
+def test_serve_in_background_on_a_busy_grpc_port_raises_and_leaves_nothing_running() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(OSError, match="OTLP/gRPC"):
+            serve_in_background(port=0, grpc_port=taken.getsockname()[1])
+    assert not [t for t in threading.enumerate() if t.name == "flagscope-server"]
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({"max_body_bytes": 0}, ValueError),
+        ({"max_body_bytes": "1"}, TypeError),
+        ({"max_body_bytes": 10, "max_workers": 0}, ValueError),
+        ({"max_body_bytes": 10, "max_pending": 1.5}, TypeError),
+    ],
+)
+def test_grpc_receiver_rejects_bad_configuration(
+    options: dict[str, Any], error: type[Exception]
+) -> None:
+    app = create_app()
+    with pytest.raises(error):
+        GrpcReceiver(app.state.receiver, **options)
+
+
+def test_grpc_receiver_needs_an_otlp_receiver() -> None:
+    with pytest.raises(TypeError, match="OtlpReceiver"):
+        GrpcReceiver(object(), max_body_bytes=10)  # type: ignore[arg-type]
