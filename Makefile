@@ -51,7 +51,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests examples benchmarks interop
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict src
+	$(BIN)/mypy --strict src tests
 
 # The dashboard's browser test drives Chromium through Playwright. tests/browser.py finds
 # one (FLAGSCOPE_CHROMIUM, the PATH, Playwright's own browsers); only when there is none

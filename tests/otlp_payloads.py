@@ -86,7 +86,7 @@ def logs_json(records: Sequence[ReadableLogRecord]) -> bytes:
 
 def emit_logs(records: Sequence[LogRecord], service_name: str = "checkout") -> list[Any]:
     """Emit log records through a real SDK ``LoggerProvider`` and return what it exported."""
-    exporter = InMemoryLogRecordExporter()
+    exporter = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
     provider = LoggerProvider(resource=Resource.create({"service.name": service_name}))
     provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
     logger = provider.get_logger("flagscope-tests")

@@ -199,4 +199,4 @@ def launchdarkly_client(td: TestData, hook: Hook) -> Iterator[LDClient]:
         assert client.is_initialized()
         yield client
     finally:
-        client.close()
+        client.close()  # type: ignore[no-untyped-call]

@@ -116,7 +116,12 @@ def test_write_functions_match_the_string_functions(
     query: CollectorQuery, tmp_path: Path, kind: str, target: str
 ) -> None:
     events = query.events()
-    write = {"json": write_json, "jsonl": write_jsonl, "csv": write_csv}[kind]
+    writers: dict[str, Callable[..., int | None]] = {
+        "json": write_json,
+        "jsonl": write_jsonl,
+        "csv": write_csv,
+    }
+    write = writers[kind]
     expected = {"json": to_json, "jsonl": to_jsonl, "csv": to_csv}[kind](events)
     if kind == "json":
         expected += "\n"

@@ -193,7 +193,10 @@ def test_events_with_other_names_are_ignored_not_skipped(event: Event) -> None:
         (_ExplodingEventsSpan("GET /cart"), SkipReason.MAPPING_ERROR),
         (_ExplodingContextSpan("x", events=[flag_event()]), SkipReason.MAPPING_ERROR),
         (readable_span(events=[None]), SkipReason.MAPPING_ERROR),
-        (readable_span(events=[Event(semconv.EVENT_NAME, [1, 2])]), SkipReason.INVALID_ATTRIBUTES),
+        (
+            readable_span(events=[Event(semconv.EVENT_NAME, [1, 2])]),  # type: ignore[arg-type]
+            SkipReason.INVALID_ATTRIBUTES,
+        ),
         (readable_span(events=[Event(semconv.EVENT_NAME, None)]), SkipReason.MISSING_FLAG_KEY),
         (readable_span(events=[flag_event(None)]), SkipReason.MISSING_FLAG_KEY),
         (readable_span(events=[flag_event(42)]), SkipReason.INVALID_FLAG_KEY),
@@ -424,7 +427,7 @@ def test_stats_count_every_span_mapping_and_skip_exactly() -> None:
         readable_span(events=[flag_event(None), flag_event(3), flag_event(None)]),
         readable_span(),
     ]
-    second = [readable_span(events=[flag_event("c"), flag_event("")]), object()]
+    second: list[Any] = [readable_span(events=[flag_event("c"), flag_event("")]), object()]
 
     exporter.export(first)
     exporter.export(second)

@@ -61,7 +61,7 @@ def test_every_public_name_resolves_and_unknown_names_raise_attribute_error() ->
         assert getattr(flagscope, name) is not None
     assert set(flagscope.__all__) <= set(dir(flagscope))
     with pytest.raises(AttributeError, match="no_such_name"):
-        _ = flagscope.no_such_name  # type: ignore[attr-defined]
+        _ = flagscope.no_such_name
 
 
 def test_bench_plugin_import_prints_the_import_time_with_its_target_and_verdict() -> None:

@@ -73,7 +73,7 @@ def _producers(batch: bool = False, **exporter_options: Any) -> Producers:
         else SimpleLogRecordProcessor(log_exporter)
     )
     logger_provider.add_log_record_processor(processor)
-    mirror = InMemoryLogRecordExporter()
+    mirror = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
     logger_provider.add_log_record_processor(SimpleLogRecordProcessor(mirror))
     return Producers(collector, tracer_provider, logger_provider, log_exporter, mirror)
 

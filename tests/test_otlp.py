@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from google.protobuf.message import DecodeError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ldclient import Context
@@ -14,14 +16,21 @@ from ldclient.integrations.test_data import TestData
 from ldotel.tracing import HookOptions
 from openfeature.evaluation_context import EvaluationContext
 from opentelemetry._logs import LogRecord
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from flagscope import EvaluationReason, InMemoryAnalyticsCollector, classify, semconv
+from flagscope import EvaluationReason, InMemoryAnalyticsCollector, mapping, semconv
 from flagscope.log_exporter import FlagEvaluationLogExporter
 from flagscope.mapping import timestamp_from_ns
 from flagscope.otlp import (
+    OtlpBatch,
     OtlpDecodeError,
     any_value,
     decode_logs,
@@ -31,6 +40,8 @@ from flagscope.otlp import (
     map_logs,
     map_traces,
     media_type,
+    parse_in_slices,
+    read_traces,
     traces_response,
 )
 from otlp_payloads import (
@@ -202,14 +213,14 @@ def test_flag_events_without_a_key_are_rejected_and_explained(encoding: str) -> 
 def test_an_item_the_mapper_fails_on_is_rejected_and_the_rest_of_the_request_kept(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real = classify.map_attributes
+    real = mapping.map_attributes
 
     def fragile(attributes: Any, *args: Any) -> Any:
         if attributes.get(semconv.KEY) == "boom":
             raise RuntimeError("mapper bug")
         return real(attributes, *args)
 
-    monkeypatch.setattr(classify, "map_attributes", fragile)
+    monkeypatch.setattr("flagscope.classify.map_attributes", fragile)
     spans = [readable_span(events=[flag_event(key)]) for key in ("a", "boom", "b")]
     records = emit_logs(
         [
@@ -379,13 +390,17 @@ def test_truncated_protobuf_raises_a_decode_error() -> None:
 
 @settings(max_examples=150, deadline=None)
 @given(body=st.binary(max_size=300), encoding=st.sampled_from(ENCODINGS))
-def test_arbitrary_bytes_either_decode_or_raise_a_decode_error(body: bytes, encoding: str) -> None:
-    for decode, mapper in ((decode_traces, map_traces), (decode_logs, map_logs)):
+def test_arbitrary_bytes_either_decode_or_raise_a_decode_error(body: bytes, encoding: Any) -> None:
+    pairs: list[tuple[Callable[[bytes, Any], Any], Callable[[Any], OtlpBatch]]] = [
+        (decode_traces, map_traces),
+        (decode_logs, map_logs),
+    ]
+    for decode, mapper in pairs:
         try:
-            request = decode(body, encoding)  # type: ignore[operator]
+            request = decode(body, encoding)
         except OtlpDecodeError:
             continue
-        batch = mapper(request)  # type: ignore[operator]
+        batch = mapper(request)
         assert batch.rejected <= batch.received
 
 
@@ -455,7 +470,7 @@ def test_an_empty_any_value_is_none() -> None:
 def test_log_based_events_are_mapped_by_their_event_name(encoding: str) -> None:
     records = emit_logs(
         [
-            LogRecord(
+            LogRecord(  # type: ignore[call-overload]
                 timestamp=1_700_000_000_000_000_000,
                 trace_id=TRACE_ID,
                 span_id=SPAN_ID,
@@ -502,7 +517,7 @@ def test_event_name_attribute_and_body_value_of_semconv_1_29_are_read(encoding: 
 def test_log_records_map_exactly_as_the_log_exporter_maps_them(encoding: str) -> None:
     records = emit_logs(
         [
-            LogRecord(
+            LogRecord(  # type: ignore[call-overload]
                 timestamp=1_700_000_000_000_000_000,
                 trace_id=TRACE_ID,
                 span_id=SPAN_ID,
@@ -581,3 +596,65 @@ def test_rejections_are_reported_as_otlp_partial_success() -> None:
     assert "missing_flag_key" in traces.partial_success.error_message
     assert as_json["partialSuccess"]["rejectedSpans"] == "1"
     assert logs.partial_success.rejected_log_records == 1
+
+
+# -- large bodies are parsed in slices, to the same message ---------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.builds(
+            lambda key, n: readable_span(events=[flag_event(key, {"n": n})] * (n % 4)),
+            st.text(min_size=1, max_size=12),
+            st.integers(0, 50),
+        ),
+        max_size=12,
+    ),
+    st.integers(1, 400),
+)
+def test_a_request_parsed_in_slices_equals_one_parse(spans: list[Any], slice_bytes: int) -> None:
+    body = traces_protobuf(spans)
+    whole = ExportTraceServiceRequest.FromString(body)
+    sliced = ExportTraceServiceRequest()
+    parse_in_slices(sliced, body, slice_bytes)
+    assert sliced == whole
+
+
+def test_log_requests_parsed_in_slices_equal_one_parse() -> None:
+    records = emit_logs(
+        [
+            LogRecord(event_name=semconv.EVENT_NAME, attributes={semconv.KEY: f"flag-{n}"})
+            for n in range(50)
+        ]
+    )
+    body = logs_protobuf(records)
+    sliced = ExportLogsServiceRequest()
+    parse_in_slices(sliced, body, 64)
+    assert sliced == ExportLogsServiceRequest.FromString(body)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200), st.integers(1, 64))
+def test_bytes_parsed_in_slices_fail_where_one_parse_fails(body: bytes, slice_bytes: int) -> None:
+    try:
+        whole: ExportTraceServiceRequest | None = ExportTraceServiceRequest.FromString(body)
+    except DecodeError:
+        whole = None
+    sliced = ExportTraceServiceRequest()
+    try:
+        parse_in_slices(sliced, body, slice_bytes)
+    except DecodeError:
+        assert whole is None
+    else:
+        assert whole is not None
+        assert sliced == whole
+
+
+def test_a_large_body_goes_through_the_sliced_parse_and_decodes_the_same() -> None:
+    spans = [readable_span(events=[flag_event(f"flag-{n % 50}")]) for n in range(9000)]
+    body = traces_protobuf(spans)
+    assert len(body) > 1 << 20  # above what is parsed in one call
+    batch = read_traces(body, "protobuf")
+    assert len(batch.events) == 9000
+    assert [e.flag_key for e in batch.events[:3]] == ["flag-0", "flag-1", "flag-2"]

@@ -25,6 +25,7 @@ from flagscope.otlp_metrics import map_metrics, read_metrics
 from flagscope.server import BackgroundServer, serve_in_background
 
 FIXTURES = Path(__file__).parent / "fixtures" / "otlp-js-metrics"
+CUMULATIVE = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
 
 
 @pytest.fixture
@@ -144,7 +145,9 @@ def test_a_malformed_metrics_body_is_a_400_and_counted(server: BackgroundServer)
         read_metrics(b'{"resourceMetrics": 3}', "json")
 
 
-def _request(value: int, temporality: int, *, key: object = "f") -> ExportMetricsServiceRequest:
+def _request(
+    value: int, temporality: AggregationTemporality.ValueType, *, key: object = "f"
+) -> ExportMetricsServiceRequest:
     request = ExportMetricsServiceRequest()
     metric = request.resource_metrics.add().scope_metrics.add().metrics.add()
     metric.name = "feature_flag.evaluation_success_total"
@@ -174,14 +177,14 @@ def test_a_cumulative_series_takes_its_latest_value_and_a_delta_series_adds_up()
 
 
 def test_a_counter_point_without_a_flag_key_is_counted_but_not_kept() -> None:
-    batch = map_metrics(_request(3, 2, key=None))
+    batch = map_metrics(_request(3, CUMULATIVE, key=None))
     assert (batch.received, batch.series) == (1, ())
 
 
 def test_the_store_keeps_at_most_max_series_and_counts_what_it_drops() -> None:
     store = FlagMetricsStore(max_series=1)
-    store.add(map_metrics(_request(1, 2, key="a")).series)
-    store.add(map_metrics(_request(1, 2, key="b")).series)
+    store.add(map_metrics(_request(1, CUMULATIVE, key="a")).series)
+    store.add(map_metrics(_request(1, CUMULATIVE, key="b")).series)
     assert [flag.flag_key for flag in store.flags()] == ["a"]
     assert store.dropped_points == 1
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -90,7 +91,12 @@ def test_trace_and_span_id_filters_accept_hex_text_or_the_sdks_int(
     query: CollectorQuery, traffic: Traffic, request_name: str, spelling: str
 ) -> None:
     trace_hex, span_hex = traffic.ids[request_name]
-    spell = {"hex": str, "upper hex": str.upper, "sdk int": lambda text: int(text, 16)}[spelling]
+    spellings: dict[str, Callable[[str], Any]] = {
+        "hex": str,
+        "upper hex": str.upper,
+        "sdk int": lambda text: int(text, 16),
+    }
+    spell = spellings[spelling]
     by_trace = query.events(trace_id=spell(trace_hex))
     by_span = query.events(span_id=spell(span_hex))
     expected = [e for e in query.events() if e.trace_id == trace_hex]
@@ -298,7 +304,7 @@ _FILTERS = st.fixed_dictionaries(
 
 
 def _reference(event: FlagEvaluationEvent, filters: dict[str, Any]) -> bool:
-    checks = {
+    checks: dict[str, Callable[[Any], bool]] = {
         "flag_key": lambda k: event.flag_key in ({k} if isinstance(k, str) else k),
         "variant": lambda v: event.variant == v,
         "value": lambda v: value_key(event.value) == value_key(v),

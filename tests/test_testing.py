@@ -69,7 +69,7 @@ def provider() -> Iterator[TracerProvider]:
 
 
 @pytest.fixture
-def client() -> Iterator[OpenFeatureClient]:
+def client() -> OpenFeatureClient:
     """An OpenFeature client with its own domain and hook, so global hooks stay untouched."""
     domain = f"flagscope-testing-{uuid.uuid4().hex}"
     api.set_provider_and_wait(InMemoryProvider(FLAGS), domain)

@@ -44,7 +44,10 @@ __all__ = [
     "map_evaluation",
 ]
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:
+    # One source for the version: the package metadata, written from pyproject.toml
+    # (read on first use, below).
+    __version__: str
 
 # Public name -> the module that defines it.
 _WHERE: Final = {
@@ -71,6 +74,12 @@ _WHERE: Final = {
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib import metadata
+
+        version = metadata.version("flagscope")
+        globals()[name] = version
+        return version
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'flagscope' has no attribute {name!r}")

@@ -15,7 +15,13 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 from flagscope.aggregates import FlagSummary, summarize
-from flagscope.models import EMPTY_MAPPING, EvaluationReason, FlagEvaluationEvent, build_event
+from flagscope.models import (
+    EMPTY_MAPPING,
+    EvaluationReason,
+    FlagEvaluationEvent,
+    build_event,
+    raw_value,
+)
 from flagscope.rollup import FlagRollup, RollupSnapshot
 
 if TYPE_CHECKING:
@@ -86,7 +92,9 @@ def estimate_size(event: FlagEvaluationEvent) -> int:
     (flag keys, variants, providers) are in the fixed share.
     """
     size = _RECORD_BYTES
-    value = event.value
+    # The stored form: a container value is kept as its JSON text (reading
+    # ``event.value`` would decode a copy), and the text is what it holds.
+    value = raw_value(event)
     if value is not None and value is not True and value is not False:
         size += _value_size(value, 0)
     text = event.targeting_key
@@ -318,6 +326,56 @@ class InMemoryAnalyticsCollector:
         flag key, no record) raises before anything changes, and the counters say
         exactly what was stored.
         """
+        if (
+            self._max_bytes is not None
+            or self._rollups
+            or self._overall is not None
+            or self._roll_up_new_flags
+        ):
+            self._store_kept_current(batch)
+            return
+        # The exporters' path: bounded by count only, nothing kept current beside the
+        # per-flag index. Once full, the oldest record's slot is the new record's.
+        ring = self._ring
+        by_flag = self._by_flag
+        max_size = self._max_size
+        origin = self._origin
+        seq = self._next_seq
+        first = self._first_seq
+        evicted = 0
+        try:
+            for event in batch:
+                key = event.flag_key
+                # Looked up before anything changes: a key that cannot be hashed (or an
+                # item that is no record) raises here and leaves the store consistent.
+                seqs = by_flag.get(key)
+                index = (seq - origin) % max_size
+                if seq - first >= max_size:
+                    old_key = ring[index].flag_key
+                    old_seqs = by_flag[old_key]
+                    old_seqs.popleft()
+                    if not old_seqs and old_seqs is not seqs:
+                        del by_flag[old_key]
+                    first += 1
+                    evicted += 1
+                    ring[index] = event
+                elif index == len(ring):
+                    ring.append(event)
+                else:
+                    ring[index] = event
+                if seqs is None:
+                    by_flag[key] = deque((seq,))
+                else:
+                    seqs.append(seq)
+                seq += 1
+        finally:
+            # Count exactly what was stored, even if a bad item stopped the batch.
+            self._next_seq = seq
+            self._first_seq = first
+            self._evicted += evicted
+
+    def _store_kept_current(self, batch: Iterable[FlagEvaluationEvent]) -> None:
+        """``_store`` under a byte budget or with rollups to keep current."""
         ring = self._ring
         sizes = self._sizes
         by_flag = self._by_flag
@@ -329,7 +387,7 @@ class InMemoryAnalyticsCollector:
             # Looked up before anything changes: a key that cannot be hashed (or an
             # item that is no record) raises here and leaves the store consistent.
             seqs = by_flag.get(key)
-            # Estimated only under a byte budget: the exporters' path stays lean.
+            # Estimated only under a byte budget, and only then are sizes kept.
             size = estimate_size(event) if max_bytes is not None else 0
             seq = self._next_seq
             if seq - self._first_seq >= max_size:
@@ -338,10 +396,12 @@ class InMemoryAnalyticsCollector:
             index = (seq - origin) % max_size
             if index == len(ring):
                 ring.append(event)
-                sizes.append(size)
+                if max_bytes is not None:
+                    sizes.append(size)
             else:
                 ring[index] = event
-                sizes[index] = size
+                if max_bytes is not None:
+                    sizes[index] = size
             if seqs is None:
                 by_flag[key] = deque((seq,))
                 if self._roll_up_new_flags and len(self._rollups) < self._max_rollups:
@@ -364,7 +424,8 @@ class InMemoryAnalyticsCollector:
         index = (first - self._origin) % self._max_size
         old = self._ring[index]
         self._ring[index] = _HOLE
-        self._bytes -= self._sizes[index]
+        if self._max_bytes is not None:
+            self._bytes -= self._sizes[index]
         old_key = old.flag_key
         seqs = self._by_flag[old_key]
         seqs.popleft()

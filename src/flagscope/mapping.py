@@ -20,6 +20,7 @@ from flagscope import semconv
 from flagscope.limits import DEFAULT_LIMITS, limit_evaluation
 from flagscope.models import (
     EMPTY_MAPPING,
+    NORMALIZED_REASONS,
     EvaluationReason,
     FlagEvaluationEvent,
     JsonText,
@@ -385,9 +386,12 @@ def map_attributes(
 
     if timestamp_ns is None:
         timestamp_ns = time.time_ns()
+    # timestamp_from_ns, inline: one Python call less for every evaluation.
+    if type(timestamp_ns) is not int:
+        return SkipReason.INVALID_TIMESTAMP
     try:
-        timestamp = timestamp_from_ns(timestamp_ns)
-    except (TypeError, OverflowError, ValueError):
+        timestamp = _EPOCH + timedelta(0, 0, timestamp_ns // 1000)
+    except (OverflowError, ValueError):
         return SkipReason.INVALID_TIMESTAMP
 
     # The newest spellings first: all that recent producers send. ``present`` counts
@@ -489,7 +493,7 @@ def map_attributes(
 
     reason: EvaluationReason | str
     if raw_reason:
-        reason = normalize_reason(raw_reason)
+        reason = _NORMALIZED_REASONS.get(raw_reason) or normalize_reason(raw_reason)
     elif error_type is not None:
         reason = EvaluationReason.ERROR
     else:
@@ -509,7 +513,10 @@ def map_attributes(
                 rule = _JSON if json_text else _CONTAINERS
             else:
                 rule = _JSON if value_decoding == "json" else _RAW
-            value = stored_from(raw_value, rule)
+            if kind is str and rule == _JSON and raw_value in _JSON_LITERALS:
+                value = _JSON_LITERALS[raw_value]  # "true"/"false"/"null": no call
+            else:
+                value = stored_from(raw_value, rule)
 
     return new_event(
         timestamp,
@@ -533,6 +540,7 @@ def map_attributes(
 
 
 _VALUE_LENGTH_LIMIT: Final = DEFAULT_LIMITS.max_value_length
+_NORMALIZED_REASONS: Final = NORMALIZED_REASONS
 _PLAIN_SCALARS: Final = frozenset({bool, int, float, type(None)})
 _REASON_KEY, *_older_reasons = semconv.REASON_KEYS
 _VARIANT_KEY, *_older_variants = semconv.VARIANT_KEYS

@@ -15,6 +15,7 @@ from flagscope.values import clean_text, plain_value
 
 __all__ = [
     "EMPTY_MAPPING",
+    "NORMALIZED_REASONS",
     "EvaluationReason",
     "FlagEvaluationEvent",
     "JsonText",
@@ -45,7 +46,10 @@ class EvaluationReason(StrEnum):
 
 _REASONS: dict[str, EvaluationReason | str] = {reason.value: reason for reason in EvaluationReason}
 _REASON_CACHE_LIMIT = 1024
-_reason_cache: dict[str, EvaluationReason | str] = {}
+# Every reason normalised so far, by the spelling received (bounded): the mapper looks
+# a reason up here before it calls normalize_reason.
+NORMALIZED_REASONS: dict[str, EvaluationReason | str] = {}
+_reason_cache = NORMALIZED_REASONS
 
 
 def normalize_reason(reason: str) -> EvaluationReason | str:

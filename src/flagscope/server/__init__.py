@@ -10,7 +10,7 @@ from flagscope._extras import missing_extra
 try:
     import starlette  # noqa: F401
     import uvicorn  # noqa: F401
-    from google.rpc import status_pb2  # type: ignore[import-untyped]  # noqa: F401
+    from google.rpc import status_pb2  # noqa: F401
     from opentelemetry.proto.collector.trace.v1 import trace_service_pb2  # noqa: F401
 except ImportError as error:  # pragma: no cover - depends on the installed extras
     raise missing_extra(error, "flagscope.server", "server") from error
