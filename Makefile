@@ -4,18 +4,42 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench interop flag-coverage clean
+.PHONY: demo test lint typecheck unit browser bench interop flag-coverage clean
 
+# No pip inside the venv at first: copying one in (ensurepip) takes seconds the demo does
+# not need. The interpreter's own pip installs into it (pip --python, pip 22.3 or later);
+# without one, the venv gets its own.
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv --without-pip $(VENV)
 
+QUIET_PIP := --quiet --disable-pip-version-check
+VENV_PIP := $(BIN)/python -m pip
+HOST_PIP := $(PYTHON) -m pip --python $(BIN)/python
+
+# The demo needs only flagscope[demo] (the server and an OpenFeature app): a lean first run,
+# without byte-compiling what it never imports.
+DEMO_STAMP := $(VENV)/.demo-installed
+
+$(DEMO_STAMP): $(BIN)/python pyproject.toml
+	@if $(HOST_PIP) --version >/dev/null 2>&1; then \
+		echo "$(HOST_PIP) install -e '.[demo]'"; \
+		$(HOST_PIP) install $(QUIET_PIP) --no-compile -e '.[demo]'; \
+	else \
+		$(BIN)/python -m ensurepip --default-pip >/dev/null && \
+		$(VENV_PIP) install $(QUIET_PIP) --no-compile -e '.[demo]'; \
+	fi
+	touch $(DEMO_STAMP)
+
+# Everything `make test` needs: the extras plus the dev dependency group (PEP 735), which
+# needs pip 25.1 or later in the venv.
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	@$(VENV_PIP) --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip --default-pip >/dev/null
+	$(VENV_PIP) install $(QUIET_PIP) --upgrade 'pip>=25.1'
+	$(VENV_PIP) install $(QUIET_PIP) -e '.[server,demo]' --group dev
+	touch $(STAMP) $(DEMO_STAMP)
 
 # A server, an OpenFeature app exporting OTLP to it, the report; ends by itself.
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/flagscope demo
 
 # The example shop's tests with flag coverage against its flagd definitions file.
@@ -29,19 +53,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src tests
 
-# The dashboard's browser test drives Debian's Chromium through Playwright (browser
-# downloads are not possible here): install the package when it is missing.
-CHROMIUM := /usr/bin/chromium
+# The dashboard's browser test drives Chromium through Playwright. tests/browser.py finds
+# one (FLAGSCOPE_CHROMIUM, the PATH, Playwright's own browsers); only when there is none
+# does .ci/install-chromium install Debian's package (root only; it waits for the apt lock).
+browser: $(STAMP)
+	@$(BIN)/python tests/browser.py >/dev/null || .ci/install-chromium
 
-$(CHROMIUM):
-	@if [ "$$(id -u)" = 0 ]; then \
-		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
-	else \
-		echo "the browser test needs $(CHROMIUM): sudo apt-get install -y chromium" >&2; \
-		exit 1; \
-	fi
-
-unit: $(STAMP) $(CHROMIUM)
+unit: $(STAMP) browser
 	$(BIN)/pytest
 
 test: lint typecheck unit
@@ -52,6 +70,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_query.py
 	$(BIN)/python benchmarks/bench_server.py
 	$(BIN)/python benchmarks/bench_coverage.py
+	$(BIN)/python benchmarks/bench_plugin_import.py
 
 # Real JavaScript producers (OpenFeature's and LaunchDarkly's OpenTelemetry hooks, the
 # OpenTelemetry JS OTLP exporters), installed with npm at the versions interop/package-lock.json

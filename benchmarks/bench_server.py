@@ -153,7 +153,8 @@ def start_server(max_size: int, *options: str) -> tuple[subprocess.Popen[str], s
     assert process.stdout is not None
     for line in process.stdout:
         if "listening on " in line:
-            return process, line.rsplit(" ", 1)[1].strip()
+            # "listening on URL (OTLP/HTTP) and GRPC_URL (OTLP/gRPC)": the first URL.
+            return process, line.split("listening on ", 1)[1].split()[0]
     raise RuntimeError("flagscope serve did not start")
 
 

@@ -1,10 +1,12 @@
 """Regenerate docs/dashboard.png and docs/dashboard-flags.png from a demo run.
 
-Run: ``.venv/bin/python docs/screenshot.py`` (needs /usr/bin/chromium, see the Makefile).
+Run: ``.venv/bin/python docs/screenshot.py``; it finds Chromium as the browser test does
+(``tests/browser.py``).
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
@@ -13,6 +15,10 @@ from flagscope.demo import DemoShop
 from flagscope.server import serve_in_background
 
 DOCS = Path(__file__).resolve().parent
+sys.path.insert(0, str(DOCS.parent / "tests"))
+
+from browser import find_chromium  # noqa: E402
+
 ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-quic"]
 
 
@@ -22,7 +28,7 @@ def main() -> None:
         shop = DemoShop(server.url)
         shop.run(rounds=14, pause=1.0)
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+            browser = playwright.chromium.launch(executable_path=find_chromium(), args=ARGS)
             page = browser.new_page(viewport={"width": 1280, "height": 720})
             page.goto(f"{server.url}/")
             page.wait_for_selector("#flags-table tbody tr")

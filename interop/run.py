@@ -6,7 +6,10 @@ with npm and runs this script with the project's ``.venv`` Python. It starts
 below (OpenFeature's three OpenTelemetry hooks and LaunchDarkly's TracingHook, over
 OTLP/HTTP JSON and protobuf, some gzip), waits until the server holds what each producer
 sent, and compares every stored field with what the producer evaluated
-(``interop/out/LABEL/expected.json``, written by the producer). Records are matched by
+(``interop/out/LABEL/expected.json``, written by the producer). Then
+``metrics_producer.mjs`` runs OpenFeature's MetricsHook over OTLP metrics (JSON, then
+protobuf) and the per-flag, per-variant, per-reason counts ``/api/metrics`` gained are
+compared with what it evaluated (``of-metrics-*``: one outcome per flag). Records are matched by
 trace id, span id and flag key (and time, when one span evaluates a flag twice).
 
 Values compare as the producer's JSON model: strings stay strings, objects and arrays are
@@ -204,7 +207,7 @@ class Server:
                 self._log_file.write(line)
                 self._log_file.flush()
                 if not found and " listening on " in line:
-                    found.append(line.split(" listening on ", 1)[1].strip())
+                    found.append(line.split(" listening on ", 1)[1].split()[0])
             # Keep draining, so the server never blocks on a full pipe.
 
         reader = threading.Thread(target=read, daemon=True)
@@ -542,6 +545,74 @@ def ambiguity_report(outcome: Outcome, readings: dict[str, list[str]]) -> list[s
     return lines
 
 
+METRICS_PRODUCER = HERE / "metrics_producer.mjs"
+METRICS_ENCODINGS = ("json", "proto")
+
+
+def flag_counts(url: str) -> dict[str, dict[str, Any]]:
+    """Return ``/api/metrics``'s counts by flag key."""
+    return {flag["flag_key"]: flag for flag in get_json(url, "/api/metrics")["flags"]}
+
+
+def check_metrics(encoding: str, url: str, node: str) -> Outcome:
+    """Run OpenFeature's MetricsHook producer; compare what its run added to the counts.
+
+    One outcome per flag: the successes per variant and per reason, and the errors,
+    that ``/api/metrics`` gained must equal what the producer evaluated.
+    """
+    label = f"of-metrics-{encoding}"
+    outcome = Outcome(Config(label, "openfeature", "MetricsHook", encoding))
+    out = OUT / label
+    shutil.rmtree(out, ignore_errors=True)
+    before = flag_counts(url)
+    command = [node, str(METRICS_PRODUCER), "--endpoint", url, "--out", str(out)]
+    try:
+        subprocess.run(
+            [*command, "--encoding", encoding], check=True, timeout=PRODUCER_TIMEOUT, cwd=HERE
+        )
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
+        outcome.failed += 1
+        outcome.lines.append(f"  the producer failed: {error}")
+        outcome.causes["metrics producer failed"] += 1
+        return outcome
+    expected = json.loads((out / "expected.json").read_text())
+    wanted: dict[str, dict[str, Counter[str]]] = defaultdict(
+        lambda: {"variants": Counter(), "reasons": Counter(), "errors": Counter()}
+    )
+    for entry in expected["successes"]:
+        wanted[entry["flag_key"]]["variants"][entry["variant"]] += entry["count"]
+        wanted[entry["flag_key"]]["reasons"][entry["reason"].lower()] += entry["count"]
+    for flag_key, count in expected["errors"].items():
+        wanted[flag_key]["errors"]["error"] += count
+        wanted[flag_key]["reasons"]["error"] += count
+    # The counts only grow while the server runs: wait for the last export to land.
+    deadline = time.monotonic() + STORE_TIMEOUT
+    while True:
+        after = flag_counts(url)
+        gained = {}
+        for flag_key in wanted:
+            old, new = before.get(flag_key, {}), after.get(flag_key, {})
+            gained[flag_key] = {
+                "variants": Counter(new.get("by_variant", {})) - Counter(old.get("by_variant", {})),
+                "reasons": Counter(new.get("by_reason", {})) - Counter(old.get("by_reason", {})),
+                # Unary + drops counts of zero, as Counter subtraction does.
+                "errors": +Counter({"error": new.get("errors", 0) - old.get("errors", 0)}),
+            }
+        if gained == wanted or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    for flag_key, flag in wanted.items():
+        if gained[flag_key] == flag:
+            outcome.passed += 1
+            continue
+        outcome.failed += 1
+        outcome.causes["flag counts from metrics"] += 1
+        outcome.lines.append(
+            f"  {flag_key}: expected {dict(flag)}, the server gained {dict(gained[flag_key])}"
+        )
+    return outcome
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run every configuration; print the diffs and ``N passed, N failed``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -549,7 +620,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--node", default=shutil.which("node") or "node", help="node binary")
     options = parser.parse_args(argv)
     configs = [config for config in CONFIGS if not options.only or config.label in options.only]
-    if not configs:
+    metrics_labels = {f"of-metrics-{encoding}" for encoding in METRICS_ENCODINGS}
+    if not configs and not set(options.only) & metrics_labels:
         parser.error(f"no configuration named {options.only}; known: {[c.label for c in CONFIGS]}")
     if not (HERE / "node_modules").is_dir():
         print("interop/node_modules is missing: run `make interop` (npm ci)", file=sys.stderr)
@@ -564,6 +636,18 @@ def main(argv: list[str] | None = None) -> int:
             outcomes.append(outcome)
             print(
                 f"{config.label} ({config.describe()}): "
+                f"{outcome.passed} passed, {outcome.failed} failed",
+                flush=True,
+            )
+            for line in outcome.lines:
+                print(line)
+        for encoding in METRICS_ENCODINGS:
+            if options.only and f"of-metrics-{encoding}" not in options.only:
+                continue
+            outcome = check_metrics(encoding, server.url, options.node)
+            outcomes.append(outcome)
+            print(
+                f"of-metrics-{encoding} (openfeature MetricsHook, OTLP metrics {encoding}): "
                 f"{outcome.passed} passed, {outcome.failed} failed",
                 flush=True,
             )

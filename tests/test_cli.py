@@ -136,7 +136,11 @@ def test_serve_receives_otlp_and_stops_cleanly_on_ctrl_c() -> None:
     finally:
         code, stderr = child.interrupt()
 
-    assert lines[0] == f"flagscope {__version__} listening on {url}"
+    # The startup line names both endpoints: OTLP/HTTP (with the dashboard) and OTLP/gRPC.
+    assert lines[0].startswith(
+        f"flagscope {__version__} listening on {url} (OTLP/HTTP) and http://127.0.0.1:"
+    )
+    assert lines[0].endswith(" (OTLP/gRPC)")
     assert url.startswith("http://127.0.0.1:")
     assert posted.status_code == 200
     assert (health["stored"], health["max_size"]) == (1, 7)
@@ -538,3 +542,103 @@ def test_report_escapes_every_cell() -> None:
     assert "\x07" not in result.stdout
     assert "\\x1b" in result.stdout  # shown, inert
     assert "pwn" in result.stdout
+
+
+# -- issue 11: env vars, did you mean, metrics, python -m, missing extra -----------------------
+
+METRICS_RUN = Path(__file__).parent / "fixtures" / "otlp-js-metrics" / "json"
+
+
+def test_report_on_a_flag_that_is_not_stored_suggests_the_close_ones(
+    loaded_server: BackgroundServer,
+) -> None:
+    line = _one_line_error(_report_process(loaded_server.url, "--flag", "chekout"))
+    assert "no evaluations of chekout stored" in line
+    assert "did you mean checkout?" in line
+
+
+def test_report_reads_the_server_url_from_flagscope_url(loaded_server: BackgroundServer) -> None:
+    result = subprocess.run(
+        [FLAGSCOPE, "report", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "FLAGSCOPE_URL": loaded_server.url},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "checkout" in [flag["flag_key"] for flag in json.loads(result.stdout)]
+
+
+def test_report_prints_flag_counters_received_as_metrics(loaded_server: BackgroundServer) -> None:
+    for request in json.loads((METRICS_RUN / "requests.json").read_text()):
+        response = httpx.post(
+            loaded_server.url + request["path"],
+            content=(METRICS_RUN / request["file"]).read_bytes(),
+            headers={"content-type": request["content_type"]},
+        )
+        assert response.status_code == 200
+
+    result = _report("--url", loaded_server.url)
+
+    assert result.exit_code == 0
+    head, counters = result.output.split("flag evaluation metrics", 1)
+    assert "checkout" in head
+    (row,) = [line for line in counters.splitlines() if "new-checkout" in line]
+    assert [cell.strip() for cell in row.split("│")[1:-1]] == [
+        "new-checkout",
+        "5",
+        "off 60% · on 40%",
+        "targeting_match 100%",
+        "0",
+    ]
+
+
+def test_serve_reads_host_and_port_from_the_environment() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [FLAGSCOPE, "serve", "--no-grpc"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "FLAGSCOPE_PORT": str(port), "FLAGSCOPE_HOST": "127.0.0.1"},
+    )
+    try:
+        assert process.stdout is not None
+        banner = process.stdout.readline()
+        assert f"listening on http://127.0.0.1:{port} (OTLP/HTTP)" in banner
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+
+
+def test_python_dash_m_flagscope_runs_the_command() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "flagscope", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert __version__ in result.stdout
+
+
+def test_without_the_server_extra_the_command_says_so_in_one_line(tmp_path: Path) -> None:
+    # Shadow the server extra's packages with modules that fail to import, as when absent.
+    for name in ("click", "rich"):
+        (tmp_path / f"{name}.py").write_text(f"raise ModuleNotFoundError(name={name!r})\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "flagscope", "report"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    )
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("flagscope: ")
+    assert "pip install 'flagscope[server]'" in line

@@ -1,7 +1,8 @@
-"""The dashboard in headless Chromium (Debian's package, driven by Playwright).
+"""The dashboard in headless Chromium, driven by Playwright.
 
-The browser must work here: ``make test`` installs Debian's ``chromium`` when it is
-missing. If it cannot be launched these tests fail; they never skip.
+The browser is found by ``tests/browser.py`` (``FLAGSCOPE_CHROMIUM``, then the PATH,
+then Playwright's own browsers); ``make test`` installs Debian's ``chromium`` only when
+none is found. If it cannot be launched these tests fail; they never skip.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from browser import find_chromium
 from flagscope import semconv
 from flagscope.server import BackgroundServer, serve_in_background
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = find_chromium()
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -233,3 +235,32 @@ def test_live_refresh_shows_new_evaluations(page: Watched, server: BackgroundSer
     expect(count_cell).to_have_text("5", timeout=15_000)
     expect(page.page.locator("#flags-table tbody tr")).to_have_count(4, timeout=15_000)
     assert _cells(_flag_row(page.page, "checkout"))[2] == "on 60% · off 40%"
+
+
+def test_flag_evaluation_metrics_show_beside_the_flags_when_counters_arrive(
+    page: Watched, server: BackgroundServer
+) -> None:
+    metrics = page.page.locator("#metrics-view")
+    expect(metrics).to_be_hidden()
+
+    run = Path(__file__).parent / "fixtures" / "otlp-js-metrics" / "json"
+    for request in json.loads((run / "requests.json").read_text()):
+        response = page.page.request.post(
+            server.url + request["path"],
+            data=(run / request["file"]).read_bytes(),
+            headers={"content-type": request["content_type"]},
+        )
+        assert response.ok
+
+    expect(metrics).to_be_visible(timeout=15_000)
+    row = page.page.locator("#metrics-table tbody tr").filter(
+        has=page.page.get_by_text("new-checkout", exact=True)
+    )
+    assert _cells(row)[:2] == ["new-checkout", "5"]
+    assert _cells(row)[2] == "off 60% · on 40%"
+    assert _cells(row)[3] == "targeting_match 100%"
+    errors = page.page.locator("#metrics-table tbody tr").filter(
+        has=page.page.get_by_text("no-such-flag", exact=True)
+    )
+    assert _cells(errors)[4] == "2"
+    assert page.errors == []

@@ -6,6 +6,7 @@ Needs the ``server`` extra (``demo`` needs the ``demo`` extra).
 from __future__ import annotations
 
 import contextlib
+import difflib
 import gc
 import http.client
 import ipaddress
@@ -35,9 +36,17 @@ except ImportError as error:  # pragma: no cover - depends on the installed extr
 if TYPE_CHECKING:
     from flagscope.demo import DemoShop
 
-__all__ = ["cli", "fetch_flags", "main", "render_table"]
+__all__ = [
+    "cli",
+    "fetch_flag_metrics",
+    "fetch_flags",
+    "main",
+    "render_metrics_table",
+    "render_table",
+]
 
 DEFAULT_URL: Final = "http://127.0.0.1:4318"
+_DEFAULT_GRPC_PORT: Final = 4317
 _SHOWN_PER_CELL: Final = 3
 # Each socket operation of the report waits at most this long; the whole exchange,
 # DEFAULT_REPORT_TIMEOUT; the answer may hold MAX_RESPONSE_BYTES (a million flags'
@@ -337,6 +346,82 @@ def print_report(
         console.print(f"dashboard: {url.rstrip('/')}/", markup=False, highlight=False)
 
 
+def _not_stored(url: str, flags: Sequence[str], timeout: float) -> str:
+    """Say that no asked-for flag is stored, and which stored keys are close."""
+    stored = [str(flag["flag_key"]) for flag in fetch_flags(url, timeout=timeout)]
+    stored += [
+        str(flag["flag_key"])
+        for flag in fetch_flag_metrics(url, timeout=timeout)
+        if flag["flag_key"] not in stored
+    ]
+    asked = ", ".join(_one_line(flag, 80) for flag in flags)
+    close = dict.fromkeys(
+        match for flag in flags for match in difflib.get_close_matches(flag, stored, n=3)
+    )
+    hint = f"; did you mean {', '.join(_one_line(key, 80) for key in close)}?" if close else ""
+    what = f"{len(stored)} other flag(s) are" if stored else "nothing is"
+    return f"no evaluations of {asked} stored at {url} ({what} stored){hint}"
+
+
+def fetch_flag_metrics(
+    url: str, flag_keys: Sequence[str] = (), *, timeout: float = DEFAULT_REPORT_TIMEOUT
+) -> list[dict[str, Any]]:
+    """Return the flag evaluation counts a server received as metrics (``/api/metrics``).
+
+    A server without ``/api/metrics`` (404: older), or answering something else
+    there, has none: the answer is empty.
+
+    Raises:
+        ReportError: As ``fetch_json``.
+    """
+    params = [("flag_key", key) for key in flag_keys]
+    try:
+        body = fetch_json(url, "/api/metrics", params, timeout=timeout)
+    except ReportError as error:
+        if ": 404 " in str(error.message):
+            return []
+        raise
+    flags = body.get("flags") if isinstance(body, dict) else None
+    if not isinstance(flags, list) or not all(
+        isinstance(flag, dict)
+        and isinstance(flag.get("flag_key"), str)
+        and all(
+            isinstance(flag.get(name), int) and not isinstance(flag.get(name), bool)
+            for name in ("evaluations", "successes", "errors")
+        )
+        and all(isinstance(flag.get(name), dict) for name in ("by_variant", "by_reason"))
+        for flag in flags
+    ):
+        return []
+    return flags
+
+
+def render_metrics_table(flags: Sequence[Mapping[str, Any]]) -> Table:
+    """Return a rich table of flag evaluation counts received as metrics (``/api/metrics``)."""
+    table = Table(
+        title="flag evaluation metrics (OpenFeature MetricsHook counters)", title_justify="left"
+    )
+    table.add_column("flag", overflow="fold")
+    table.add_column("evals", justify="right")
+    table.add_column("variants")
+    table.add_column("reasons")
+    table.add_column("errors", justify="right")
+    for flag in flags:
+        count = int(flag.get("evaluations", 0))
+        errors = int(flag.get("errors", 0))
+        error_cell = Text(_printable(errors))
+        if errors:
+            error_cell.stylize("red")
+        table.add_row(
+            Text(_printable(flag.get("flag_key")), style="bold"),
+            Text(_printable(count)),
+            Text(_split(flag.get("by_variant") or {}, int(flag.get("successes", 0)))),
+            Text(_split(flag.get("by_reason") or {}, count)),
+            error_cell,
+        )
+    return table
+
+
 # -- the command ------------------------------------------------------------------------------
 
 
@@ -346,12 +431,16 @@ def cli() -> None:
     """See every feature-flag evaluation your applications make, through OpenTelemetry."""
 
 
-def _port_option(help_text: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+def _port_option(
+    help_text: str, envvar: str | None = None
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
     return click.option(
         "--port",
         default=4318,
         show_default=True,
         type=click.IntRange(0, 65535),
+        envvar=envvar,
+        show_envvar=envvar is not None,
         help=help_text,
     )
 
@@ -410,8 +499,31 @@ def _reach(host: str, allow_hosts: Sequence[str]) -> str:
 
 
 @cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@_port_option("Port (OTLP/HTTP's default); 0 picks a free one.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    envvar="FLAGSCOPE_HOST",
+    show_envvar=True,
+    help="Address to listen on.",
+)
+@_port_option("Port for HTTP (OTLP/HTTP's default); 0 picks a free one.", "FLAGSCOPE_PORT")
+@click.option(
+    "--grpc-port",
+    default=None,
+    type=click.IntRange(0, 65535),
+    envvar="FLAGSCOPE_GRPC_PORT",
+    show_envvar=True,
+    help="Port for OTLP/gRPC; 0 picks a free one. "
+    "[default: 4317, OTLP/gRPC's; a free one with --port 0]",
+)
+@click.option(
+    "--grpc/--no-grpc",
+    "grpc_enabled",
+    default=True,
+    show_default=True,
+    help="Also receive OTLP/gRPC (traces, logs, metrics).",
+)
 @click.option(
     "--max-size",
     default=10_000,
@@ -464,6 +576,8 @@ def _reach(host: str, allow_hosts: Sequence[str]) -> str:
 def serve(
     host: str,
     port: int,
+    grpc_port: int | None,
+    grpc_enabled: bool,
     max_size: int,
     max_bytes: int,
     max_body_bytes: int,
@@ -472,7 +586,10 @@ def serve(
     max_connections: int | None,
     allow_hosts: tuple[str, ...],
 ) -> None:
-    """Receive OTLP/HTTP traces and logs; serve the dashboard and the JSON API.
+    """Receive OTLP over HTTP and gRPC; serve the dashboard and the JSON API.
+
+    Traces and logs are mapped to flag evaluations; metrics are acknowledged, and
+    OpenFeature's flag evaluation counters kept.
 
     Only requests for loopback names, the --host address and --allow-host names are
     answered (a defence against DNS rebinding). SIGINT (Ctrl-C) and SIGTERM stop it
@@ -503,11 +620,35 @@ def serve(
     except (OSError, ValueError) as error:  # socket.gaierror is an OSError
         raise click.ClickException(f"cannot listen on {host}:{port}: {error}") from None
     url = url_of(sock)
-    click.echo(f"flagscope {__version__} listening on {url}{_reach(host, allow_hosts)}")
+    grpc_receiver = None
+    if grpc_port is None:
+        grpc_port = 0 if port == 0 else _DEFAULT_GRPC_PORT
+    if grpc_enabled:
+        from flagscope.server.grpc_receiver import GrpcReceiver
+
+        grpc_receiver = GrpcReceiver(app.state.receiver, max_body_bytes=max_body_bytes)
+        try:
+            grpc_port = grpc_receiver.start(host, grpc_port)
+        except (OSError, ValueError) as error:
+            sock.close()
+            raise click.ClickException(
+                f"{error}; pick another port (--grpc-port) or turn gRPC off (--no-grpc)"
+            ) from None
+    grpc_url = url.rsplit(":", 1)[0] + f":{grpc_port}"
+    endpoints = f"{url} (OTLP/HTTP)" + (f" and {grpc_url} (OTLP/gRPC)" if grpc_enabled else "")
+    click.echo(f"flagscope {__version__} listening on {endpoints}{_reach(host, allow_hosts)}")
     click.echo(f"  dashboard   {url}/")
-    click.echo(f"  OTLP/HTTP   POST {url}/v1/traces and {url}/v1/logs (protobuf or JSON)")
-    click.echo(f"  JSON API    {url}/api/flags, /api/events, /api/buckets, /api/health")
+    click.echo(f"  OTLP/HTTP   POST {url}/v1/traces, /v1/logs, /v1/metrics (protobuf or JSON)")
+    if grpc_enabled:
+        click.echo(f"  OTLP/gRPC   {grpc_url} (trace, logs and metrics services)")
+    click.echo(
+        f"  JSON API    {url}/api/flags, /api/events, /api/metrics, /api/buckets, /api/health"
+    )
     click.echo(f"point your OTLP exporter here: OTEL_EXPORTER_OTLP_ENDPOINT={url}")
+    click.echo(
+        "  with OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"
+        + (f"; or grpc (the SDKs' default) to {grpc_url}" if grpc_enabled else "")
+    )
     if not _is_loopback(host):
         click.echo(
             f"warning: listening on {host}, not loopback: anyone who can reach this port and "
@@ -527,6 +668,8 @@ def serve(
         # uvicorn shut down gracefully, then re-raised the Ctrl-C it caught.
         pass
     finally:
+        if grpc_receiver is not None:
+            grpc_receiver.stop()
         sock.close()
     click.echo("flagscope stopped", err=True)
 
@@ -536,8 +679,9 @@ def serve(
     "--url",
     default=DEFAULT_URL,
     show_default=True,
+    envvar="FLAGSCOPE_URL",
     callback=_server_url,
-    help="The flagscope server to ask.",
+    help="The flagscope server to ask (also FLAGSCOPE_URL).",
 )
 @click.option("--flag", "flags", multiple=True, help="Only this flag (repeatable).")
 @click.option(
@@ -558,7 +702,13 @@ def serve(
 def report(url: str, flags: tuple[str, ...], output: str, timeout: float) -> None:
     """Print what a running server has seen, per flag."""
     summaries = fetch_flags(url, flags, timeout=timeout)
-    print_report(make_console(), url, summaries, output)
+    counters = fetch_flag_metrics(url, flags, timeout=timeout)
+    if flags and not summaries and not counters:
+        raise ReportError(_not_stored(url, flags, timeout))
+    console = make_console()
+    print_report(console, url, summaries, output)
+    if counters and output == "table":
+        console.print(render_metrics_table(counters))
 
 
 @cli.command()

@@ -15,14 +15,12 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 import pytest
 
-from flagscope.testing import (
-    PROCESSOR_KINDS,
-    FlagEvaluationCapture,
-    SpanProcessorKind,
-    capture_flag_evaluations,
-)
+# Loading the plugin imports no OpenTelemetry module (every pytest run in a project that
+# installed flagscope pays for what is imported here): the capture is imported by the fixture.
+from flagscope.testing._kinds import PROCESSOR_KINDS, SpanProcessorKind
 
 if TYPE_CHECKING:
+    from flagscope.testing import FlagEvaluationCapture
     from flagscope.testing._coverage_plugin import FlagCoveragePlugin
 
 __all__ = ["flag_evaluations", "flagscope_tracer_provider"]
@@ -209,6 +207,8 @@ def flag_evaluations(
     sets ``expected_flags``, ``strict`` and ``processor``.
     """
     __tracebackhide__ = True
+    from flagscope.testing import capture_flag_evaluations
+
     capture = capture_flag_evaluations(flagscope_tracer_provider, **_marker_options(request))
     capture.start()
     coverage = request.config.stash.get(_COVERAGE, None)

@@ -1,5 +1,6 @@
 """The JSON query API: ``/api/health``, ``/api/events``, ``/api/flags``, ``/api/buckets``.
 
+``/api/metrics`` gives the flag evaluation counts received as OTLP metrics.
 Query-string parameters are the query API's filters (``flagscope.filters.FilterArgs``)
 spelt as text; bad ones get a 400 with a message naming the parameter. Queries run on
 worker threads, four at a time, so a large store never stalls the receiver and many
@@ -205,6 +206,7 @@ class JsonApi:
         self.flags = self._workers.run(_guarded(self._flags))
         self.flag = self._workers.run(_guarded(self._flag))
         self.buckets = self._workers.run(_guarded(self._buckets))
+        self.metrics = self._workers.run(_guarded(self._metrics))
 
     async def health(self, request: Request) -> JSONResponse:
         """``GET /api/health``, answered on the event loop itself.
@@ -273,6 +275,21 @@ class JsonApi:
         data = summary.to_dict()
         data["flag_key"] = flag_key
         return JSONResponse(data)
+
+    def _metrics(self, request: Request) -> JSONResponse:
+        params = request.query_params
+        unknown = sorted(set(params) - {"flag_key"})
+        if unknown:
+            raise QueryError(f"unknown parameter {unknown[0]!r}; /api/metrics takes flag_key")
+        store = self._receiver.flag_metrics
+        return JSONResponse(
+            {
+                "flags": [counts.to_dict() for counts in store.flags(params.getlist("flag_key"))],
+                "series": len(store),
+                "dropped_points": store.dropped_points,
+                "data_points_received": self._receiver.stats.data_points_received,
+            }
+        )
 
     def _buckets(self, request: Request) -> JSONResponse:
         params = request.query_params

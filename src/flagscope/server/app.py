@@ -81,7 +81,7 @@ def create_app(
     allowed_hosts: Iterable[str] = (),
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
 ) -> Starlette:
-    """Build the ASGI app: ``/v1/traces``, ``/v1/logs``, ``/api/...`` and the dashboard at ``/``.
+    """Build the ASGI app: ``/v1/{traces,logs,metrics}``, ``/api/...`` and the dashboard at ``/``.
 
     Mount it in your own ASGI application, or serve it with any ASGI server. The
     collector is at ``app.state.collector``, the receiver at ``app.state.receiver``.
@@ -132,11 +132,13 @@ def create_app(
         routes=[
             Route("/v1/traces", receiver.traces, methods=["POST"]),
             Route("/v1/logs", receiver.logs, methods=["POST"]),
+            Route("/v1/metrics", receiver.metrics, methods=["POST"]),
             Route("/api/health", api.health),
             Route("/api/events", api.events),
             Route("/api/flags", api.flags),
             Route("/api/flags/{flag_key:path}", api.flag),
             Route("/api/buckets", api.buckets),
+            Route("/api/metrics", api.metrics),
             Route("/", _index),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],

@@ -1,9 +1,12 @@
-"""The OTLP/HTTP receiver: ``POST /v1/traces`` and ``POST /v1/logs``.
+"""The OTLP/HTTP receiver: ``POST /v1/traces``, ``POST /v1/logs`` and ``POST /v1/metrics``.
 
 Each request is read under the size limit, decoded completely and mapped, and
 only then recorded: a malformed request changes nothing stored. Answers follow
 OTLP/HTTP: the response message (with ``partial_success`` when evaluations were
-skipped) or a ``google.rpc.Status``, in the request's own encoding.
+skipped) or a ``google.rpc.Status``, in the request's own encoding. Metrics are
+acknowledged and counted; flag evaluation counters are kept in ``flag_metrics``.
+The gRPC receiver (``flagscope.server.grpc_receiver``) shares the counters,
+``record`` and the flag metrics of one ``OtlpReceiver``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from flagscope.exporter import EventSink
+from flagscope.flag_metrics import FlagMetricsStore
 from flagscope.mapping import ValueDecoding
 from flagscope.otlp import (
     Encoding,
@@ -36,6 +40,7 @@ from flagscope.otlp import (
     read_traces,
     traces_response,
 )
+from flagscope.otlp_metrics import MetricsBatch, metrics_response, read_metrics
 from flagscope.server.body import (
     DEFAULT_BODY_TIMEOUT,
     BodyBudget,
@@ -71,6 +76,7 @@ class ReceiverStats:
         requests: OTLP requests received, good or bad.
         spans_received: Spans in the requests that were decoded.
         log_records_received: Log records in the requests that were decoded.
+        data_points_received: Metric data points in the requests that were decoded.
         events_recorded: Flag evaluations recorded into the collector.
         rejected: Spans or log records with flag telemetry that could not be mapped.
         bad_requests: Requests answered 400 (malformed, corrupt, truncated, or
@@ -84,6 +90,7 @@ class ReceiverStats:
     requests: int = 0
     spans_received: int = 0
     log_records_received: int = 0
+    data_points_received: int = 0
     events_recorded: int = 0
     rejected: int = 0
     bad_requests: int = 0
@@ -178,6 +185,8 @@ class OtlpReceiver:
         body_timeout: Seconds a whole body may take to arrive (408 after).
         max_receiving_bytes: The most bytes of bodies held at once across requests
             (503 past it); four bodies of the largest size by default.
+        flag_metrics: Where flag evaluation counters received as metrics go; a new
+            store when ``None`` (``.flag_metrics``).
     """
 
     def __init__(
@@ -188,8 +197,10 @@ class OtlpReceiver:
         value_decoding: ValueDecoding = "auto",
         body_timeout: float = DEFAULT_BODY_TIMEOUT,
         max_receiving_bytes: int | None = None,
+        flag_metrics: FlagMetricsStore | None = None,
     ) -> None:
         self._collector = collector
+        self.flag_metrics = flag_metrics if flag_metrics is not None else FlagMetricsStore()
         self._max_body_bytes = max_body_bytes
         self._value_decoding: ValueDecoding = value_decoding
         self._body_timeout = body_timeout
@@ -211,6 +222,30 @@ class OtlpReceiver:
     async def logs(self, request: Request) -> Response:
         """``POST /v1/logs``."""
         return await self._handle(request, read_logs, logs_response, "log_records_received")
+
+    async def metrics(self, request: Request) -> Response:
+        """``POST /v1/metrics``: every payload that decodes is acknowledged."""
+        return await self._handle(request, read_metrics, metrics_response, "data_points_received")
+
+    @property
+    def value_decoding(self) -> ValueDecoding:
+        """How flag values are decoded (``"auto"``, ``"json"`` or ``"raw"``)."""
+        return self._value_decoding
+
+    def count(self, **counts: int) -> None:
+        """Add to the counters (``ReceiverStats`` field names); for other transports."""
+        self._counters.add(**counts)
+
+    def record(self, batch: OtlpBatch) -> None:
+        """Record a decoded batch as a request's would be (evaluations, flag counters).
+
+        Raises:
+            RuntimeError: The collector raised (logged); nothing more is recorded.
+        """
+        try:
+            self._record(batch)
+        except _RecordRefusedError:
+            raise RuntimeError("the collector refused the evaluations") from None
 
     async def _handle(
         self,
@@ -314,6 +349,9 @@ class OtlpReceiver:
         Raises:
             _RecordRefusedError: The collector raised (logged).
         """
+        if isinstance(batch, MetricsBatch):
+            self.flag_metrics.add(batch.series)
+            return
         events = batch.events
         try:
             for start in range(0, len(events), _RECORD_SLICE):

@@ -8,7 +8,7 @@ import logging
 import socket
 import threading
 import time
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import uvicorn
 from opentelemetry.sdk._logs import LoggerProvider
@@ -31,6 +31,9 @@ __all__ = [
     "make_server",
     "serve_in_background",
 ]
+
+if TYPE_CHECKING:
+    from flagscope.server.grpc_receiver import GrpcReceiver
 
 _logger = logging.getLogger("flagscope")
 
@@ -161,6 +164,7 @@ class BackgroundServer:
         collector: Where evaluations are recorded.
         url: The base URL, e.g. ``http://127.0.0.1:4318`` (the dashboard is at ``/``).
         port: The port it listens on.
+        grpc_port: The OTLP/gRPC port, when it listens for gRPC too (else ``None``).
     """
 
     def __init__(self, app: Starlette, sock: socket.socket) -> None:
@@ -177,6 +181,17 @@ class BackgroundServer:
         # Exporters feeding ``collector`` from a provider, which cannot drop them: stopped
         # with the server, so the application stops paying for records nobody serves.
         self._exporters: list[BaseFlagExporter[Any, Any]] = []
+        self._grpc: GrpcReceiver | None = None
+        self.grpc_port: int | None = None
+
+    def _serve_grpc(self, host: str, port: int, max_body_bytes: int) -> None:
+        """Also listen for OTLP/gRPC on ``host:port``, stopped with the server."""
+        # grpcio takes a while to import: only servers that listen for gRPC pay for it.
+        from flagscope.server.grpc_receiver import GrpcReceiver
+
+        grpc_receiver = GrpcReceiver(self.app.state.receiver, max_body_bytes=max_body_bytes)
+        self._grpc = grpc_receiver
+        self.grpc_port = grpc_receiver.start(host, port)
 
     def _run(self) -> None:
         try:
@@ -215,6 +230,8 @@ class BackgroundServer:
             self._stopped = True
         for exporter in self._exporters:
             exporter.shutdown()
+        if self._grpc is not None:
+            self._grpc.stop()
         if self._thread.ident is not None:  # started
             self._server.should_exit = True
             self._thread.join(timeout)
@@ -244,6 +261,7 @@ def serve_in_background(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     logger_provider: LoggerProvider | None = None,
     max_bytes: int | None = DEFAULT_MAX_BYTES,
+    grpc_port: int | None = None,
 ) -> BackgroundServer:
     """Serve the dashboard, JSON API and OTLP receiver from a background thread.
 
@@ -264,12 +282,15 @@ def serve_in_background(
         max_body_bytes: The largest OTLP request body accepted.
         logger_provider: An SDK ``LoggerProvider`` to attach the log exporter to.
         max_bytes: The new collector's byte budget (``None``: none).
+        grpc_port: Also receive OTLP/gRPC on this port (0: a free one; ``None``,
+            the default: no gRPC).
 
     Returns:
         The running server: ``.url``, ``.collector``, ``.stop()``.
 
     Raises:
         PortInUseError: The port is taken.
+        OSError: The gRPC port cannot be bound.
         TypeError: A wrong argument type.
         ValueError: An argument out of range.
     """
@@ -293,6 +314,12 @@ def serve_in_background(
     )
     sock = bind(host, port)
     server = BackgroundServer(app, sock).start()
+    if grpc_port is not None:
+        try:
+            server._serve_grpc(host, _check_port(grpc_port), max_body_bytes)
+        except BaseException:
+            server.stop()
+            raise
     if tracer_provider is not None:
         span_exporter = FlagEvaluationSpanExporter(server.collector)
         server._exporters.append(span_exporter)

@@ -13,7 +13,7 @@ import dataclasses
 import threading
 import weakref
 from collections.abc import Iterable, Sequence
-from typing import Final, Literal
+from typing import Final
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
@@ -27,6 +27,7 @@ from opentelemetry.sdk.trace.export import (
 from flagscope.exporter import EventSink, FlagEvaluationSpanExporter
 from flagscope.mapping import ValueDecoding
 from flagscope.models import FlagEvaluationEvent
+from flagscope.testing._kinds import PROCESSOR_KINDS, SpanProcessorKind
 
 __all__ = [
     "FLUSH_TIMEOUT_MILLIS",
@@ -38,8 +39,6 @@ __all__ = [
     "resolve_tracer_provider",
 ]
 
-SpanProcessorKind = Literal["simple", "batch"]
-PROCESSOR_KINDS: Final = ("simple", "batch")
 
 # The batch processor's default 5 s delay would make every ``wait_for`` slow.
 _BATCH_DELAY_MILLIS: Final = 50

@@ -15,7 +15,7 @@
     "#c9a227", "#3aa5b9", "#7a8450", "#d05bb4", "#5d6d7e",
   ];
 
-  const state = { flags: [], flag: null, offset: 0, timer: null, busy: false, again: false };
+  const state = { flags: [], metrics: [], flag: null, offset: 0, timer: null, busy: false, again: false };
 
   // -- tiny DOM helpers ----------------------------------------------------------------
 
@@ -150,6 +150,34 @@
     }
     body.replaceChildren(...rows);
     $("flags-empty").hidden = state.flags.length > 0;
+  }
+
+  // -- flag evaluation metrics (counters received on /v1/metrics) -------------------------
+
+  function renderMetrics() {
+    const search = $("flag-search").value.trim().toLowerCase();
+    const rows = [];
+    for (const flag of state.metrics) {
+      if (search && !flag.flag_key.toLowerCase().includes(search)) continue;
+      const reasons = sortedCounts(flag.by_reason)
+        .map(([r, c]) => `${r} ${percent(c, flag.evaluations)}`)
+        .join(" · ");
+      const errors = el("td", { className: "num" }, flag.errors);
+      if (flag.errors > 0) errors.classList.add("bad");
+      const row = el(
+        "tr",
+        {},
+        el("td", { className: "key" }, flag.flag_key),
+        el("td", { className: "num" }, flag.evaluations),
+        el("td", {}, splitBar(flag.by_variant, Math.max(1, flag.successes))),
+        el("td", {}, reasons || "–"),
+        errors,
+      );
+      row.dataset.flagKey = flag.flag_key;
+      rows.push(row);
+    }
+    $("metrics-table").querySelector("tbody").replaceChildren(...rows);
+    $("metrics-view").hidden = state.metrics.length === 0;
   }
 
   // -- the per-flag view ------------------------------------------------------------------
@@ -311,13 +339,19 @@
     state.busy = true;
     state.again = false;
     try {
-      const [health, flags] = await Promise.all([getJson("health"), getJson("flags")]);
+      const [health, flags, metrics] = await Promise.all([
+        getJson("health"),
+        getJson("flags"),
+        getJson("metrics"),
+      ]);
       state.flags = flags.flags;
+      state.metrics = metrics.flags;
       setStatus(
         `${plural(health.stored, "evaluation")} stored (max ${health.max_size}` +
           `${health.evicted ? `, ${health.evicted} evicted` : ""}) · updated ${new Date().toLocaleTimeString()}`,
       );
       renderFlags();
+      renderMetrics();
       if (state.flag !== null) {
         const summary = state.flags.find((flag) => flag.flag_key === state.flag);
         $("flag-title").textContent = state.flag;
@@ -373,7 +407,10 @@
   function start() {
     window.addEventListener("hashchange", route);
     $("live").addEventListener("change", schedule);
-    $("flag-search").addEventListener("input", renderFlags);
+    $("flag-search").addEventListener("input", () => {
+      renderFlags();
+      renderMetrics();
+    });
     const form = $("event-filters");
     form.addEventListener("submit", (event) => event.preventDefault());
     form.addEventListener("change", () => {
