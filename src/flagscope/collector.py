@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 from flagscope.aggregates import FlagSummary, summarize
 from flagscope.models import EMPTY_MAPPING, EvaluationReason, FlagEvaluationEvent, build_event
+from flagscope.outcomes import OutcomeItem, OutcomeStore
 from flagscope.rollup import FlagRollup, RollupSnapshot
 
 if TYPE_CHECKING:
@@ -238,6 +239,9 @@ class InMemoryAnalyticsCollector:
         # so a flag first seen later gets its rollup from its first record.
         self._roll_up_new_flags = False
         self._max_rollups = MAX_ROLLUPS
+        # What happened to the spans and requests the evaluations were made in, kept
+        # beside them within the same count and pruned as they are evicted.
+        self._outcomes = OutcomeStore(self._max_size)
 
     # -- configuration and counters -------------------------------------------------
 
@@ -276,6 +280,22 @@ class InMemoryAnalyticsCollector:
 
     def __len__(self) -> int:
         return self._next_seq - self._first_seq
+
+    @property
+    def outcomes(self) -> OutcomeStore:
+        """The outcomes of the spans and requests the stored evaluations were made in."""
+        return self._outcomes
+
+    def record_outcomes(
+        self,
+        items: Iterable[OutcomeItem],
+    ) -> None:
+        """Store spans' outcomes beside the evaluations just recorded (``OutcomeStore.add``).
+
+        Call it after ``record_many`` with the same batch's spans: their
+        evaluations are the newest records, and the outcomes go when they do.
+        """
+        self._outcomes.add(items, self._next_seq - 1, self._first_seq)
 
     @property
     def query(self) -> CollectorQuery:
@@ -578,6 +598,7 @@ class InMemoryAnalyticsCollector:
             self._rollups = {}
             self._overall = None
             self._origin = self._first_seq = self._next_seq
+        self._outcomes.clear()
         if self._listeners:
             self._notify()
 

@@ -1,0 +1,328 @@
+"""The outcomes beside the evaluations: what happened to the span and request of each.
+
+An evaluation is judged by two spans: the span it happened in, and the request
+it belongs to, which is the trace's *local root* for the service that made it
+(a span with no parent, or whose parent came from another service). Both end
+after the evaluation, and over OTLP a trace's spans may arrive in several
+requests, so outcomes join the evaluations later. This module keeps that join
+bounded (DESIGN.md section 9):
+
+* an evaluation makes its enclosing span and its request *wanted*; a wanted
+  entry waits for its span in a first-in, first-out table of at most
+  ``capacity`` entries, and goes when the evaluations that wanted it are
+  evicted from the collector, so a span that never comes costs a slot for a
+  while and nothing more;
+* an outcome is kept only when an evaluation wanted it (or the span held the
+  evaluation itself), in tables of at most ``capacity`` entries, pruned with
+  the evaluations it explains;
+* local roots that arrive before any evaluation wanted them (an OTLP sender
+  whose batches reorder, a log-based evaluation exported after its request
+  ended) wait in a small ring of recent roots, so the join works in either
+  order.
+
+This is the store layer: it imports nothing from the query layer. Outcomes are
+kept as plain tuples on the exporters' path (a frozen dataclass costs a
+microsecond to build) and become ``SpanOutcome`` records when read.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Final, Literal, TypeVar
+
+__all__ = [
+    "NO_OUTCOME",
+    "OUTCOME_STATUSES",
+    "OutcomeItem",
+    "OutcomeStatus",
+    "OutcomeStore",
+    "RawOutcome",
+    "SpanOutcome",
+    "http_status",
+    "outcome_of",
+    "raw_outcome",
+]
+
+OutcomeStatus = Literal["unset", "ok", "error"]
+OUTCOME_STATUSES: Final[tuple[OutcomeStatus, ...]] = ("unset", "ok", "error")
+
+# (name, status code 0 unset / 1 ok / 2 error, status description, start ns, end ns,
+#  http.response.status_code or None): what the exporters capture per span.
+RawOutcome = tuple[str, int, str | None, int | None, int | None, int | None]
+
+# A request is one service's part of a trace: (trace id, service name).
+RequestKey = tuple[str, str | None]
+
+# What a way in hands the store per span (see ``OutcomeStore.add``): trace id, span
+# id, service, the span an evaluation span was made in, whether the span is a local
+# root, its kind (0 plain, 1 holds evaluations, 2 evaluation span, 3 log record), outcome.
+OutcomeItem = tuple[str | None, str | None, str | None, str | None, bool, int, RawOutcome]
+
+# An evaluation span's or log record's own outcome is never kept: only the spans it wants.
+NO_OUTCOME: Final[RawOutcome] = ("", 0, None, None, None, None)
+
+# How many local roots nobody has wanted yet are kept, at most, while their
+# evaluations may still arrive.
+RECENT_ROOTS: Final = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class SpanOutcome:
+    """What happened to a span that explains an evaluation.
+
+    Attributes:
+        name: The span's name.
+        status: ``"unset"``, ``"ok"`` or ``"error"`` (the span's status code).
+        description: The status description (set with errors), if any.
+        duration_ms: How long the span took, where its times are known.
+        http_status_code: Its ``http.response.status_code`` (or the older
+            ``http.status_code``), where present.
+    """
+
+    name: str
+    status: OutcomeStatus
+    description: str | None
+    duration_ms: float | None
+    http_status_code: int | None
+
+    @property
+    def failed(self) -> bool:
+        """Whether the span failed: status error, or an HTTP status of 500 or more."""
+        return self.status == "error" or (
+            self.http_status_code is not None and self.http_status_code >= 500
+        )
+
+
+def raw_outcome(
+    name: str,
+    status_code: int,
+    description: str | None,
+    start_ns: int | None,
+    end_ns: int | None,
+    http_status_code: object,
+) -> RawOutcome:
+    """Return the tuple the store keeps, with the status code and HTTP status checked.
+
+    Args:
+        name: The span's name.
+        status_code: 0 unset, 1 ok, 2 error (OTLP and SDK values alike).
+        description: The status description.
+        start_ns: Start time, Unix nanoseconds.
+        end_ns: End time.
+        http_status_code: The span's HTTP response status code attribute, any type.
+    """
+    code = status_code if type(status_code) is int and 0 <= status_code <= 2 else 0
+    http = http_status_code if type(http_status_code) is int else http_status(http_status_code)
+    return (name, code, description or None, start_ns or None, end_ns or None, http)
+
+
+def http_status(value: object) -> int | None:
+    """Return an HTTP status code attribute as an int; text ("500") and whole floats too."""
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def outcome_of(raw: RawOutcome) -> SpanOutcome:
+    """Return the ``SpanOutcome`` for a stored tuple."""
+    name, code, description, start, end, http = raw
+    duration = (end - start) / 1e6 if start and end and end >= start else None
+    return SpanOutcome(name, OUTCOME_STATUSES[code], description, duration, http)
+
+
+class OutcomeStore:
+    """Bounded, thread-safe outcomes of the spans and requests evaluations happened in.
+
+    Writers (the exporters, the OTLP receiver) call ``add``; readers call
+    ``span_outcomes`` and ``request_outcomes``. ``seq`` arguments are the
+    collector's sequence numbers: an entry whose evaluations have all been
+    evicted (``seq`` below the collector's oldest) is dropped.
+
+    Args:
+        capacity: The most entries each table holds (spans, requests, and the
+            wanted ones of each).
+
+    Raises:
+        TypeError: ``capacity`` is not an int.
+        ValueError: ``capacity`` is below 1.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        if isinstance(capacity, bool) or not isinstance(capacity, int):
+            raise TypeError(f"capacity must be an int, got {type(capacity).__name__}")
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1, got {capacity}")
+        self._capacity = capacity
+        self._lock = threading.Lock()
+        # Read without the lock by the exporters' fast path: a membership test on a
+        # dict is atomic, and a stale answer only means one more look under the lock.
+        self.want_spans: dict[str, int] = {}
+        self.want_requests: dict[RequestKey, int] = {}
+        self._spans: dict[str, tuple[RawOutcome, int]] = {}
+        self._requests: dict[RequestKey, tuple[RawOutcome, int]] = {}
+        self._recent_roots: dict[RequestKey, RawOutcome] = {}
+
+    @property
+    def capacity(self) -> int:
+        """The most entries each table holds."""
+        return self._capacity
+
+    @property
+    def waiting(self) -> bool:
+        """Whether any span or request is wanted: the exporters' cheap first check."""
+        return bool(self.want_spans) or bool(self.want_requests)
+
+    def __len__(self) -> int:
+        """How many outcomes are kept (spans and requests)."""
+        return len(self._spans) + len(self._requests)
+
+    def add(
+        self,
+        items: Iterable[OutcomeItem],
+        seq: int,
+        first_seq: int,
+    ) -> None:
+        """Record a batch of spans' outcomes and what their evaluations want.
+
+        Each item is ``(trace_id, span_id, service, wanted_span, is_local_root,
+        kind, outcome)``: ``kind`` 1 for a span holding evaluations as events
+        (its own outcome is kept; its request is wanted), 2 for an evaluation
+        span (``wanted_span``, the span it was made in, and its request are
+        wanted), 3 for an evaluation without a span of its own (a log record:
+        ``span_id`` and the request are wanted), 0 for any other span (kept
+        only if wanted, or as a recent local root).
+
+        Args:
+            items: The spans.
+            seq: The newest evaluation's sequence number when these were recorded.
+            first_seq: The oldest stored evaluation's sequence number.
+        """
+        with self._lock:
+            want_spans = self.want_spans
+            want_requests = self.want_requests
+            spans = self._spans
+            requests = self._requests
+            recent = self._recent_roots
+            for trace_id, span_id, service, wanted_span, is_root, kind, outcome in items:
+                if trace_id is None:
+                    continue
+                request_key = (trace_id, service)
+                if kind:
+                    if kind == 1 and span_id is not None:
+                        want_spans.pop(span_id, None)
+                        _put(spans, span_id, (outcome, seq))
+                    elif kind == 2 and wanted_span is not None:
+                        _want(want_spans, spans, wanted_span, seq)
+                    elif kind == 3 and span_id is not None:
+                        _want(want_spans, spans, span_id, seq)
+                    if is_root and kind == 1:
+                        want_requests.pop(request_key, None)
+                        _put(requests, request_key, (outcome, seq))
+                        continue
+                    root = recent.pop(request_key, None)
+                    if root is not None:
+                        _put(requests, request_key, (root, seq))
+                    else:
+                        _want(want_requests, requests, request_key, seq)
+                    continue
+                if span_id is not None:
+                    wanted = want_spans.pop(span_id, None)
+                    if wanted is not None:
+                        _put(spans, span_id, (outcome, wanted))
+                if is_root:
+                    wanted = want_requests.pop(request_key, None)
+                    if wanted is not None:
+                        _put(requests, request_key, (outcome, wanted))
+                    else:
+                        recent[request_key] = outcome
+                        if len(recent) > RECENT_ROOTS:
+                            del recent[next(iter(recent))]
+            capacity = self._capacity
+            for table in (want_spans, want_requests, spans, requests):
+                _trim(table, capacity, first_seq)
+
+    def prune(self, first_seq: int) -> None:
+        """Drop entries whose evaluations have all been evicted."""
+        with self._lock:
+            for table in (self.want_spans, self.want_requests, self._spans, self._requests):
+                _trim(table, self._capacity, first_seq)
+
+    def clear(self) -> None:
+        """Forget everything."""
+        with self._lock:
+            # Emptied in place: the exporters hold the wanted tables.
+            self.want_spans.clear()
+            self.want_requests.clear()
+            self._spans.clear()
+            self._requests.clear()
+            self._recent_roots.clear()
+
+    def span_outcomes(self, span_ids: Iterable[str | None]) -> dict[str, SpanOutcome]:
+        """Return the known outcomes of these spans, by span id."""
+        with self._lock:
+            spans = self._spans
+            found = {
+                span_id: entry[0]
+                for span_id in set(span_ids)
+                if span_id is not None and (entry := spans.get(span_id)) is not None
+            }
+        return _built(found)
+
+    def request_outcomes(self, keys: Iterable[RequestKey]) -> dict[RequestKey, SpanOutcome]:
+        """Return the known outcomes of these requests, by ``(trace_id, service)``."""
+        with self._lock:
+            requests = self._requests
+            found = {
+                key: entry[0]
+                for key in set(keys)
+                if key[0] is not None and (entry := requests.get(key)) is not None
+            }
+        return _built(found)
+
+    def __repr__(self) -> str:
+        return (
+            f"OutcomeStore(spans={len(self._spans)}, requests={len(self._requests)}, "
+            f"waiting={len(self.want_spans) + len(self.want_requests)})"
+        )
+
+
+_K = TypeVar("_K")
+
+
+def _built(found: dict[_K, RawOutcome]) -> dict[_K, SpanOutcome]:
+    return {key: outcome_of(raw) for key, raw in found.items()}
+
+
+def _put(table: dict[_K, tuple[RawOutcome, int]], key: _K, entry: tuple[RawOutcome, int]) -> None:
+    # Re-inserted at the end, so the table stays roughly in sequence order for _trim.
+    table.pop(key, None)
+    table[key] = entry
+
+
+def _want(
+    wants: dict[_K, int], outcomes: dict[_K, tuple[RawOutcome, int]], key: _K, seq: int
+) -> None:
+    known = outcomes.get(key)
+    if known is not None:
+        # Already here (another evaluation in the same span): now explains this one too.
+        outcomes.pop(key)
+        outcomes[key] = (known[0], seq)
+        return
+    wants.pop(key, None)
+    wants[key] = seq
+
+
+def _trim(table: dict[Any, Any], capacity: int, first_seq: int) -> None:
+    """Drop the oldest entries past ``capacity``, and those whose evaluations are gone."""
+    while table:
+        key = next(iter(table))
+        entry = table[key]
+        seq = entry if type(entry) is int else entry[1]
+        if len(table) > capacity or seq < first_seq:
+            del table[key]
+        else:
+            return
