@@ -381,6 +381,8 @@ def _raw_outcome(span: ReadableSpan, name: str) -> RawOutcome:
     http = attributes.get(_HTTP_STATUS)
     if http is None:
         http = attributes.get(_HTTP_STATUS_OLD)
-    if http is not None and type(http) is not int:
-        http = http_status(http)
-    return (name, status_code, description, span.start_time, span.end_time, http)
+    if http is None:
+        http = 0
+    elif type(http) is not int:
+        http = http_status(http) or 0
+    return (name, status_code, description, span.start_time or 0, span.end_time or 0, http)

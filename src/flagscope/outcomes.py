@@ -28,8 +28,9 @@ microsecond to build) and become ``SpanOutcome`` records when read.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, Final, Literal, TypeVar
 
 __all__ = [
@@ -49,8 +50,9 @@ OutcomeStatus = Literal["unset", "ok", "error"]
 OUTCOME_STATUSES: Final[tuple[OutcomeStatus, ...]] = ("unset", "ok", "error")
 
 # (name, status code 0 unset / 1 ok / 2 error, status description, start ns, end ns,
-#  http.response.status_code or None): what the exporters capture per span.
-RawOutcome = tuple[str, int, str | None, int | None, int | None, int | None]
+#  http.response.status_code): what the ways in capture per span. Unknown numbers are
+# 0, not None, so the query layer can compare whole columns at C speed.
+RawOutcome = tuple[str, int, str | None, int, int, int]
 
 # A request is one service's part of a trace: (trace id, service name).
 RequestKey = tuple[str, str | None]
@@ -61,7 +63,7 @@ RequestKey = tuple[str, str | None]
 OutcomeItem = tuple[str | None, str | None, str | None, str | None, bool, int, RawOutcome]
 
 # An evaluation span's or log record's own outcome is never kept: only the spans it wants.
-NO_OUTCOME: Final[RawOutcome] = ("", 0, None, None, None, None)
+NO_OUTCOME: Final[RawOutcome] = ("", 0, None, 0, 0, 0)
 
 # How many local roots nobody has wanted yet are kept, at most, while their
 # evaluations may still arrive.
@@ -115,7 +117,14 @@ def raw_outcome(
     """
     code = status_code if type(status_code) is int and 0 <= status_code <= 2 else 0
     http = http_status_code if type(http_status_code) is int else http_status(http_status_code)
-    return (name, code, description or None, start_ns or None, end_ns or None, http)
+    return (
+        name,
+        code,
+        description or None,
+        start_ns if type(start_ns) is int and start_ns > 0 else 0,
+        end_ns if type(end_ns) is int and end_ns > 0 else 0,
+        http or 0,
+    )
 
 
 def http_status(value: object) -> int | None:
@@ -131,7 +140,7 @@ def outcome_of(raw: RawOutcome) -> SpanOutcome:
     """Return the ``SpanOutcome`` for a stored tuple."""
     name, code, description, start, end, http = raw
     duration = (end - start) / 1e6 if start and end and end >= start else None
-    return SpanOutcome(name, OUTCOME_STATUSES[code], description, duration, http)
+    return SpanOutcome(name, OUTCOME_STATUSES[code], description, duration, http or None)
 
 
 class OutcomeStore:
@@ -282,6 +291,34 @@ class OutcomeStore:
                 if key[0] is not None and (entry := requests.get(key)) is not None
             }
         return _built(found)
+
+    def raw_outcomes(
+        self, scope: Literal["span", "request"], keys: Iterable[Any]
+    ) -> dict[Any, RawOutcome]:
+        """Return the stored tuples (``RawOutcome``) for span ids or request keys.
+
+        The query layer's bulk read: ``impact`` reads tens of thousands at once,
+        and a ``SpanOutcome`` per outcome would cost more than the rest.
+        """
+        with self._lock:
+            table: dict[Any, tuple[RawOutcome, int]] = (
+                self._spans if scope == "span" else self._requests
+            )
+            get = table.get
+            return {key: entry[0] for key in keys if (entry := get(key)) is not None}
+
+    def raw_outcomes_by_group(
+        self, scope: Literal["span", "request"], groups: Mapping[Any, Iterable[Any]]
+    ) -> dict[Any, list[RawOutcome]]:
+        """For each group of span ids or request keys, the stored tuples of those known."""
+        with self._lock:
+            table: dict[Any, tuple[RawOutcome, int]] = (
+                self._spans if scope == "span" else self._requests
+            )
+            get = table.get
+            found = {group: list(filter(None, map(get, keys))) for group, keys in groups.items()}
+        first = itemgetter(0)
+        return {group: list(map(first, entries)) for group, entries in found.items()}
 
     def __repr__(self) -> str:
         return (
