@@ -272,8 +272,8 @@ def test_evaluations_waiting_for_a_request_that_never_ends_hold_at_most_max_size
             tracer.start_as_current_span("child") as child,
         ):
             child.add_event(semconv.EVENT_NAME, EVALUATION)
-    assert len(collector.outcomes.want_requests) <= 10
-    assert len(collector.outcomes) <= 20
+    assert len(collector.outcomes.want_requests) <= collector.outcomes.limit
+    assert len(collector.outcomes) <= 2 * collector.outcomes.limit
 
 
 def test_outcomes_go_with_the_evaluations_they_explain() -> None:
@@ -287,7 +287,7 @@ def test_outcomes_go_with_the_evaluations_they_explain() -> None:
     for _ in range(8):
         failing_request(tracer)
     assert request_outcome(collector, first) is None
-    assert len(collector.outcomes) <= 2 * collector.max_size
+    assert len(collector.outcomes) <= 2 * collector.outcomes.limit
 
 
 def test_clear_forgets_the_outcomes(collector: InMemoryAnalyticsCollector, tracer: Any) -> None:
@@ -328,9 +328,9 @@ def test_the_store_never_holds_more_than_its_capacity_per_table(
             seq,
             max(0, seq - 50),
         )
-        assert len(store.want_spans) <= capacity
-        assert len(store.want_requests) <= capacity
-        assert len(store) <= 2 * capacity
+        assert len(store.want_spans) <= store.limit
+        assert len(store.want_requests) <= store.limit
+        assert len(store) <= 2 * store.limit
 
 
 def test_the_store_checks_its_capacity() -> None:

@@ -118,9 +118,9 @@ class BaseFlagExporter(Generic[_Item, _Result]):
         self._shutdown = False
         self._success = success
         self._failure = failure
-        # Outcomes go where the sink can keep them (``record_outcomes``); its store's
+        # Outcomes go where the sink can keep them (``record_with_outcomes``); its store's
         # wanted tables tell the span path, cheaply, whether a plain span may matter.
-        record_outcomes = getattr(collector, "record_outcomes", None)
+        record_outcomes = getattr(collector, "record_with_outcomes", None)
         self._record_outcomes = record_outcomes if callable(record_outcomes) else None
         store = getattr(collector, "outcomes", None) if self._record_outcomes else None
         self._want_spans: dict[str, int] | None = getattr(store, "want_spans", None)
@@ -199,18 +199,15 @@ class BaseFlagExporter(Generic[_Item, _Result]):
                 "flagscope: could not iterate the %s to export", self._ITEMS, exc_info=True
             )
         try:
-            if records:
+            if outcomes:
+                # One call, one hold of the lock: the outcomes know their records' seqs.
+                record_outcomes(records, outcomes)  # type: ignore[misc]
+            elif records:
                 self._collector.record_many(records)
         except Exception:
             _logger.exception("flagscope: the collector refused %d evaluation(s)", len(records))
             self._stats.add(items=count, mapped=0, ignored=ignored, skipped=skipped, failed=True)
             return self._failure
-        if outcomes:
-            try:
-                record_outcomes(outcomes)  # type: ignore[misc]
-            except Exception:
-                # The evaluations are stored; only their outcomes are lost.
-                _logger.exception("flagscope: the collector refused %d outcome(s)", len(outcomes))
         self._stats.add(items=count, mapped=len(records), ignored=ignored, skipped=skipped)
         return self._success
 
@@ -365,24 +362,36 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
 
 
 def _raw_outcome(span: ReadableSpan, name: str) -> RawOutcome:
-    """Read what the outcome store keeps of an ended SDK span, cheaply."""
-    status = span.status
+    """Read what the outcome store keeps of an ended SDK span, cheaply.
+
+    The SDK's ``ReadableSpan`` keeps status, times and attributes in plain fields
+    behind properties; reading the fields costs a third of the properties here,
+    and the public ``span.attributes`` wraps ``BoundedAttributes``, whose ``get``
+    raises and catches a ``KeyError`` for a missing key (0.7 µs). Any other span
+    type (or a future SDK without those fields) is read through the public API.
+    """
+    try:
+        status = span._status
+        start = span._start_time
+        end = span._end_time
+        attributes = span._attributes._dict  # type: ignore[union-attr]
+        if type(attributes) is not dict:
+            raise AttributeError("_dict")
+    except AttributeError:
+        status = span.status
+        start = span.start_time
+        end = span.end_time
+        attributes = dict(span.attributes or {})
     code = status.status_code
     if code is _ERROR:
         status_code, description = 2, status.description
     else:
         status_code, description = (1 if code is _OK else 0), None
-    # The public ``span.attributes`` wraps the SDK's BoundedAttributes, whose ``get``
-    # raises and catches a KeyError for a missing key: 0.7 µs, most of this budget.
-    # Its plain dict is read where the SDK has one, the public mapping otherwise.
-    attributes = getattr(getattr(span, "_attributes", None), "_dict", None)
-    if type(attributes) is not dict and not isinstance(attributes, dict):
-        attributes = span.attributes or {}
     http = attributes.get(_HTTP_STATUS)
     if http is None:
         http = attributes.get(_HTTP_STATUS_OLD)
-    if http is None:
-        http = 0
-    elif type(http) is not int:
+        if http is None:
+            return (name, status_code, description, start or 0, end or 0, 0)
+    if type(http) is not int:
         http = http_status(http) or 0
-    return (name, status_code, description, span.start_time or 0, span.end_time or 0, http)
+    return (name, status_code, description, start or 0, end or 0, http)

@@ -28,6 +28,7 @@ microsecond to build) and become ``SpanOutcome`` records when read.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from operator import itemgetter
@@ -174,11 +175,25 @@ class OutcomeStore:
         self._spans: dict[str, tuple[RawOutcome, int]] = {}
         self._requests: dict[RequestKey, tuple[RawOutcome, int]] = {}
         self._recent_roots: dict[RequestKey, RawOutcome] = {}
+        # Per table, its keys in the order written, with the sequence number written:
+        # the oldest go first (capacity) and those whose evaluations are evicted. A
+        # dict emptied from the front would make ``next(iter())`` walk every deleted
+        # slot (30 us per span, measured); a deque of (key, seq) stays O(1), and an
+        # entry rewritten since is recognised by its seq and left alone.
+        self._orders: tuple[deque[tuple[Any, int]], ...] = tuple(deque() for _ in range(4))
+        self._recent_order: deque[RequestKey] = deque()
+        self._writes = 0
+        self._limit = capacity + capacity // 4 + 1
 
     @property
     def capacity(self) -> int:
         """The most entries each table holds."""
         return self._capacity
+
+    @property
+    def limit(self) -> int:
+        """The most entries a table holds between trims: a quarter past ``capacity``."""
+        return self._limit
 
     @property
     def waiting(self) -> bool:
@@ -215,50 +230,101 @@ class OutcomeStore:
             want_requests = self.want_requests
             spans = self._spans
             requests = self._requests
-            recent = self._recent_roots
+            want_span_order, want_request_order, span_order, request_order = self._orders
             for trace_id, span_id, service, wanted_span, is_root, kind, outcome in items:
                 if trace_id is None:
                     continue
                 request_key = (trace_id, service)
-                if kind:
-                    if kind == 1 and span_id is not None:
-                        want_spans.pop(span_id, None)
-                        _put(spans, span_id, (outcome, seq))
-                    elif kind == 2 and wanted_span is not None:
-                        _want(want_spans, spans, wanted_span, seq)
-                    elif kind == 3 and span_id is not None:
-                        _want(want_spans, spans, span_id, seq)
-                    if is_root and kind == 1:
-                        want_requests.pop(request_key, None)
-                        _put(requests, request_key, (outcome, seq))
+                if kind == 1:
+                    # The common case, inline: a span holding evaluations.
+                    if span_id is not None:
+                        if want_spans:
+                            want_spans.pop(span_id, None)
+                        spans[span_id] = (outcome, seq)
+                        span_order.append((span_id, seq))
+                    if is_root:
+                        if want_requests:
+                            want_requests.pop(request_key, None)
+                        requests[request_key] = (outcome, seq)
+                        request_order.append((request_key, seq))
                         continue
-                    root = recent.pop(request_key, None)
+                elif kind == 2 and wanted_span is not None:
+                    _want(want_spans, want_span_order, spans, span_order, wanted_span, seq)
+                elif kind == 3 and span_id is not None:
+                    _want(want_spans, want_span_order, spans, span_order, span_id, seq)
+                if kind:
+                    root = self._recent_roots.pop(request_key, None)
                     if root is not None:
-                        _put(requests, request_key, (root, seq))
+                        requests[request_key] = (root, seq)
+                        request_order.append((request_key, seq))
                     else:
-                        _want(want_requests, requests, request_key, seq)
+                        _want(
+                            want_requests,
+                            want_request_order,
+                            requests,
+                            request_order,
+                            request_key,
+                            seq,
+                        )
                     continue
                 if span_id is not None:
                     wanted = want_spans.pop(span_id, None)
                     if wanted is not None:
-                        _put(spans, span_id, (outcome, wanted))
+                        spans[span_id] = (outcome, wanted)
+                        span_order.append((span_id, wanted))
                 if is_root:
                     wanted = want_requests.pop(request_key, None)
                     if wanted is not None:
-                        _put(requests, request_key, (outcome, wanted))
+                        requests[request_key] = (outcome, wanted)
+                        request_order.append((request_key, wanted))
                     else:
-                        recent[request_key] = outcome
-                        if len(recent) > RECENT_ROOTS:
-                            del recent[next(iter(recent))]
-            capacity = self._capacity
-            for table in (want_spans, want_requests, spans, requests):
-                _trim(table, capacity, first_seq)
+                        self._remember_root(request_key, outcome)
+            # Trimmed back to capacity in bulk when a table may be a quarter past it,
+            # and every 64 writes for
+            # evaluations evicted since: reads only ever look up live evaluations'
+            # outcomes, so a late trim costs memory for a moment, never an answer.
+            self._writes += 1
+            limit = self._limit
+            if (
+                self._writes & 63 == 0
+                or len(span_order) > limit
+                or len(request_order) > limit
+                or len(want_span_order) > limit
+                or len(want_request_order) > limit
+            ):
+                self._trim(first_seq)
+
+    def _remember_root(self, key: RequestKey, outcome: RawOutcome) -> None:
+        """Keep a local root nobody wanted yet among the ``RECENT_ROOTS`` newest."""
+        recent = self._recent_roots
+        if key not in recent:
+            self._recent_order.append(key)
+        recent[key] = outcome
+        while len(self._recent_order) > RECENT_ROOTS:
+            recent.pop(self._recent_order.popleft(), None)
+
+    def _trim(self, first_seq: int) -> None:
+        """Drop the oldest entries past capacity, and those whose evaluations are gone."""
+        capacity = self._capacity
+        tables: tuple[dict[Any, Any], ...] = (
+            self.want_spans,
+            self.want_requests,
+            self._spans,
+            self._requests,
+        )
+        for table, order in zip(tables, self._orders, strict=True):
+            while order and (
+                len(table) > capacity or len(order) > capacity or order[0][1] < first_seq
+            ):
+                key, written = order.popleft()
+                entry = table.get(key)
+                if entry is not None and (entry if type(entry) is int else entry[1]) == written:
+                    del table[key]
 
     def prune(self, first_seq: int) -> None:
         """Drop entries whose evaluations have all been evicted."""
         with self._lock:
-            for table in (self.want_spans, self.want_requests, self._spans, self._requests):
-                _trim(table, self._capacity, first_seq)
+            self._trim(first_seq)
 
     def clear(self) -> None:
         """Forget everything."""
@@ -269,6 +335,9 @@ class OutcomeStore:
             self._spans.clear()
             self._requests.clear()
             self._recent_roots.clear()
+            for order in self._orders:
+                order.clear()
+            self._recent_order.clear()
 
     def span_outcomes(self, span_ids: Iterable[str | None]) -> dict[str, SpanOutcome]:
         """Return the known outcomes of these spans, by span id."""
@@ -334,32 +403,19 @@ def _built(found: dict[_K, RawOutcome]) -> dict[_K, SpanOutcome]:
     return {key: outcome_of(raw) for key, raw in found.items()}
 
 
-def _put(table: dict[_K, tuple[RawOutcome, int]], key: _K, entry: tuple[RawOutcome, int]) -> None:
-    # Re-inserted at the end, so the table stays roughly in sequence order for _trim.
-    table.pop(key, None)
-    table[key] = entry
-
-
 def _want(
-    wants: dict[_K, int], outcomes: dict[_K, tuple[RawOutcome, int]], key: _K, seq: int
+    wants: dict[_K, int],
+    want_order: deque[tuple[Any, int]],
+    outcomes: dict[_K, tuple[RawOutcome, int]],
+    outcome_order: deque[tuple[Any, int]],
+    key: _K,
+    seq: int,
 ) -> None:
     known = outcomes.get(key)
     if known is not None:
         # Already here (another evaluation in the same span): now explains this one too.
-        outcomes.pop(key)
         outcomes[key] = (known[0], seq)
+        outcome_order.append((key, seq))
         return
-    wants.pop(key, None)
     wants[key] = seq
-
-
-def _trim(table: dict[Any, Any], capacity: int, first_seq: int) -> None:
-    """Drop the oldest entries past ``capacity``, and those whose evaluations are gone."""
-    while table:
-        key = next(iter(table))
-        entry = table[key]
-        seq = entry if type(entry) is int else entry[1]
-        if len(table) > capacity or seq < first_seq:
-            del table[key]
-        else:
-            return
+    want_order.append((key, seq))
