@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from flagscope import FlagEvaluationSpanExporter, InMemoryAnalyticsCollector, semconv
@@ -36,6 +36,26 @@ def drive(
     weights: Mapping[str, float] | None = None,
     default_variant: str | None = None,
 ) -> None:
+    """Send the requests (see ``drive_into``) through flagscope's span exporter."""
+    drive_into(
+        FlagEvaluationSpanExporter(collector),
+        variants,
+        requests,
+        seed,
+        weights=weights,
+        default_variant=default_variant,
+    )
+
+
+def drive_into(
+    exporter: SpanExporter,
+    variants: Mapping[str, Behaviour],
+    requests: int,
+    seed: int,
+    *,
+    weights: Mapping[str, float] | None = None,
+    default_variant: str | None = None,
+) -> None:
     """Send ``requests`` requests, each evaluating ``FLAG`` once inside a child span.
 
     Each request is a SERVER root span (``http.response.status_code`` 500 and
@@ -45,7 +65,7 @@ def drive(
     """
     rng = random.Random(seed)
     provider = TracerProvider(resource=Resource.create({semconv.SERVICE_NAME: "shop"}))
-    provider.add_span_processor(SimpleSpanProcessor(FlagEvaluationSpanExporter(collector)))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("impact-tests")
     names = sorted(variants)
     chances = [(weights or {}).get(name, 1.0) for name in names]

@@ -555,8 +555,29 @@ def serve(
     type=click.FloatRange(min=0, min_open=True, max=86400),
     help="Seconds the whole request may take.",
 )
-def report(url: str, flags: tuple[str, ...], output: str, timeout: float) -> None:
-    """Print what a running server has seen, per flag."""
+@click.option(
+    "--impact",
+    "impact",
+    is_flag=True,
+    help="Per variant: error rate, latency and a verdict against the baseline.",
+)
+@click.option(
+    "--scope",
+    type=click.Choice(["request", "span"]),
+    default="request",
+    show_default=True,
+    help="With --impact: judge the request, or the span the evaluation was made in.",
+)
+def report(
+    url: str, flags: tuple[str, ...], output: str, timeout: float, impact: bool, scope: str
+) -> None:
+    """Print what a running server has seen, per flag (or, with --impact, per variant)."""
+    if impact:
+        from flagscope.impact_report import fetch_impacts, print_impact_report
+
+        impacts = fetch_impacts(url, flags, fetch_json, scope=scope, timeout=timeout)
+        print_impact_report(make_console(), url, impacts, output)
+        return
     summaries = fetch_flags(url, flags, timeout=timeout)
     print_report(make_console(), url, summaries, output)
 
