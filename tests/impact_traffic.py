@@ -6,6 +6,7 @@ import math
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -63,10 +64,30 @@ def drive_into(
     OpenFeature-style evaluation event. Durations are log-normal around the
     variant's median (sigma 0.5), with explicit start and end times.
     """
-    rng = random.Random(seed)
     provider = TracerProvider(resource=Resource.create({semconv.SERVICE_NAME: "shop"}))
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracer = provider.get_tracer("impact-tests")
+    send_requests(
+        provider.get_tracer("impact-tests"),
+        variants,
+        requests,
+        seed,
+        weights=weights,
+        default_variant=default_variant,
+    )
+    provider.shutdown()
+
+
+def send_requests(
+    tracer: Any,
+    variants: Mapping[str, Behaviour],
+    requests: int,
+    seed: int,
+    *,
+    weights: Mapping[str, float] | None = None,
+    default_variant: str | None = None,
+) -> None:
+    """Send the requests ``drive_into`` describes with ``tracer``."""
+    rng = random.Random(seed)
     names = sorted(variants)
     chances = [(weights or {}).get(name, 1.0) for name in names]
     now = _START
@@ -96,4 +117,3 @@ def drive_into(
             root.set_status(Status(StatusCode.ERROR, "payment declined"))
         root.end(end_time=now + duration_ns)
         now += duration_ns + 1000
-    provider.shutdown()

@@ -1,4 +1,4 @@
-"""Variant impact in every view: the JSON API, ``flagscope report --impact``, the pytest capture."""
+"""Variant impact in the views: the JSON API, ``flagscope report --impact``, the pytest capture."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from click.testing import CliRunner
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from flagscope.cli import cli
 from flagscope.impact_report import IMPACT_CSV_COLUMNS
 from flagscope.server import BackgroundServer, serve_in_background
-from impact_traffic import FLAG, Behaviour, drive_into
+from flagscope.testing import FlagEvaluationCapture, capture_flag_evaluations
+from impact_traffic import FLAG, Behaviour, drive_into, send_requests
 from otlp_payloads import traces_protobuf
 
 CONTROL = Behaviour(0.02, 100.0)
@@ -123,3 +125,42 @@ def test_report_impact_csv_has_one_row_per_variant(impact_server: BackgroundServ
     rows = list(csv.DictReader(io.StringIO(result.output)))
     assert tuple(rows[0]) == IMPACT_CSV_COLUMNS
     assert sorted(row["variant"] for row in rows) == ["control", "treatment"]
+
+
+# -- the pytest capture -------------------------------------------------------------------
+
+
+def _captured(variants: dict[str, Behaviour], requests: int) -> FlagEvaluationCapture:
+    provider = TracerProvider()
+    with capture_flag_evaluations(provider) as capture:
+        send_requests(provider.get_tracer("app"), variants, requests, 21)
+    return capture
+
+
+def test_assert_no_regression_passes_when_the_variants_behave_alike() -> None:
+    capture = _captured({"control": CONTROL, "treatment": CONTROL}, 1500)
+    impact = capture.assert_no_regression(FLAG, baseline="control")
+    assert impact.variant("treatment").verdict == "no_difference"
+
+
+def test_assert_no_regression_fails_with_a_table_of_the_variants() -> None:
+    capture = _captured({"control": CONTROL, "treatment": WORSE}, 1500)
+    with pytest.raises(AssertionError, match="made requests fail more") as failure:
+        capture.assert_no_regression(FLAG, baseline="control")
+    message = str(failure.value)
+    assert "'treatment'" in message
+    assert "error rate (95% CI)" in message
+    assert "worse" in message
+
+
+def test_assert_no_regression_refuses_to_pass_on_too_little_traffic() -> None:
+    capture = _captured({"control": CONTROL, "treatment": WORSE}, 60)
+    with pytest.raises(AssertionError, match="nothing was judged"):
+        capture.assert_no_regression(FLAG, baseline="control")
+    capture.assert_no_regression(FLAG, baseline="control", require_verdict=False)
+
+
+def test_assert_no_regression_on_a_flag_never_evaluated_fails() -> None:
+    capture = _captured({"control": CONTROL}, 5)
+    with pytest.raises(AssertionError, match="never evaluated"):
+        capture.assert_no_regression("other-flag")

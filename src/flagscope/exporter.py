@@ -126,6 +126,9 @@ class BaseFlagExporter(Generic[_Item, _Result]):
         self._want_spans: dict[str, int] | None = getattr(store, "want_spans", None)
         self._want_requests: dict[Any, int] | None = getattr(store, "want_requests", None)
         self._outcome_store = store
+        # A sink that keeps outcomes without a store of its own (the test capture's
+        # dispatcher, fanning out to several collectors) is offered every local root.
+        self._offer_roots = self._record_outcomes is not None and store is None
 
     @property
     def collector(self) -> EventSink:
@@ -274,7 +277,9 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
                 if event.name in _EVENT_NAMES:
                     break
             else:
-                if outcomes is not None and (self._want_spans or self._want_requests):
+                if outcomes is not None and (
+                    self._want_spans or self._want_requests or self._offer_roots
+                ):
                     self._offer(span, name, outcomes)
                 return True
         context = span.context
