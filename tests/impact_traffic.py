@@ -56,8 +56,9 @@ def drive_into(
     *,
     weights: Mapping[str, float] | None = None,
     default_variant: str | None = None,
+    flag: str = FLAG,
 ) -> None:
-    """Send ``requests`` requests, each evaluating ``FLAG`` once inside a child span.
+    """Send ``requests`` requests, each evaluating ``flag`` once inside a child span.
 
     Each request is a SERVER root span (``http.response.status_code`` 500 and
     status error when it fails) around a ``pricing`` span holding the
@@ -73,6 +74,7 @@ def drive_into(
         seed,
         weights=weights,
         default_variant=default_variant,
+        flag=flag,
     )
     provider.shutdown()
 
@@ -85,8 +87,9 @@ def send_requests(
     *,
     weights: Mapping[str, float] | None = None,
     default_variant: str | None = None,
+    flag: str = FLAG,
 ) -> None:
-    """Send the requests ``drive_into`` describes with ``tracer``."""
+    """Send the requests ``drive_into`` describes with ``tracer`` (evaluating ``flag``)."""
     rng = random.Random(seed)
     names = sorted(variants)
     chances = [(weights or {}).get(name, 1.0) for name in names]
@@ -102,7 +105,7 @@ def send_requests(
             child.add_event(
                 semconv.EVENT_NAME,
                 {
-                    "feature_flag.key": FLAG,
+                    "feature_flag.key": flag,
                     "feature_flag.result.variant": variant,
                     "feature_flag.result.reason": (
                         "default" if variant == default_variant else "split"

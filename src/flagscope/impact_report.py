@@ -88,6 +88,7 @@ def fetch_impacts(
     fetch_json: Any,
     *,
     scope: str = "request",
+    baseline: str | None = None,
     timeout: float,
 ) -> list[dict[str, Any]]:
     """Return ``/api/flags/{key}/impact`` for each flag (every stored one when none given).
@@ -107,7 +108,8 @@ def fetch_impacts(
     impacts = []
     for key in keys:
         path = f"/api/flags/{urllib.parse.quote(key, safe='')}/impact"
-        document = fetch_json(url, path, [("scope", scope)], timeout=timeout)
+        params = [("scope", scope)] + ([("baseline", baseline)] if baseline is not None else [])
+        document = fetch_json(url, path, params, timeout=timeout)
         if isinstance(document, dict) and isinstance(document.get("variants"), list):
             impacts.append(document)
     return impacts
