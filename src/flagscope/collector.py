@@ -8,7 +8,7 @@ import sys
 import threading
 from array import array
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import islice
 from types import MappingProxyType
@@ -241,7 +241,7 @@ class InMemoryAnalyticsCollector:
         self._max_rollups = MAX_ROLLUPS
         # What happened to the spans and requests the evaluations were made in, kept
         # beside them within the same count and pruned as they are evicted.
-        self._outcomes = OutcomeStore(self._max_size)
+        self._outcomes = OutcomeStore(self._max_size, lock=self._lock)
 
     # -- configuration and counters -------------------------------------------------
 
@@ -286,17 +286,17 @@ class InMemoryAnalyticsCollector:
         """The outcomes of the spans and requests the stored evaluations were made in."""
         return self._outcomes
 
-    def record_outcomes(self, items: Iterable[OutcomeItem]) -> None:
+    def record_outcomes(self, items: Sequence[OutcomeItem]) -> None:
         """Store spans' outcomes beside the evaluations just recorded (``OutcomeStore.add``).
 
         Call it after ``record_many`` with the same batch's spans: their
         evaluations are the newest records, and the outcomes go when they do.
         """
         with self._lock:
-            self._outcomes.add(items, self._next_seq - 1, self._first_seq)
+            self._outcomes.add_locked(items, self._next_seq - 1, self._first_seq)
 
     def record_with_outcomes(
-        self, events: list[FlagEvaluationEvent], items: Iterable[OutcomeItem]
+        self, events: list[FlagEvaluationEvent], items: Sequence[OutcomeItem]
     ) -> int:
         """Store records and the outcomes of their spans under one hold of the lock.
 
@@ -312,7 +312,7 @@ class InMemoryAnalyticsCollector:
             with self._lock:
                 if events:
                     self._store(events)
-                self._outcomes.add(items, self._next_seq - 1, self._first_seq)
+                self._outcomes.add_locked(items, self._next_seq - 1, self._first_seq)
         finally:
             if events and self._listeners:
                 self._notify()
@@ -619,7 +619,7 @@ class InMemoryAnalyticsCollector:
             self._rollups = {}
             self._overall = None
             self._origin = self._first_seq = self._next_seq
-        self._outcomes.clear()
+            self._outcomes.clear_locked()
         if self._listeners:
             self._notify()
 

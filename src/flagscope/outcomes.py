@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, Final, Literal, TypeVar
@@ -161,13 +161,15 @@ class OutcomeStore:
         ValueError: ``capacity`` is below 1.
     """
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, *, lock: threading.Lock | None = None) -> None:
         if isinstance(capacity, bool) or not isinstance(capacity, int):
             raise TypeError(f"capacity must be an int, got {type(capacity).__name__}")
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1, got {capacity}")
         self._capacity = capacity
-        self._lock = threading.Lock()
+        # The collector shares its own lock: its writes (records and outcomes) then take
+        # one lock, not two, and call ``add_locked`` while holding it.
+        self._lock = lock if lock is not None else threading.Lock()
         # Read without the lock by the exporters' fast path: a membership test on a
         # dict is atomic, and a stale answer only means one more look under the lock.
         self.want_spans: dict[str, int] = {}
@@ -182,8 +184,11 @@ class OutcomeStore:
         # entry rewritten since is recognised by its seq and left alone.
         self._orders: tuple[deque[tuple[Any, int]], ...] = tuple(deque() for _ in range(4))
         self._recent_order: deque[RequestKey] = deque()
-        self._writes = 0
-        self._limit = capacity + capacity // 4 + 1
+        # Items written since the last trim: each adds at most one entry to a table, so
+        # trimming after a quarter of capacity keeps every table within ``limit``.
+        self._since_trim = 0
+        self._trim_every = capacity // 4 + 1
+        self._limit = capacity + self._trim_every
 
     @property
     def capacity(self) -> int:
@@ -204,13 +209,15 @@ class OutcomeStore:
         """How many outcomes are kept (spans and requests)."""
         return len(self._spans) + len(self._requests)
 
-    def add(
-        self,
-        items: Iterable[OutcomeItem],
-        seq: int,
-        first_seq: int,
-    ) -> None:
+    def add(self, items: Sequence[OutcomeItem], seq: int, first_seq: int) -> None:
+        """``add_locked``, taking the store's lock."""
+        with self._lock:
+            self.add_locked(items, seq, first_seq)
+
+    def add_locked(self, items: Sequence[OutcomeItem], seq: int, first_seq: int) -> None:
         """Record a batch of spans' outcomes and what their evaluations want.
+
+        The caller holds the store's lock (the collector's, when it shares it).
 
         Each item is ``(trace_id, span_id, service, wanted_span, is_local_root,
         kind, outcome)``: ``kind`` 1 for a span holding evaluations as events
@@ -225,74 +232,69 @@ class OutcomeStore:
             seq: The newest evaluation's sequence number when these were recorded.
             first_seq: The oldest stored evaluation's sequence number.
         """
-        with self._lock:
-            want_spans = self.want_spans
-            want_requests = self.want_requests
-            spans = self._spans
-            requests = self._requests
-            want_span_order, want_request_order, span_order, request_order = self._orders
-            for trace_id, span_id, service, wanted_span, is_root, kind, outcome in items:
-                if trace_id is None:
-                    continue
-                request_key = (trace_id, service)
-                if kind == 1:
-                    # The common case, inline: a span holding evaluations.
-                    if span_id is not None:
-                        if want_spans:
-                            want_spans.pop(span_id, None)
-                        spans[span_id] = (outcome, seq)
-                        span_order.append((span_id, seq))
-                    if is_root:
-                        if want_requests:
-                            want_requests.pop(request_key, None)
-                        requests[request_key] = (outcome, seq)
-                        request_order.append((request_key, seq))
-                        continue
-                elif kind == 2 and wanted_span is not None:
-                    _want(want_spans, want_span_order, spans, span_order, wanted_span, seq)
-                elif kind == 3 and span_id is not None:
-                    _want(want_spans, want_span_order, spans, span_order, span_id, seq)
-                if kind:
-                    root = self._recent_roots.pop(request_key, None)
-                    if root is not None:
-                        requests[request_key] = (root, seq)
-                        request_order.append((request_key, seq))
-                    else:
-                        _want(
-                            want_requests,
-                            want_request_order,
-                            requests,
-                            request_order,
-                            request_key,
-                            seq,
-                        )
-                    continue
+        want_spans = self.want_spans
+        want_requests = self.want_requests
+        spans = self._spans
+        requests = self._requests
+        want_span_order, want_request_order, span_order, request_order = self._orders
+        for trace_id, span_id, service, wanted_span, is_root, kind, outcome in items:
+            if trace_id is None:
+                continue
+            request_key = (trace_id, service)
+            if kind == 1:
+                # The common case, inline: a span holding evaluations.
+                entry = (outcome, seq)
                 if span_id is not None:
-                    wanted = want_spans.pop(span_id, None)
-                    if wanted is not None:
-                        spans[span_id] = (outcome, wanted)
-                        span_order.append((span_id, wanted))
+                    if want_spans:
+                        want_spans.pop(span_id, None)
+                    spans[span_id] = entry
+                    span_order.append((span_id, seq))
                 if is_root:
-                    wanted = want_requests.pop(request_key, None)
-                    if wanted is not None:
-                        requests[request_key] = (outcome, wanted)
-                        request_order.append((request_key, wanted))
-                    else:
-                        self._remember_root(request_key, outcome)
-            # Trimmed back to capacity in bulk when a table may be a quarter past it,
-            # and every 64 writes for
-            # evaluations evicted since: reads only ever look up live evaluations'
-            # outcomes, so a late trim costs memory for a moment, never an answer.
-            self._writes += 1
-            limit = self._limit
-            if (
-                self._writes & 63 == 0
-                or len(span_order) > limit
-                or len(request_order) > limit
-                or len(want_span_order) > limit
-                or len(want_request_order) > limit
-            ):
-                self._trim(first_seq)
+                    if want_requests:
+                        want_requests.pop(request_key, None)
+                    requests[request_key] = entry
+                    request_order.append((request_key, seq))
+                    continue
+            elif kind == 2 and wanted_span is not None:
+                _want(want_spans, want_span_order, spans, span_order, wanted_span, seq)
+            elif kind == 3 and span_id is not None:
+                _want(want_spans, want_span_order, spans, span_order, span_id, seq)
+            if kind:
+                root = self._recent_roots.pop(request_key, None)
+                if root is not None:
+                    requests[request_key] = (root, seq)
+                    request_order.append((request_key, seq))
+                else:
+                    _want(
+                        want_requests,
+                        want_request_order,
+                        requests,
+                        request_order,
+                        request_key,
+                        seq,
+                    )
+                continue
+            if span_id is not None:
+                wanted = want_spans.pop(span_id, None)
+                if wanted is not None:
+                    spans[span_id] = (outcome, wanted)
+                    span_order.append((span_id, wanted))
+            if is_root:
+                wanted = want_requests.pop(request_key, None)
+                if wanted is not None:
+                    requests[request_key] = (outcome, wanted)
+                    request_order.append((request_key, wanted))
+                else:
+                    self._remember_root(request_key, outcome)
+        # Trimmed back to capacity in bulk, and of entries whose evaluations were
+        # evicted, every quarter of capacity: reads only ever look up live
+        # evaluations' outcomes, so a late trim costs memory for a moment, never
+        # an answer.
+        written = self._since_trim + len(items)
+        if written >= self._trim_every:
+            self._trim(first_seq)
+            written = 0
+        self._since_trim = written
 
     def _remember_root(self, key: RequestKey, outcome: RawOutcome) -> None:
         """Keep a local root nobody wanted yet among the ``RECENT_ROOTS`` newest."""
@@ -329,15 +331,19 @@ class OutcomeStore:
     def clear(self) -> None:
         """Forget everything."""
         with self._lock:
-            # Emptied in place: the exporters hold the wanted tables.
-            self.want_spans.clear()
-            self.want_requests.clear()
-            self._spans.clear()
-            self._requests.clear()
-            self._recent_roots.clear()
-            for order in self._orders:
-                order.clear()
-            self._recent_order.clear()
+            self.clear_locked()
+
+    def clear_locked(self) -> None:
+        """``clear``, with the lock held by the caller."""
+        # Emptied in place: the exporters hold the wanted tables.
+        self.want_spans.clear()
+        self.want_requests.clear()
+        self._spans.clear()
+        self._requests.clear()
+        self._recent_roots.clear()
+        for order in self._orders:
+            order.clear()
+        self._recent_order.clear()
 
     def span_outcomes(self, span_ids: Iterable[str | None]) -> dict[str, SpanOutcome]:
         """Return the known outcomes of these spans, by span id."""
