@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +33,7 @@ from flagscope import (
     InMemoryAnalyticsCollector,
     semconv,
 )
+from flagscope import outcomes as outcomes_module
 from flagscope.otlp import decode_traces, map_traces
 from flagscope.outcomes import NO_OUTCOME, OutcomeStore, SpanOutcome, raw_outcome
 from otlp_payloads import traces_json, traces_protobuf
@@ -338,3 +341,29 @@ def test_the_store_checks_its_capacity() -> None:
         OutcomeStore("10")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="capacity"):
         OutcomeStore(0)
+
+
+def test_the_outcome_store_imports_nothing_from_the_query_layer_or_above() -> None:
+    """DESIGN.md section 2: telemetry in, then store, then query, then views."""
+    tree = ast.parse(Path(outcomes_module.__file__).read_text())
+    imported = {
+        node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+    } | {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
+    above = {
+        "flagscope.query",
+        "flagscope.filters",
+        "flagscope.aggregates",
+        "flagscope.waiting",
+        "flagscope.rollup",
+        "flagscope.export",
+        "flagscope.impact",
+        "flagscope.significance",
+        "flagscope.collector",
+    }
+    assert not imported & above, imported & above
+    assert not any(name.startswith(("flagscope.server", "flagscope.testing")) for name in imported)
