@@ -345,6 +345,8 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
         parent = span.parent
         is_root = parent is None or parent.is_remote
         want_spans = self._want_spans
+        # The span's own id matters only while some span is wanted: a root otherwise
+        # joins by its trace id alone.
         span_id: str | None = None
         if want_spans:
             span_id = format_span_id(context.span_id)
@@ -352,8 +354,6 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
                 return
         elif not is_root:
             return
-        else:
-            span_id = format_span_id(context.span_id)
         # A local root nobody asked for yet is offered too: the store keeps a few
         # recent ones, for evaluations recorded after their request ended.
         resource = span.resource
@@ -377,6 +377,7 @@ def _raw_outcome(span: ReadableSpan, name: str) -> RawOutcome:
     """
     try:
         status = span._status
+        code = status._status_code
         start = span._start_time
         end = span._end_time
         attributes = span._attributes._dict  # type: ignore[union-attr]
@@ -384,10 +385,10 @@ def _raw_outcome(span: ReadableSpan, name: str) -> RawOutcome:
             raise AttributeError("_dict")
     except AttributeError:
         status = span.status
+        code = status.status_code
         start = span.start_time
         end = span.end_time
         attributes = dict(span.attributes or {})
-    code = status.status_code
     if code is _ERROR:
         status_code, description = 2, status.description
     else:

@@ -264,15 +264,16 @@ class OutcomeStore:
                 if root is not None:
                     requests[request_key] = (root, seq)
                     request_order.append((request_key, seq))
+                    continue
+                known = requests.get(request_key)
+                if known is None:
+                    # The common case, inline: the request has not ended yet.
+                    want_requests[request_key] = seq
+                    want_request_order.append((request_key, seq))
                 else:
-                    _want(
-                        want_requests,
-                        want_request_order,
-                        requests,
-                        request_order,
-                        request_key,
-                        seq,
-                    )
+                    # Another evaluation of an ended request: it explains this one too.
+                    requests[request_key] = (known[0], seq)
+                    request_order.append((request_key, seq))
                 continue
             if span_id is not None:
                 wanted = want_spans.pop(span_id, None)
