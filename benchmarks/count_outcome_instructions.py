@@ -40,7 +40,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from flagscope import (
-    FlagEvaluationEvent,
     FlagEvaluationSpanExporter,
     InMemoryAnalyticsCollector,
     semconv,
