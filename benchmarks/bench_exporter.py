@@ -9,9 +9,15 @@ Pipelines, each ``TracerProvider`` + ``SimpleSpanProcessor``, ending in:
     ``FlagEvaluationEvent`` per flag event, storing nothing: no exporter that records
     evaluations can do less, so its ratio bounds what any mapping could reach.
 
-Two workloads: a span with one ``feature_flag.evaluation`` event added as OpenFeature's
+A fourth pipeline, ours without outcomes (the same exporter into a sink that only has
+``record_many``, so nothing about spans' outcomes is kept), prices outcome capture: the
+median per-round difference per span against ours, target at most 1 µs (issue 12).
+
+Three workloads: a span with one ``feature_flag.evaluation`` event added as OpenFeature's
 TracingHook sends it (the target figure), and a span around a real OpenFeature
-evaluation with the TracingHook (what an application pays). The pipelines run in
+evaluation with the TracingHook (what an application pays), and a request: a SERVER
+span around a child span holding the evaluation, so the request's outcome joins after
+the evaluation (two spans; figures per span). The pipelines run in
 alternating rounds so drift on the machine hits all alike; per-span figures are the
 best round, ratios the median of the per-round ratios. Also printed: the mapper's own
 cost per event, best of the repeats.
@@ -38,6 +44,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from flagscope import (
     EvaluationReason,
@@ -72,6 +79,13 @@ class FloorExporter(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
+class RecordOnly:
+    """A sink with ``record_many`` only: the exporter keeps no outcomes for it."""
+
+    def __init__(self, collector: InMemoryAnalyticsCollector) -> None:
+        self.record_many = collector.record_many
+
+
 @dataclass
 class Pipeline:
     label: str
@@ -89,6 +103,13 @@ def tracer_for(exporter: SpanExporter) -> Any:
 def add_event(tracer: Any) -> None:
     with tracer.start_as_current_span("request") as span:
         span.add_event(semconv.EVENT_NAME, TYPICAL_ATTRIBUTES)
+
+
+def request_with_child(tracer: Any) -> None:
+    with tracer.start_as_current_span("GET /checkout", kind=SpanKind.SERVER) as root:
+        with tracer.start_as_current_span("pricing") as child:
+            child.add_event(semconv.EVENT_NAME, TYPICAL_ATTRIBUTES)
+        root.set_attribute("http.response.status_code", 200)
 
 
 def openfeature_client() -> OpenFeatureClient:
@@ -114,7 +135,11 @@ def run_spans(pipeline: Pipeline, workload: Workload, count: int) -> int:
 
 
 def compare(
-    settings: Settings, name: str, workload: Workload, target: float | None
+    settings: Settings,
+    name: str,
+    workload: Workload,
+    target: float | None,
+    spans_per_call: int = 1,
 ) -> dict[str, float]:
     """Time the three pipelines in alternating rounds; print and return the ratios."""
     collector = InMemoryAnalyticsCollector(max_size=10_000)
@@ -124,7 +149,12 @@ def compare(
     baseline = Pipeline("InMemorySpanExporter", tracer_for(memory), memory.clear)
     ours = Pipeline("ours", tracer_for(ours_exporter))
     floor_pipeline = Pipeline("floor", tracer_for(floor))
-    pipelines = [baseline, ours, floor_pipeline]
+    no_outcomes_collector = InMemoryAnalyticsCollector(max_size=10_000)
+    no_outcomes = Pipeline(
+        "ours without outcomes",
+        tracer_for(FlagEvaluationSpanExporter(RecordOnly(no_outcomes_collector))),
+    )
+    pipelines = [baseline, ours, floor_pipeline, no_outcomes]
     spans = 200 if settings.quick else 4_000
     rounds = settings.repeats * (1 if settings.quick else 3)
 
@@ -136,11 +166,14 @@ def compare(
         # Rotate the order each round: no pipeline always runs first or last.
         shift = round_index % len(pipelines)
         for pipeline in pipelines[shift:] + pipelines[:shift]:
-            pipeline.per_span.append(run_spans(pipeline, workload, spans) / spans)
+            pipeline.per_span.append(
+                run_spans(pipeline, workload, spans) / (spans * spans_per_call)
+            )
     stats = ours_exporter.stats
     assert stats.events_skipped == 0, stats
     # Every span carried one evaluation, and both exporters saw each of them.
     assert stats.events_mapped == floor.built == warm_up + rounds * spans, (stats, floor.built)
+    assert len(collector.outcomes) > 0, "ours kept no outcomes"
 
     ratios = {
         pipeline.label: median(
@@ -158,6 +191,13 @@ def compare(
     print(
         f"exporter, {name}: ratio floor / InMemorySpanExporter (median of rounds): "
         f"{ratios['floor']:.3f} (the least any recording exporter could add)"
+    )
+    added = median([o - n for o, n in zip(ours.per_span, no_outcomes.per_span, strict=True)])
+    report(
+        f"exporter, {name}: outcome capture adds per span (median of rounds, us)",
+        f"{added / 1000:.2f}",
+        "<= 1.0",
+        added <= 1000,
     )
     return ratios
 
@@ -196,6 +236,7 @@ def mapper_cost(settings: Settings) -> None:
 def main() -> None:
     settings = parse_settings(__doc__ or "")
     compare(settings, "span + one flag event", add_event, target=1.15)
+    compare(settings, "request + child span with the flag event", request_with_child, None, 2)
     client = openfeature_client()
     try:
 

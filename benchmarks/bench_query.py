@@ -14,6 +14,9 @@ Figures (each printed with its target and PASS or MISS):
       figures: time ratio, target <= 2x.
   (d) whole-collector ``query.summaries()`` (per flag) vs one hand-written pass that
       groups by flag: time ratio, target <= 2x, on both collectors.
+  (e) ``query.impact(flag_key)`` over 100,000 evaluations of one flag, each in its own
+      request with a known outcome (as the span exporter hands them to the collector),
+      two variants: time, target < 50 ms (issue 12).
 Each comparison first checks both sides give the same answer. Timings are the best of
 several repeats. Run: ``.venv/bin/python benchmarks/bench_query.py``.
 """
@@ -220,6 +223,58 @@ def whole(settings: Settings, label: str, ours: Callable[[], Any], hand: Callabl
     report(f"{label} time / hand-written pass", f"{ratio:.2f}x", "<= 2x", ratio <= 2)
 
 
+def impact_collector(rng: random.Random, size: int) -> InMemoryAnalyticsCollector:
+    """``size`` evaluations of one flag, one per request, with the requests' outcomes."""
+    collector = InMemoryAnalyticsCollector(max_size=size)
+    now = time.time_ns()
+    events = []
+    outcomes = []
+    for index in range(size):
+        variant = "on" if rng.random() < 0.5 else "off"
+        trace_id, span_id = span_ids(rng)
+        event = map_evaluation(
+            {
+                semconv.KEY: "new-checkout",
+                semconv.RESULT_VARIANT: variant,
+                semconv.RESULT_REASON: "split",
+            },
+            timestamp_ns=now + index * 1000,
+            trace_id=trace_id,
+            span_id=span_id,
+            service_name="checkout",
+        )
+        assert isinstance(event, FlagEvaluationEvent)
+        events.append(event)
+        failed = rng.random() < (0.02 if variant == "on" else 0.01)
+        start = now + index * 1000
+        duration = int(rng.lognormvariate(18.4, 0.5))  # about 100 ms
+        outcome = ("GET /checkout", 2 if failed else 1, None, start, start + duration, 200)
+        outcomes.append((event.trace_id, event.span_id, "checkout", None, True, 1, outcome))
+    collector.record_many(events)
+    collector.record_outcomes(outcomes)
+    return collector
+
+
+def impact_cost(settings: Settings, size: int) -> None:
+    collector = impact_collector(random.Random(settings.seed), size)
+    query = collector.query
+    impact = query.impact("new-checkout")
+    assert sum(item.requests for item in impact.variants) == size, impact
+    gc.collect()
+    best_ns = min(
+        best_ns_per_op(lambda: call_once(partial(query.impact, "new-checkout")), 1)
+        for _ in range(settings.repeats)
+    )
+    verdicts = ", ".join(f"{item.variant} {item.verdict}" for item in impact.variants)
+    print(f"(e) impact over {size} evaluations of one flag ({verdicts})")
+    report(
+        f"(e) impact over {size} evaluations of one flag, best of {settings.repeats}",
+        f"{best_ns / 1e6:.1f} ms",
+        "< 50 ms",
+        best_ns < 50e6,
+    )
+
+
 def main() -> None:
     settings = parse_settings(__doc__ or "")
     size, flag_count = (2_000, 50) if settings.quick else (100_000, 1_000)
@@ -287,6 +342,7 @@ def main() -> None:
         rolled_query.summaries,
         lambda: hand_summaries(rolled_stored),
     )
+    impact_cost(settings, size)
 
 
 if __name__ == "__main__":

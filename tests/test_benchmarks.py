@@ -57,11 +57,12 @@ def test_bench_exporter_prints_both_workloads_and_the_mapper_cost() -> None:
         prefix = re.escape(f"exporter, {workload}: ")
         assert re.search(
             rf"^{prefix}per span, .*: InMemorySpanExporter {NUMBER} us, ours {NUMBER} us, "
-            rf"floor {NUMBER} us$",
+            rf"floor {NUMBER} us, ours without outcomes {NUMBER} us$",
             out,
             re.M,
         )
         assert re.search(rf"^{prefix}ratio ours / InMemorySpanExporter .*: {NUMBER}", out, re.M)
+        assert re.search(rf"^{prefix}outcome capture adds per span .*: -?{NUMBER}", out, re.M)
         assert re.search(rf"^{prefix}ratio floor / InMemorySpanExporter .*: {NUMBER}", out, re.M)
     target_line = re.escape("exporter, span + one flag event: ratio ours / InMemorySpanExporter")
     assert re.search(rf"^{target_line} .*: {NUMBER} \(target <= 1.15\) (PASS|MISS)$", out, re.M)
@@ -71,9 +72,9 @@ def test_bench_exporter_prints_both_workloads_and_the_mapper_cost() -> None:
 def test_bench_query_prints_each_figure_with_its_target_and_verdict() -> None:
     out = _run_quick("bench_query.py", "--repeats", "1")
 
-    verdicts = re.findall(r"^\(([a-d])\) .*\(target [^)]*\) (PASS|MISS)$", out, re.M)
+    verdicts = re.findall(r"^\(([a-e])\) .*\(target [^)]*\) (PASS|MISS)$", out, re.M)
     # (b) on the default collector and warm with rollups; (d) on both collectors.
-    assert [label for label, _ in verdicts] == ["a", "b", "b", "c", "d", "d"]
+    assert [label for label, _ in verdicts] == ["a", "b", "b", "c", "d", "d", "e"]
     assert "collector: 2000 events, 50 flags (full)" in out
     assert re.search(
         rf"^\(b\) per-flag summary, default collector: query {NUMBER} us, linear scan "

@@ -31,3 +31,19 @@ def test_quickstart_prints_every_captured_evaluation() -> None:
     assert rows[3][-1] == "error=flag_not_found"
     assert [row[4] for row in rows] == ["alice"] * 4 + ["bob"] * 4
     assert lines[-1] == "per flag: new-checkout=2, banner-color=2, max-items=2, not-declared=2"
+
+
+def test_variant_impact_finds_the_worse_rollout() -> None:
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "variant_impact.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    lines = result.stdout.splitlines()
+    assert lines[0] == "flag pricing-engine, baseline legacy, judged per request"
+    assert lines[1].split()[0] == "legacy"
+    assert lines[1].endswith("-> baseline")
+    assert lines[2].split()[0] == "new-pricing"
+    assert lines[2].endswith("-> worse")

@@ -15,9 +15,11 @@ if TYPE_CHECKING:
     from flagscope.collector import AnalyticsCollector, InMemoryAnalyticsCollector
     from flagscope.exporter import EventSink, FlagEvaluationSpanExporter
     from flagscope.filters import FilterArgs
+    from flagscope.impact import FlagImpact, VariantImpact
     from flagscope.log_exporter import FlagEvaluationLogExporter
     from flagscope.mapping import SkipReason, ValueDecoding, decode_value, map_evaluation
     from flagscope.models import EvaluationReason, FlagEvaluationEvent
+    from flagscope.outcomes import SpanOutcome
     from flagscope.query import CollectorQuery
     from flagscope.stats import ExporterStats
     from flagscope.testing import FlagEvaluationCapture, capture_flag_evaluations
@@ -33,12 +35,15 @@ __all__ = [
     "FlagEvaluationEvent",
     "FlagEvaluationLogExporter",
     "FlagEvaluationSpanExporter",
+    "FlagImpact",
     "FlagSummary",
     "InMemoryAnalyticsCollector",
     "InventoryReport",
     "SkipReason",
+    "SpanOutcome",
     "TimeBucket",
     "ValueDecoding",
+    "VariantImpact",
     "capture_flag_evaluations",
     "decode_value",
     "map_evaluation",
@@ -61,12 +66,15 @@ _WHERE: Final = {
     "FlagEvaluationEvent": "flagscope.models",
     "FlagEvaluationLogExporter": "flagscope.log_exporter",
     "FlagEvaluationSpanExporter": "flagscope.exporter",
+    "FlagImpact": "flagscope.impact",
     "FlagSummary": "flagscope.aggregates",
     "InMemoryAnalyticsCollector": "flagscope.collector",
     "InventoryReport": "flagscope.aggregates",
     "SkipReason": "flagscope.mapping",
+    "SpanOutcome": "flagscope.outcomes",
     "TimeBucket": "flagscope.aggregates",
     "ValueDecoding": "flagscope.mapping",
+    "VariantImpact": "flagscope.impact",
     "capture_flag_evaluations": "flagscope.testing",
     "decode_value": "flagscope.mapping",
     "map_evaluation": "flagscope.mapping",

@@ -699,8 +699,43 @@ def serve(
     type=click.FloatRange(min=0, min_open=True, max=86400),
     help="Seconds the whole request may take.",
 )
-def report(url: str, flags: tuple[str, ...], output: str, timeout: float) -> None:
-    """Print what a running server has seen, per flag."""
+@click.option(
+    "--impact",
+    "impact",
+    is_flag=True,
+    help="Per variant: error rate, latency and a verdict against the baseline.",
+)
+@click.option(
+    "--scope",
+    type=click.Choice(["request", "span"]),
+    default="request",
+    show_default=True,
+    help="With --impact: judge the request, or the span the evaluation was made in.",
+)
+@click.option(
+    "--baseline",
+    default=None,
+    help="With --impact: the variant to compare with (default: the one served by default, "
+    "else the most evaluated).",
+)
+def report(
+    url: str,
+    flags: tuple[str, ...],
+    output: str,
+    timeout: float,
+    impact: bool,
+    scope: str,
+    baseline: str | None,
+) -> None:
+    """Print what a running server has seen, per flag (or, with --impact, per variant)."""
+    if impact:
+        from flagscope.impact_report import fetch_impacts, print_impact_report
+
+        impacts = fetch_impacts(
+            url, flags, fetch_json, scope=scope, baseline=baseline, timeout=timeout
+        )
+        print_impact_report(make_console(), url, impacts, output)
+        return
     summaries = fetch_flags(url, flags, timeout=timeout)
     counters = fetch_flag_metrics(url, flags, timeout=timeout)
     if flags and not summaries and not counters:
@@ -750,7 +785,15 @@ def _run_demo(shop: DemoShop, url: str, keep_serving: bool) -> None:
     sent = shop.run(rounds=8, pause=0.4)
     stored = fetch_json(url, "/api/health")["stored"]
     click.echo(f"the shop made {sent} flag evaluations; the server stored {stored}")
-    print_report(make_console(), url, fetch_flags(url), "table")
+    console = make_console()
+    print_report(console, url, fetch_flags(url), "table")
+    from flagscope.impact_report import fetch_impacts, print_impact_report
+
+    # The shop rolled out a worse new checkout: the impact report says so.
+    impacts = fetch_impacts(
+        url, ["new-checkout"], fetch_json, baseline="off", timeout=DEFAULT_REPORT_TIMEOUT
+    )
+    print_impact_report(console, url, impacts, "table")
     if keep_serving:
         click.echo(f"dashboard: {url}/ (live traffic every second; Ctrl-C to stop)")
         # Ctrl-C ends the live traffic; the shop, then the server, shut down after.

@@ -8,7 +8,7 @@ import sys
 import threading
 from array import array
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import islice
 from types import MappingProxyType
@@ -22,6 +22,7 @@ from flagscope.models import (
     build_event,
     raw_value,
 )
+from flagscope.outcomes import OutcomeItem, OutcomeStore
 from flagscope.rollup import FlagRollup, RollupSnapshot
 
 if TYPE_CHECKING:
@@ -249,6 +250,9 @@ class InMemoryAnalyticsCollector:
         # Rollups exist only with summary_rollups, sizes only with max_bytes: both are
         # fixed here, so one flag tells _store which path every record takes.
         self._kept_current = self._max_bytes is not None or summary_rollups
+        # What happened to the spans and requests the evaluations were made in, kept
+        # beside them within the same count and pruned as they are evicted.
+        self._outcomes = OutcomeStore(self._max_size, lock=self._lock)
 
     # -- configuration and counters -------------------------------------------------
 
@@ -287,6 +291,43 @@ class InMemoryAnalyticsCollector:
 
     def __len__(self) -> int:
         return self._next_seq - self._first_seq
+
+    @property
+    def outcomes(self) -> OutcomeStore:
+        """The outcomes of the spans and requests the stored evaluations were made in."""
+        return self._outcomes
+
+    def record_outcomes(self, items: Sequence[OutcomeItem]) -> None:
+        """Store spans' outcomes beside the evaluations just recorded (``OutcomeStore.add``).
+
+        Call it after ``record_many`` with the same batch's spans: their
+        evaluations are the newest records, and the outcomes go when they do.
+        """
+        with self._lock:
+            self._outcomes.add_locked(items, self._next_seq - 1, self._first_seq)
+
+    def record_with_outcomes(
+        self, events: list[FlagEvaluationEvent], items: Sequence[OutcomeItem]
+    ) -> int:
+        """Store records and the outcomes of their spans under one hold of the lock.
+
+        What the exporters call: ``record_many`` then ``record_outcomes``, for one
+        lock and one call less per span. Returns how many records were stored.
+        """
+        if type(self).record_many is not _RECORD_MANY:
+            # A subclass's record_many has the say over records (and may refuse them).
+            stored = self.record_many(events) if events else 0
+            self.record_outcomes(items)
+            return stored
+        try:
+            with self._lock:
+                if events:
+                    self._store(events)
+                self._outcomes.add_locked(items, self._next_seq - 1, self._first_seq)
+        finally:
+            if events and self._listeners:
+                self._notify()
+        return len(events)
 
     @property
     def query(self) -> CollectorQuery:
@@ -637,6 +678,7 @@ class InMemoryAnalyticsCollector:
             self._rollups = {}
             self._overall = None
             self._origin = self._first_seq = self._next_seq
+            self._outcomes.clear_locked()
         if self._listeners:
             self._notify()
 
@@ -707,3 +749,6 @@ class InMemoryAnalyticsCollector:
             f"InMemoryAnalyticsCollector(max_size={self._max_size}, {budget}"
             f"stored={len(self)}, evicted={self._evicted})"
         )
+
+
+_RECORD_MANY: Final = InMemoryAnalyticsCollector.record_many

@@ -5,11 +5,19 @@ It is an ordinary OpenFeature application instrumented with OpenTelemetry: the
 exporter sends them to a flagscope server, exactly as any other process would.
 A second service emits log-based evaluation events, the semantic conventions'
 current form. Needs the ``demo`` extra.
+
+The shop rolls out ``new-checkout`` and the new checkout is worse: requests that get
+it fail about four times as often (HTTP 500) and take about half as long again. The
+latency is simulated (each request span is given its start and end times) so the
+demo runs in seconds; the failures and the telemetry are real. ``flagscope report
+--impact`` and the dashboard's impact panel show the verdict.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
+import random
 import threading
 import time
 from typing import Any, Final
@@ -23,6 +31,7 @@ try:
     from openfeature.evaluation_context import EvaluationContext
     from openfeature.flag_evaluation import FlagResolutionDetails, Reason
     from openfeature.provider.in_memory_provider import InMemoryFlag, InMemoryProvider
+    from opentelemetry import trace
     from opentelemetry._logs import LogRecord
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -31,17 +40,21 @@ try:
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.trace import SpanKind, Status, StatusCode
 except ImportError as error:  # pragma: no cover - depends on the installed extras
     raise missing_extra(error, "flagscope demo", "demo") from error
 
 __all__ = ["DemoShop"]
 
 _DOMAIN: Final = "flagscope-demo"
-_USERS: Final = tuple(f"user-{n:02d}" for n in range(1, 25))
+_USERS: Final = tuple(f"user-{n:03d}" for n in range(1, 121))
 _VIPS: Final = frozenset(_USERS[::6])
 _FIRST_ROLLOUT: Final = 10
 _ROLLOUT_STEP: Final = 10
 _MAX_ROLLOUT: Final = 90
+# What a checkout request does, by new-checkout's variant: (chance it fails with a
+# 500, median latency in ms). The new checkout is the worse one.
+_BEHAVIOUR: Final = {"off": (0.02, 80.0), "on": (0.08, 120.0)}
 
 
 def _bucket(user: str) -> int:
@@ -53,7 +66,8 @@ class DemoShop:
     """A checkout service and an e-mail worker evaluating flags, exporting OTLP to ``url``.
 
     ``new-checkout`` is being rolled out: each round serves it to more users, so
-    the dashboard's chart shows the variant split moving.
+    the dashboard's chart shows the variant split moving; its ``on`` variant makes
+    checkout requests fail more and run slower (see the module docstring).
 
     Args:
         url: The flagscope server's base URL (``/v1/traces`` and ``/v1/logs`` are added).
@@ -62,6 +76,7 @@ class DemoShop:
     def __init__(self, url: str) -> None:
         self._rollout = _FIRST_ROLLOUT
         self._round = 0
+        self._random = random.Random(20261130)
         self.evaluations = 0
         base = url.rstrip("/")
         self._tracer_provider = TracerProvider(
@@ -123,8 +138,12 @@ class DemoShop:
         for index, user in enumerate(_USERS):
             plan = "vip" if user in _VIPS else "free"
             context = EvaluationContext(targeting_key=user, attributes={"plan": plan})
-            with self._tracer.start_as_current_span("GET /checkout"):
-                client.get_boolean_value("new-checkout", False, context)
+            start = time.time_ns()
+            request = self._tracer.start_span(
+                "GET /checkout", kind=SpanKind.SERVER, start_time=start
+            )
+            with trace.use_span(request, end_on_exit=False):
+                new_checkout = client.get_boolean_value("new-checkout", False, context)
                 client.get_string_value("banner-color", "#000000", context)
                 client.get_integer_value("max-cart-items", 10, context)
                 self.evaluations += 3
@@ -135,6 +154,7 @@ class DemoShop:
                     # A flag the code asks for but nobody declared: flag_not_found.
                     client.get_boolean_value("gift-wrap", False, context)
                     self.evaluations += 1
+            self._end_request(request, start, "on" if new_checkout else "off")
         self._logger.emit(
             LogRecord(
                 event_name=semconv.EVENT_NAME,
@@ -150,6 +170,16 @@ class DemoShop:
         self.evaluations += 1
         self._round += 1
         self._rollout = min(_MAX_ROLLOUT, self._rollout + _ROLLOUT_STEP)
+
+    def _end_request(self, request: Any, start: int, variant: str) -> None:
+        """Give the request its outcome: the new checkout fails more and runs slower."""
+        failure_rate, median_ms = _BEHAVIOUR[variant]
+        latency_ms = median_ms * math.exp(self._random.gauss(0.0, 0.4))
+        failed = self._random.random() < failure_rate
+        request.set_attribute("http.response.status_code", 500 if failed else 200)
+        if failed:
+            request.set_status(Status(StatusCode.ERROR, "payment service timed out"))
+        request.end(end_time=start + int(latency_ms * 1e6))
 
     def flush(self) -> None:
         """Send everything the exporters hold now."""

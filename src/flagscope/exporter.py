@@ -9,11 +9,19 @@ from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import StatusCode
 
 from flagscope import semconv
 from flagscope.classify import Source, classify_span, source_of
-from flagscope.mapping import VALUE_DECODINGS, SkipReason, ValueDecoding
+from flagscope.mapping import (
+    VALUE_DECODINGS,
+    SkipReason,
+    ValueDecoding,
+    format_span_id,
+    format_trace_id,
+)
 from flagscope.models import FlagEvaluationEvent
+from flagscope.outcomes import NO_OUTCOME, OutcomeItem, RawOutcome, http_status
 from flagscope.stats import ExporterStats, StatsCounter
 
 __all__ = ["EventSink", "FlagEvaluationSpanExporter"]
@@ -21,6 +29,10 @@ __all__ = ["EventSink", "FlagEvaluationSpanExporter"]
 _logger = logging.getLogger("flagscope")
 _EVENT_NAMES = semconv.EVENT_NAMES
 _SPAN_NAME = semconv.SPAN_NAME
+_HTTP_STATUS = semconv.HTTP_RESPONSE_STATUS_CODE
+_HTTP_STATUS_OLD = semconv.HTTP_STATUS_CODE_OLD
+_ERROR = StatusCode.ERROR
+_OK = StatusCode.OK
 
 
 def _NO_ATTRIBUTES() -> None:  # noqa: N802 - a constant, called only for evaluation spans
@@ -106,6 +118,17 @@ class BaseFlagExporter(Generic[_Item, _Result]):
         self._shutdown = False
         self._success = success
         self._failure = failure
+        # Outcomes go where the sink can keep them (``record_with_outcomes``); its store's
+        # wanted tables tell the span path, cheaply, whether a plain span may matter.
+        record_outcomes = getattr(collector, "record_with_outcomes", None)
+        self._record_outcomes = record_outcomes if callable(record_outcomes) else None
+        store = getattr(collector, "outcomes", None) if self._record_outcomes else None
+        self._want_spans: dict[str, int] | None = getattr(store, "want_spans", None)
+        self._want_requests: dict[Any, int] | None = getattr(store, "want_requests", None)
+        self._outcome_store = store
+        # A sink that keeps outcomes without a store of its own (the test capture's
+        # dispatcher, fanning out to several collectors) is offered every local root.
+        self._offer_roots = self._record_outcomes is not None and store is None
 
     @property
     def collector(self) -> EventSink:
@@ -118,9 +141,17 @@ class BaseFlagExporter(Generic[_Item, _Result]):
         return self._stats.snapshot()
 
     def _map_item(
-        self, item: _Item, records: list[FlagEvaluationEvent], skipped: dict[str, int]
+        self,
+        item: _Item,
+        records: list[FlagEvaluationEvent],
+        skipped: dict[str, int],
+        outcomes: list[OutcomeItem] | None,
     ) -> bool:
-        """Append ``item``'s records, count its skips; False when it is no flag telemetry."""
+        """Append ``item``'s records, count its skips; False when it is no flag telemetry.
+
+        ``outcomes`` (``None`` when the sink keeps none) gets the outcome items
+        of spans that explain evaluations, and what the evaluations want.
+        """
         raise NotImplementedError
 
     def _source(self, resource: Any) -> Source:
@@ -153,11 +184,13 @@ class BaseFlagExporter(Generic[_Item, _Result]):
         count = 0
         ignored = 0
         map_item = self._map_item
+        record_outcomes = self._record_outcomes
+        outcomes: list[OutcomeItem] | None = [] if record_outcomes is not None else None
         try:
             for item in batch:
                 count += 1
                 try:
-                    if not map_item(item, records, skipped):
+                    if not map_item(item, records, skipped, outcomes):
                         ignored += 1
                 except Exception:
                     _logger.debug("flagscope: could not map %r", item, exc_info=True)
@@ -169,7 +202,10 @@ class BaseFlagExporter(Generic[_Item, _Result]):
                 "flagscope: could not iterate the %s to export", self._ITEMS, exc_info=True
             )
         try:
-            if records:
+            if outcomes:
+                # One call, one hold of the lock: the outcomes know their records' seqs.
+                record_outcomes(records, outcomes)  # type: ignore[misc]
+            elif records:
                 self._collector.record_many(records)
         except Exception:
             _logger.exception("flagscope: the collector refused %d evaluation(s)", len(records))
@@ -229,9 +265,11 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
         span: ReadableSpan,
         records: list[FlagEvaluationEvent],
         skipped: dict[str, int],
+        outcomes: list[OutcomeItem] | None,
     ) -> bool:
         # ``span.events`` builds a new tuple on every access: read it once. A span
-        # with neither flag events nor the evaluation span's name costs only that.
+        # with neither flag events nor the evaluation span's name costs only that,
+        # and, while evaluations wait for their spans, a look in two dicts.
         events = span.events
         name = span.name
         if name != _SPAN_NAME:
@@ -239,6 +277,10 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
                 if event.name in _EVENT_NAMES:
                     break
             else:
+                if outcomes is not None and (
+                    self._want_spans or self._want_requests or self._offer_roots
+                ):
+                    self._offer(span, name, outcomes)
                 return True
         context = span.context
         parent = span.parent
@@ -249,6 +291,7 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
         # The SDK stamps every event, so a span's own times are only read for an
         # evaluation span (its duration); each property read is a Python call here.
         evaluation_span = name == _SPAN_NAME
+        before = len(records)
         classify_span(  # positional: keywords cost this hot path
             source,
             name,
@@ -262,6 +305,99 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
             records,
             skipped,
         )
+        if outcomes is not None and len(records) > before:
+            # The ids as the records hold them: the store joins on those.
+            record = records[-1]
+            if evaluation_span:
+                # A SpanHook-style span: what it explains is the span it was made in.
+                outcomes.append(
+                    (
+                        record.trace_id,
+                        record.span_id,
+                        source.service_name,
+                        record.parent_span_id,
+                        False,
+                        2,
+                        NO_OUTCOME,
+                    )
+                )
+            else:
+                outcomes.append(
+                    (
+                        record.trace_id,
+                        record.span_id,
+                        source.service_name,
+                        None,
+                        parent is None or parent.is_remote,
+                        1,
+                        _raw_outcome(span, name),
+                    )
+                )
         # A span without flag telemetry is not counted as ignored: that count is for
         # log records, where it tells flag events from ordinary logs.
         return True
+
+    def _offer(self, span: ReadableSpan, name: str, outcomes: list[OutcomeItem]) -> None:
+        """Add a span without evaluations if a waiting evaluation wants it."""
+        context = span.context
+        if context is None:
+            return
+        parent = span.parent
+        is_root = parent is None or parent.is_remote
+        want_spans = self._want_spans
+        # The span's own id matters only while some span is wanted: a root otherwise
+        # joins by its trace id alone.
+        span_id: str | None = None
+        if want_spans:
+            span_id = format_span_id(context.span_id)
+            if span_id not in want_spans and not is_root:
+                return
+        elif not is_root:
+            return
+        # A local root nobody asked for yet is offered too: the store keeps a few
+        # recent ones, for evaluations recorded after their request ended.
+        resource = span.resource
+        cached_resource, source = self._source_cache
+        if resource is not cached_resource or source is None:
+            source = self._source(resource)
+        trace_id = format_trace_id(context.trace_id)
+        outcomes.append(
+            (trace_id, span_id, source.service_name, None, is_root, 0, _raw_outcome(span, name))
+        )
+
+
+def _raw_outcome(span: ReadableSpan, name: str) -> RawOutcome:
+    """Read what the outcome store keeps of an ended SDK span, cheaply.
+
+    The SDK's ``ReadableSpan`` keeps status, times and attributes in plain fields
+    behind properties; reading the fields costs a third of the properties here,
+    and the public ``span.attributes`` wraps ``BoundedAttributes``, whose ``get``
+    raises and catches a ``KeyError`` for a missing key (0.7 µs). Any other span
+    type (or a future SDK without those fields) is read through the public API.
+    """
+    try:
+        status = span._status
+        code = status._status_code
+        start = span._start_time
+        end = span._end_time
+        attributes = span._attributes._dict  # type: ignore[union-attr]
+        if type(attributes) is not dict:
+            raise AttributeError("_dict")
+    except AttributeError:
+        status = span.status
+        code = status.status_code
+        start = span.start_time
+        end = span.end_time
+        attributes = dict(span.attributes or {})
+    if code is _ERROR:
+        status_code, description = 2, status.description
+    else:
+        status_code, description = (1 if code is _OK else 0), None
+    http = attributes.get(_HTTP_STATUS)
+    if http is None:
+        http = attributes.get(_HTTP_STATUS_OLD)
+        if http is None:
+            return (name, status_code, description, start or 0, end or 0, 0)
+    if type(http) is not int:
+        http = http_status(http) or 0
+    return (name, status_code, description, start or 0, end or 0, http)

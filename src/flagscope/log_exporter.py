@@ -16,6 +16,7 @@ from flagscope.classify import classify_log
 from flagscope.exporter import BaseFlagExporter, EventSink
 from flagscope.mapping import ValueDecoding
 from flagscope.models import FlagEvaluationEvent
+from flagscope.outcomes import NO_OUTCOME, OutcomeItem
 
 __all__ = ["FlagEvaluationLogExporter"]
 
@@ -56,12 +57,18 @@ class FlagEvaluationLogExporter(
         )
 
     def _map_item(
-        self, item: ReadableLogRecord, records: list[FlagEvaluationEvent], skipped: dict[str, int]
+        self,
+        item: ReadableLogRecord,
+        records: list[FlagEvaluationEvent],
+        skipped: dict[str, int],
+        outcomes: list[OutcomeItem] | None,
     ) -> bool:
         record: Any = getattr(item, "log_record", item)
         resource = getattr(item, "resource", None) or getattr(record, "resource", None)
-        return classify_log(
-            self._source(resource),
+        source = self._source(resource)
+        before = len(records)
+        is_flag = classify_log(
+            source,
             event_name=getattr(record, "event_name", None),
             attributes=record.attributes,
             body=record.body,
@@ -72,3 +79,11 @@ class FlagEvaluationLogExporter(
             records=records,
             skipped=skipped,
         )
+        if outcomes is not None and len(records) > before:
+            # The record was made inside a span: that span and its request explain it,
+            # when the span exporter sees them (into the same collector).
+            event = records[-1]
+            outcomes.append(
+                (event.trace_id, event.span_id, source.service_name, None, False, 3, NO_OUTCOME)
+            )
+        return is_flag

@@ -362,6 +362,10 @@ def map_traces(
                     span.parent_span_id,
                     span.start_time_unix_nano,
                     span.end_time_unix_nano,
+                    span.status.code,
+                    span.status.message,
+                    span.flags,
+                    span.kind,
                 )
     return tally.batch()
 

@@ -353,6 +353,7 @@ def _read_span(span: dict[str, Any], source: Source, tally: Tally) -> None:
         if event_name in _EVENT_NAMES:
             flag_events.append(SpanEvent(event_name, event_attributes, timestamp))
     _check_span_rest(span)
+    status = span.get("status") or {}
     tally.add_span(
         source,
         name,
@@ -363,6 +364,10 @@ def _read_span(span: dict[str, Any], source: Source, tally: Tally) -> None:
         parent_span_id,
         start_ns,
         end_ns,
+        status.get("code"),
+        status.get("message"),
+        _integer(_field(span, "flags", "flags"), "span.flags", 0, 0xFFFFFFFF),
+        span.get("kind"),
     )
 
 

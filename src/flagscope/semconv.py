@@ -88,3 +88,8 @@ ERROR_TYPES: Final = frozenset(
 
 # Carries flag keys but is no evaluation: OpenFeature's hook records failures with it.
 EXCEPTION_EVENT_NAME: Final = "exception"
+
+# The span attributes an outcome reads: the HTTP status of a request, current name
+# first, then the name before semconv v1.21.
+HTTP_RESPONSE_STATUS_CODE = "http.response.status_code"
+HTTP_STATUS_CODE_OLD = "http.status_code"

@@ -1,6 +1,10 @@
 """The JSON query API: ``/api/health``, ``/api/events``, ``/api/flags``, ``/api/buckets``.
 
 ``/api/metrics`` gives the flag evaluation counts received as OTLP metrics.
+``/api/flags/{flag_key}/impact`` judges each variant of a flag by what happened to
+the requests that saw it (``CollectorQuery.impact``), with ``baseline`` and ``scope``
+beside the filters.
+
 Query-string parameters are the query API's filters (``flagscope.filters.FilterArgs``)
 spelt as text; bad ones get a 400 with a message naming the parameter. Queries run on
 worker threads, four at a time, so a large store never stalls the receiver and many
@@ -207,6 +211,7 @@ class JsonApi:
         self.flag = self._workers.run(_guarded(self._flag))
         self.buckets = self._workers.run(_guarded(self._buckets))
         self.metrics = self._workers.run(_guarded(self._metrics))
+        self.impact = self._workers.run(_guarded(self._impact))
 
     async def health(self, request: Request) -> JSONResponse:
         """``GET /api/health``, answered on the event loop itself.
@@ -290,6 +295,22 @@ class JsonApi:
                 "data_points_received": self._receiver.stats.data_points_received,
             }
         )
+
+    def _impact(self, request: Request) -> JSONResponse:
+        flag_key: str = request.path_params["flag_key"]
+        params = request.query_params
+        filters = parse_filters(params, extra=frozenset({"baseline", "scope"}))
+        if "flag_key" in filters:
+            raise QueryError("flag_key is already in the path")
+        if self._collector.count(flag_key) == 0:
+            return _error(404, f"no stored evaluations of flag {flag_key!r}")
+        impact = self._query.impact(
+            flag_key,
+            baseline=params.get("baseline"),
+            scope=params.get("scope", "request"),
+            **filters,
+        )
+        return JSONResponse(impact.to_dict())
 
     def _buckets(self, request: Request) -> JSONResponse:
         params = request.query_params

@@ -136,6 +136,8 @@ def create_app(
             Route("/api/health", api.health),
             Route("/api/events", api.events),
             Route("/api/flags", api.flags),
+            # Before the flag's own route, whose path parameter would swallow "/impact".
+            Route("/api/flags/{flag_key:path}/impact", api.impact),
             Route("/api/flags/{flag_key:path}", api.flag),
             Route("/api/buckets", api.buckets),
             Route("/api/metrics", api.metrics),

@@ -359,6 +359,15 @@ class OtlpReceiver:
         except Exception:
             _logger.exception("flagscope: the collector refused %d evaluation(s)", len(events))
             raise _RecordRefusedError from None
+        record_outcomes = getattr(self._collector, "record_outcomes", None)
+        if batch.outcomes and record_outcomes is not None:
+            try:
+                record_outcomes(batch.outcomes)
+            except Exception:
+                # The evaluations are stored; only what explains them is lost.
+                _logger.exception(
+                    "flagscope: the collector refused %d outcome(s)", len(batch.outcomes)
+                )
 
     def _fail(
         self, status: int, message: str, encoding: Encoding | None, *, close: bool = False

@@ -27,6 +27,7 @@ from opentelemetry.sdk.trace.export import (
 from flagscope.exporter import EventSink, FlagEvaluationSpanExporter
 from flagscope.mapping import ValueDecoding
 from flagscope.models import FlagEvaluationEvent
+from flagscope.outcomes import OutcomeItem
 from flagscope.testing._kinds import PROCESSOR_KINDS, SpanProcessorKind
 
 __all__ = [
@@ -62,6 +63,18 @@ class Dispatcher:
         for sink in self._sinks:
             sink.record_many(batch)
         return len(batch)
+
+    def record_with_outcomes(
+        self, events: list[FlagEvaluationEvent], items: Sequence[OutcomeItem]
+    ) -> int:
+        """Forward records and their spans' outcomes to each sink that keeps outcomes."""
+        for sink in self._sinks:
+            record_with_outcomes = getattr(sink, "record_with_outcomes", None)
+            if record_with_outcomes is not None:
+                record_with_outcomes(events, items)
+            elif events:
+                sink.record_many(events)
+        return len(events)
 
     @property
     def has_sinks(self) -> bool:

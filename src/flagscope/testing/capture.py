@@ -16,9 +16,10 @@ from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from flagscope.collector import InMemoryAnalyticsCollector
 from flagscope.exporter import check_value_decoding
 from flagscope.filters import FilterArgs
+from flagscope.impact import FlagImpact
 from flagscope.mapping import ValueDecoding
 from flagscope.models import EvaluationReason, FlagEvaluationEvent
-from flagscope.testing import _assertions
+from flagscope.testing import _assertions, _impact_checks
 from flagscope.testing._assertions import UNSET, Unset, check_flag_keys, unexpected_flags
 from flagscope.testing._attachment import (
     FLUSH_TIMEOUT_MILLIS,
@@ -392,6 +393,46 @@ class FlagEvaluationCapture:
         """
         __tracebackhide__ = True
         _assertions.no_errors(self._collector.events())
+
+    def assert_no_regression(
+        self,
+        flag_key: str,
+        /,
+        *,
+        baseline: str | None = None,
+        scope: str = "request",
+        require_verdict: bool = True,
+        **filters: Unpack[FilterArgs],
+    ) -> FlagImpact:
+        """Assert no variant of ``flag_key`` made its requests fail more or run slower.
+
+        For integration tests that drive enough traffic (at least
+        ``flagscope.impact.MIN_REQUESTS`` requests per variant): judges each
+        variant against the baseline as ``query.impact`` does, and fails when one
+        is ``worse``.
+
+        Args:
+            flag_key: The flag.
+            baseline: The variant to compare with (``query.impact``'s default otherwise).
+            scope: ``"request"`` or ``"span"``, as for ``query.impact``.
+            require_verdict: Also fail when a variant has too little data to judge
+                (on by default: a regression test that judged nothing proves nothing).
+            **filters: The query API's filters.
+
+        Returns:
+            The ``FlagImpact``, for further checks.
+
+        Raises:
+            AssertionError: A variant is worse (or, with ``require_verdict``, could not
+                be judged, or the flag was never evaluated); the message tables
+                every variant.
+            TypeError: A bad argument, as for ``query.impact``.
+            ValueError: A bad argument, as for ``query.impact``.
+        """
+        __tracebackhide__ = True
+        impact = self.query.impact(flag_key, baseline=baseline, scope=scope, **filters)
+        _impact_checks.no_regression(impact, require_verdict=require_verdict)
+        return impact
 
     def assert_only_evaluated(self, *flag_keys: str) -> None:
         """Assert no flag other than ``flag_keys`` was evaluated (none is fine too).

@@ -327,6 +327,83 @@
     $("older").disabled = end >= page.total;
   }
 
+  // -- the impact panel ---------------------------------------------------------------------
+
+  const VERDICT_WORDS = {
+    baseline: "baseline",
+    worse: "worse",
+    better: "better",
+    no_difference: "no difference",
+    insufficient_data: "not enough data",
+  };
+
+  function rateText(variant) {
+    if (variant.error_rate === null) return "–";
+    const [low, high] = variant.error_rate_interval;
+    const pct = (x) => `${(x * 100).toFixed(1)}%`;
+    return `${pct(variant.error_rate)} (${pct(low)}–${pct(high)})`;
+  }
+
+  function ms(value) {
+    return value === null ? "–" : value.toFixed(1);
+  }
+
+  function impactSentence(impact) {
+    const judged = impact.variants.filter(
+      (v) => v.verdict !== "baseline" && v.verdict !== "insufficient_data",
+    );
+    const worse = judged.filter((v) => v.verdict === "worse").map((v) => v.variant);
+    const base = impact.baseline;
+    if (worse.length) {
+      return `${worse.join(", ")} ${worse.length === 1 ? "is" : "are"} hurting: requests that got ` +
+        `${worse.length === 1 ? "it" : "them"} fail more often or run slower than with ${base}.`;
+    }
+    const better = judged.filter((v) => v.verdict === "better").map((v) => v.variant);
+    if (better.length) return `${better.join(", ")} did better than ${base}; no variant is worse.`;
+    return `No variant is worse than ${base}, as far as the tests can tell.`;
+  }
+
+  function renderImpact(impact) {
+    const table = $("impact-table");
+    const verdict = $("impact-verdict");
+    const enough = impact.variants.some(
+      (v) => v.verdict !== "baseline" && v.verdict !== "insufficient_data",
+    );
+    // Figures and verdicts only with enough data: a rate over a dozen requests misleads.
+    table.hidden = !enough;
+    verdict.classList.toggle("bad", enough && impact.variants.some((v) => v.verdict === "worse"));
+    if (!enough) {
+      const most = Math.max(0, ...impact.variants.map((v) => v.requests));
+      verdict.textContent =
+        `Not enough requests with a known outcome to judge the variants yet ` +
+        `(${impact.min_requests} a variant needed; the most any has is ${most}).`;
+      $("impact-table").querySelector("tbody").replaceChildren();
+      return;
+    }
+    verdict.textContent = impactSentence(impact);
+    const rows = impact.variants.map((v) => {
+      const words = el("td", { className: `verdict verdict-${v.verdict}` }, VERDICT_WORDS[v.verdict] || v.verdict);
+      if (v.verdict !== "baseline" && v.error_p_value !== null) {
+        words.title = `errors p=${v.error_p_value.toExponential(2)}` +
+          (v.duration_p_value === null ? "" : `, durations p=${v.duration_p_value.toExponential(2)}`);
+      }
+      const row = el(
+        "tr",
+        {},
+        el("td", { className: "key" }, v.variant),
+        el("td", { className: "num" }, v.requests),
+        el("td", {}, rateText(v)),
+        el("td", { className: "num" }, ms(v.duration_p50_ms)),
+        el("td", { className: "num" }, ms(v.duration_p95_ms)),
+        el("td", { className: "num" }, ms(v.duration_p99_ms)),
+        words,
+      );
+      row.dataset.variant = v.variant;
+      return row;
+    });
+    table.querySelector("tbody").replaceChildren(...rows);
+  }
+
   // -- refresh loop -----------------------------------------------------------------------
 
   async function refresh() {
@@ -360,12 +437,14 @@
           fillSelect($("filter-variant"), summary.by_variant);
           fillSelect($("filter-reason"), summary.by_reason);
         }
-        const [buckets, page] = await Promise.all([
+        const [buckets, page, impact] = await Promise.all([
           getJson("buckets", { flag_key: state.flag }),
           getJson("events", { ...eventFilters(), newest_first: "true", limit: PAGE_SIZE, offset: state.offset }),
+          summary ? getJson(`flags/${encodeURIComponent(state.flag)}/impact`) : null,
         ]);
         renderChart(buckets.buckets, buckets.width_seconds);
         renderEvents(page);
+        if (impact) renderImpact(impact);
       }
     } catch (error) {
       setStatus(`cannot reach the flagscope server: ${error.message}`, true);

@@ -1,0 +1,166 @@
+"""Variant impact in the views: the JSON API, ``flagscope report --impact``, the pytest capture."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from flagscope.cli import cli
+from flagscope.impact_report import IMPACT_CSV_COLUMNS
+from flagscope.server import BackgroundServer, serve_in_background
+from flagscope.testing import FlagEvaluationCapture, capture_flag_evaluations
+from impact_traffic import FLAG, Behaviour, drive_into, send_requests
+from otlp_payloads import traces_protobuf
+
+CONTROL = Behaviour(0.02, 100.0)
+WORSE = Behaviour(0.08, 160.0)
+
+
+@pytest.fixture(scope="module")
+def impact_server() -> Iterator[BackgroundServer]:
+    """A server that received 3,000 seeded requests over OTLP, in batches of 500 spans."""
+    memory = InMemorySpanExporter()
+    drive_into(
+        memory,
+        {"control": CONTROL, "treatment": WORSE},
+        3000,
+        11,
+        weights={"control": 0.7, "treatment": 0.3},
+    )
+    spans = list(memory.get_finished_spans())
+    running = serve_in_background(port=0)
+    try:
+        for start in range(0, len(spans), 500):
+            response = httpx.post(
+                f"{running.url}/v1/traces",
+                content=traces_protobuf(spans[start : start + 500]),
+                headers={"content-type": "application/x-protobuf"},
+            )
+            assert response.status_code == 200
+        yield running
+    finally:
+        running.stop()
+
+
+def test_the_api_judges_the_worse_variant(impact_server: BackgroundServer) -> None:
+    response = httpx.get(
+        f"{impact_server.url}/api/flags/{FLAG}/impact", params={"baseline": "control"}
+    )
+    assert response.status_code == 200
+    document = response.json()
+    assert (document["flag_key"], document["baseline"], document["scope"]) == (
+        FLAG,
+        "control",
+        "request",
+    )
+    verdicts = {item["variant"]: item["verdict"] for item in document["variants"]}
+    assert verdicts == {"control": "baseline", "treatment": "worse"}
+    treatment = next(item for item in document["variants"] if item["variant"] == "treatment")
+    assert treatment["requests"] > 700
+    assert len(treatment["error_rate_interval"]) == 2
+
+
+def test_the_api_takes_the_scope_and_the_filters(impact_server: BackgroundServer) -> None:
+    response = httpx.get(
+        f"{impact_server.url}/api/flags/{FLAG}/impact",
+        params={"scope": "span", "variant": "treatment"},
+    )
+    document = response.json()
+    assert document["scope"] == "span"
+    assert [item["variant"] for item in document["variants"]] == ["treatment"]
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [({"scope": "trace"}, "scope"), ({"colour": "red"}, "unknown query parameter")],
+)
+def test_the_api_refuses_bad_parameters_with_400(
+    impact_server: BackgroundServer, params: dict[str, str], message: str
+) -> None:
+    response = httpx.get(f"{impact_server.url}/api/flags/{FLAG}/impact", params=params)
+    assert response.status_code == 400
+    assert message in response.json()["error"]
+
+
+def test_the_api_answers_404_for_a_flag_never_seen(impact_server: BackgroundServer) -> None:
+    response = httpx.get(f"{impact_server.url}/api/flags/nothing-here/impact")
+    assert response.status_code == 404
+
+
+def test_report_impact_prints_a_row_per_variant_with_the_verdict(
+    impact_server: BackgroundServer,
+) -> None:
+    result = CliRunner().invoke(
+        cli, ["report", "--url", impact_server.url, "--impact", "--flag", FLAG]
+    )
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if FLAG in line]
+    assert any("treatment" in line and "WORSE" in line for line in lines), result.output
+    assert any("control" in line and "baseline" in line for line in lines), result.output
+
+
+def test_report_impact_json_is_what_the_api_gives(impact_server: BackgroundServer) -> None:
+    result = CliRunner().invoke(
+        cli, ["report", "--url", impact_server.url, "--impact", "--format", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    (document,) = json.loads(result.output)
+    api = httpx.get(f"{impact_server.url}/api/flags/{FLAG}/impact").json()
+    assert document == api
+
+
+def test_report_impact_csv_has_one_row_per_variant(impact_server: BackgroundServer) -> None:
+    result = CliRunner().invoke(
+        cli, ["report", "--url", impact_server.url, "--impact", "--format", "csv"]
+    )
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    assert tuple(rows[0]) == IMPACT_CSV_COLUMNS
+    assert sorted(row["variant"] for row in rows) == ["control", "treatment"]
+
+
+# -- the pytest capture -------------------------------------------------------------------
+
+
+def _captured(variants: dict[str, Behaviour], requests: int) -> FlagEvaluationCapture:
+    provider = TracerProvider()
+    with capture_flag_evaluations(provider) as capture:
+        send_requests(provider.get_tracer("app"), variants, requests, 21)
+    return capture
+
+
+def test_assert_no_regression_passes_when_the_variants_behave_alike() -> None:
+    capture = _captured({"control": CONTROL, "treatment": CONTROL}, 1500)
+    impact = capture.assert_no_regression(FLAG, baseline="control")
+    assert impact.variant("treatment").verdict == "no_difference"
+
+
+def test_assert_no_regression_fails_with_a_table_of_the_variants() -> None:
+    capture = _captured({"control": CONTROL, "treatment": WORSE}, 1500)
+    with pytest.raises(AssertionError, match="made requests fail more") as failure:
+        capture.assert_no_regression(FLAG, baseline="control")
+    message = str(failure.value)
+    assert "'treatment'" in message
+    assert "error rate (95% CI)" in message
+    assert "worse" in message
+
+
+def test_assert_no_regression_refuses_to_pass_on_too_little_traffic() -> None:
+    capture = _captured({"control": CONTROL, "treatment": WORSE}, 60)
+    with pytest.raises(AssertionError, match="nothing was judged"):
+        capture.assert_no_regression(FLAG, baseline="control")
+    capture.assert_no_regression(FLAG, baseline="control", require_verdict=False)
+
+
+def test_assert_no_regression_on_a_flag_never_evaluated_fails() -> None:
+    capture = _captured({"control": CONTROL}, 5)
+    with pytest.raises(AssertionError, match="never evaluated"):
+        capture.assert_no_regression("other-flag")

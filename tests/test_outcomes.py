@@ -1,0 +1,369 @@
+"""Outcomes recorded beside evaluations: every way in, joined later, in bounded memory."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from opentelemetry import trace
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+)
+
+from flagscope import (
+    FlagEvaluationEvent,
+    FlagEvaluationLogExporter,
+    FlagEvaluationSpanExporter,
+    InMemoryAnalyticsCollector,
+    semconv,
+)
+from flagscope import outcomes as outcomes_module
+from flagscope.otlp import decode_traces, map_traces
+from flagscope.outcomes import NO_OUTCOME, OutcomeStore, SpanOutcome, raw_outcome
+from otlp_payloads import traces_json, traces_protobuf
+
+EVALUATION = {
+    "feature_flag.key": "new-checkout",
+    "feature_flag.result.variant": "on",
+    "feature_flag.result.reason": "split",
+}
+RESOURCE = Resource.create({semconv.SERVICE_NAME: "shop"})
+
+
+@pytest.fixture
+def collector() -> InMemoryAnalyticsCollector:
+    return InMemoryAnalyticsCollector(max_size=1000)
+
+
+@pytest.fixture
+def tracer(collector: InMemoryAnalyticsCollector) -> Iterator[Any]:
+    provider = TracerProvider(resource=RESOURCE)
+    provider.add_span_processor(SimpleSpanProcessor(FlagEvaluationSpanExporter(collector)))
+    yield provider.get_tracer("app")
+    provider.shutdown()
+
+
+def request_outcome(
+    collector: InMemoryAnalyticsCollector, record: FlagEvaluationEvent
+) -> SpanOutcome | None:
+    assert record.trace_id is not None
+    key = (record.trace_id, record.service_name)
+    return collector.outcomes.request_outcomes([key]).get(key)
+
+
+def span_outcome(collector: InMemoryAnalyticsCollector, span_id: str | None) -> SpanOutcome | None:
+    return collector.outcomes.span_outcomes([span_id]).get(span_id or "")
+
+
+def failing_request(tracer: Any) -> None:
+    """A SERVER request that answers 500, with the evaluation in a child span."""
+    with tracer.start_as_current_span("GET /checkout", kind=SpanKind.SERVER) as root:
+        with tracer.start_as_current_span("pricing") as child:
+            child.add_event(semconv.EVENT_NAME, EVALUATION)
+        root.set_attribute("http.response.status_code", 500)
+        root.set_status(Status(StatusCode.ERROR, "payment declined"))
+
+
+# -- the span exporter -----------------------------------------------------------------
+
+
+def test_the_request_outcome_joins_an_evaluation_made_in_a_child_span(
+    collector: InMemoryAnalyticsCollector, tracer: Any
+) -> None:
+    """The root ends after the evaluation's span; its outcome is still found."""
+    failing_request(tracer)
+    (record,) = collector.events()
+    outcome = request_outcome(collector, record)
+    assert outcome is not None
+    assert (outcome.name, outcome.status, outcome.description) == (
+        "GET /checkout",
+        "error",
+        "payment declined",
+    )
+    assert outcome.http_status_code == 500
+    assert outcome.failed
+    assert outcome.duration_ms is not None
+    assert outcome.duration_ms >= 0
+
+
+def test_the_span_outcome_is_the_span_the_evaluation_was_made_in(
+    collector: InMemoryAnalyticsCollector, tracer: Any
+) -> None:
+    failing_request(tracer)
+    (record,) = collector.events()
+    outcome = span_outcome(collector, record.span_id)
+    assert outcome is not None
+    assert (outcome.name, outcome.status, outcome.failed) == ("pricing", "unset", False)
+
+
+def test_an_evaluation_in_the_root_span_is_its_own_request(
+    collector: InMemoryAnalyticsCollector, tracer: Any
+) -> None:
+    with tracer.start_as_current_span("GET /") as root:
+        root.add_event(semconv.EVENT_NAME, EVALUATION)
+        root.set_status(Status(StatusCode.OK))
+    (record,) = collector.events()
+    outcome = request_outcome(collector, record)
+    assert outcome is not None
+    assert (outcome.name, outcome.status) == ("GET /", "ok")
+
+
+def test_a_span_whose_parent_is_remote_is_the_services_request(
+    collector: InMemoryAnalyticsCollector, tracer: Any
+) -> None:
+    """The local root of a service called by another is the span with the remote parent."""
+    remote = SpanContext(
+        trace_id=0xABC, span_id=0xDEF, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED)
+    )
+    with (
+        trace.use_span(NonRecordingSpan(remote)),
+        tracer.start_as_current_span("POST /charge", kind=SpanKind.SERVER),
+        tracer.start_as_current_span("fraud-check") as child,
+    ):
+        child.add_event(semconv.EVENT_NAME, EVALUATION)
+    (record,) = collector.events()
+    outcome = request_outcome(collector, record)
+    assert outcome is not None
+    assert outcome.name == "POST /charge"
+
+
+def test_the_older_http_status_code_attribute_and_text_codes_are_read(
+    collector: InMemoryAnalyticsCollector, tracer: Any
+) -> None:
+    with tracer.start_as_current_span("GET /") as root:
+        root.add_event(semconv.EVENT_NAME, EVALUATION)
+        root.set_attribute("http.status_code", "503")
+    (record,) = collector.events()
+    outcome = request_outcome(collector, record)
+    assert outcome is not None
+    assert outcome.http_status_code == 503
+    assert outcome.failed
+
+
+def test_spans_without_flags_cost_no_outcome_when_nothing_waits(
+    collector: InMemoryAnalyticsCollector, tracer: Any
+) -> None:
+    for _ in range(5):
+        with tracer.start_as_current_span("GET /health"):
+            pass
+    assert len(collector.outcomes) == 0
+
+
+# -- the log exporter --------------------------------------------------------------------
+
+
+def test_log_based_evaluations_are_joined_to_their_span_and_request(
+    collector: InMemoryAnalyticsCollector, tracer: Any
+) -> None:
+    """A log record carries the span's ids; the span exporter brings the outcomes."""
+    logger_provider = LoggerProvider(resource=RESOURCE)
+    logger_provider.add_log_record_processor(
+        SimpleLogRecordProcessor(FlagEvaluationLogExporter(collector))
+    )
+    logger = logger_provider.get_logger("app")
+    with tracer.start_as_current_span("GET /cart", kind=SpanKind.SERVER) as root:
+        with tracer.start_as_current_span("render"):
+            logger.emit(event_name=semconv.EVENT_NAME, attributes=EVALUATION)
+        root.set_status(Status(StatusCode.ERROR, "timeout"))
+    (record,) = collector.events()
+    request = request_outcome(collector, record)
+    span = span_outcome(collector, record.span_id)
+    assert request is not None
+    assert (request.name, request.status) == ("GET /cart", "error")
+    assert span is not None
+    assert span.name == "render"
+    logger_provider.shutdown()
+
+
+# -- OTLP ----------------------------------------------------------------------------------
+
+
+def _recorded(
+    encoding: str, spans: list[ReadableSpan], collector: InMemoryAnalyticsCollector
+) -> None:
+    body = traces_protobuf(spans) if encoding == "protobuf" else traces_json(spans)
+    batch = map_traces(decode_traces(body, encoding))  # type: ignore[arg-type]
+    collector.record_many(list(batch.events))
+    collector.record_outcomes(batch.outcomes)
+
+
+def _finished_spans(work: Any) -> list[ReadableSpan]:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=RESOURCE)
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    work(provider.get_tracer("app"))
+    provider.shutdown()
+    return list(memory.get_finished_spans())
+
+
+@pytest.mark.parametrize("encoding", ["protobuf", "json"])
+@pytest.mark.parametrize("root_first", [False, True], ids=["root-last", "root-first"])
+def test_otlp_joins_outcomes_when_a_traces_spans_arrive_in_separate_requests(
+    collector: InMemoryAnalyticsCollector, encoding: str, root_first: bool
+) -> None:
+    spans = _finished_spans(failing_request)
+    child = [span for span in spans if span.name == "pricing"]
+    root = [span for span in spans if span.name == "GET /checkout"]
+    for part in (root, child) if root_first else (child, root):
+        _recorded(encoding, part, collector)
+    (record,) = collector.events()
+    outcome = request_outcome(collector, record)
+    assert outcome is not None
+    assert (outcome.name, outcome.status, outcome.http_status_code) == (
+        "GET /checkout",
+        "error",
+        500,
+    )
+    assert span_outcome(collector, record.span_id) is not None
+
+
+@pytest.mark.parametrize("encoding", ["protobuf", "json"])
+def test_a_js_style_evaluation_span_is_judged_by_the_span_it_was_made_in(
+    collector: InMemoryAnalyticsCollector, encoding: str
+) -> None:
+    """The SpanHook's span is a child of the span evaluated in: that span is the outcome."""
+
+    def work(tracer: Any) -> None:
+        with (
+            tracer.start_as_current_span("GET /", kind=SpanKind.SERVER),
+            tracer.start_as_current_span("handler") as handler,
+        ):
+            evaluation = tracer.start_span(semconv.SPAN_NAME)
+            for key, value in EVALUATION.items():
+                evaluation.set_attribute(key, value)
+            evaluation.end()
+            handler.set_status(Status(StatusCode.ERROR, "render failed"))
+
+    spans = _finished_spans(work)
+    _recorded(encoding, spans, collector)
+    (record,) = collector.events()
+    assert record.parent_span_id is not None
+    outcome = span_outcome(collector, record.parent_span_id)
+    assert outcome is not None
+    assert (outcome.name, outcome.status) == ("handler", "error")
+    assert request_outcome(collector, record) is not None
+
+
+# -- bounds ------------------------------------------------------------------------------------
+
+
+def test_evaluations_waiting_for_a_request_that_never_ends_hold_at_most_max_size_entries() -> None:
+    collector = InMemoryAnalyticsCollector(max_size=10)
+    provider = TracerProvider(resource=RESOURCE)
+    provider.add_span_processor(SimpleSpanProcessor(FlagEvaluationSpanExporter(collector)))
+    tracer = provider.get_tracer("app")
+    for _ in range(100):
+        root = tracer.start_span("GET /never-ends")  # never ended: never exported
+        with (
+            trace.use_span(root, end_on_exit=False),
+            tracer.start_as_current_span("child") as child,
+        ):
+            child.add_event(semconv.EVENT_NAME, EVALUATION)
+    assert len(collector.outcomes.want_requests) <= collector.outcomes.limit
+    assert len(collector.outcomes) <= 2 * collector.outcomes.limit
+
+
+def test_outcomes_go_with_the_evaluations_they_explain() -> None:
+    """Once a request's evaluations are evicted, its outcome is dropped at the next write."""
+    collector = InMemoryAnalyticsCollector(max_size=4)
+    provider = TracerProvider(resource=RESOURCE)
+    provider.add_span_processor(SimpleSpanProcessor(FlagEvaluationSpanExporter(collector)))
+    tracer = provider.get_tracer("app")
+    failing_request(tracer)
+    (first,) = collector.events()
+    for _ in range(8):
+        failing_request(tracer)
+    assert request_outcome(collector, first) is None
+    assert len(collector.outcomes) <= 2 * collector.outcomes.limit
+
+
+def test_clear_forgets_the_outcomes(collector: InMemoryAnalyticsCollector, tracer: Any) -> None:
+    failing_request(tracer)
+    collector.clear_sync()
+    assert len(collector.outcomes) == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 30), st.integers(0, 3), st.booleans()),
+        max_size=200,
+    ),
+    st.integers(1, 8),
+)
+def test_the_store_never_holds_more_than_its_capacity_per_table(
+    operations: list[tuple[int, int, bool]], capacity: int
+) -> None:
+    """Whatever arrives, in whatever order, each table stays within capacity."""
+    store = OutcomeStore(capacity)
+    raw = raw_outcome("span", 2, "x", 1, 2, 500)
+    for seq, (trace_number, kind, is_root) in enumerate(operations, 1):
+        trace_id = f"{trace_number:032x}"
+        span_id = f"{trace_number + 1:016x}"
+        store.add(
+            [
+                (
+                    trace_id,
+                    span_id,
+                    "shop",
+                    span_id,
+                    is_root,
+                    kind,
+                    raw if kind in (0, 1) else NO_OUTCOME,
+                )
+            ],
+            seq,
+            max(0, seq - 50),
+        )
+        assert len(store.want_spans) <= store.limit
+        assert len(store.want_requests) <= store.limit
+        assert len(store) <= 2 * store.limit
+
+
+def test_the_store_checks_its_capacity() -> None:
+    with pytest.raises(TypeError, match="capacity"):
+        OutcomeStore("10")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="capacity"):
+        OutcomeStore(0)
+
+
+def test_the_outcome_store_imports_nothing_from_the_query_layer_or_above() -> None:
+    """DESIGN.md section 2: telemetry in, then store, then query, then views."""
+    tree = ast.parse(Path(outcomes_module.__file__).read_text())
+    imported = {
+        node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+    } | {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
+    above = {
+        "flagscope.query",
+        "flagscope.filters",
+        "flagscope.aggregates",
+        "flagscope.waiting",
+        "flagscope.rollup",
+        "flagscope.export",
+        "flagscope.impact",
+        "flagscope.significance",
+        "flagscope.collector",
+    }
+    assert not imported & above, imported & above
+    assert not any(name.startswith(("flagscope.server", "flagscope.testing")) for name in imported)
