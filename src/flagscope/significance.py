@@ -61,7 +61,9 @@ def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float
     denominator = 1.0 + z2 / trials
     centre = (p + z2 / (2 * trials)) / denominator
     half = z * math.sqrt(p * (1 - p) / trials + z2 / (4 * trials * trials)) / denominator
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # The interval always holds p; rounding can put a bound a hair past it (at 0
+    # successes the lower bound is exactly 0, not 1.7e-18).
+    return (min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half)))
 
 
 def two_proportion_p_value(errors_a: int, n_a: int, errors_b: int, n_b: int) -> float:
