@@ -21,7 +21,12 @@ from flagscope.mapping import (
     format_trace_id,
 )
 from flagscope.models import FlagEvaluationEvent
-from flagscope.outcomes import NO_OUTCOME, OutcomeItem, RawOutcome, http_status
+from flagscope.outcomes import (
+    OutcomeItem,
+    RawOutcome,
+    evaluation_span_item,
+    http_status,
+)
 from flagscope.stats import ExporterStats, StatsCounter
 
 __all__ = ["EventSink", "FlagEvaluationSpanExporter"]
@@ -311,14 +316,8 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
             if evaluation_span:
                 # A SpanHook-style span: what it explains is the span it was made in.
                 outcomes.append(
-                    (
-                        record.trace_id,
-                        record.span_id,
-                        source.service_name,
-                        record.parent_span_id,
-                        False,
-                        2,
-                        NO_OUTCOME,
+                    evaluation_span_item(
+                        record.trace_id, record.span_id, source.service_name, record.parent_span_id
                     )
                 )
             else:

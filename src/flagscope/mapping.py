@@ -310,17 +310,17 @@ def map_evaluation(
     """
     if not isinstance(attributes, Mapping):
         return SkipReason.INVALID_ATTRIBUTES
-    return map_known_ids(
+    return map_attributes(
         attributes,
-        timestamp_ns=timestamp_ns,
-        trace_id=format_trace_id(trace_id),
-        span_id=format_span_id(span_id),
-        parent_span_id=format_span_id(parent_span_id) if parent_span_id is not None else None,
-        service_name=clean_text(service_name) if type(service_name) is str else None,
-        language=language if type(language) is str else None,
-        value_decoding=value_decoding,
-        body_value=body_value,
-        evaluation_duration_ms=evaluation_duration_ms,
+        timestamp_ns,
+        format_trace_id(trace_id),
+        format_span_id(span_id),
+        format_span_id(parent_span_id) if parent_span_id is not None else None,
+        clean_text(service_name) if type(service_name) is str else None,
+        language if type(language) is str else None,
+        value_decoding,
+        body_value,
+        evaluation_duration_ms,
     )
 
 

@@ -12,7 +12,13 @@ from flagscope import semconv
 from flagscope.classify import Source, classify_log, classify_span
 from flagscope.mapping import SkipReason, format_span_id, format_trace_id
 from flagscope.models import EMPTY_MAPPING, FlagEvaluationEvent
-from flagscope.outcomes import NO_OUTCOME, OutcomeItem, RawOutcome, raw_outcome
+from flagscope.outcomes import (
+    NO_OUTCOME,
+    OutcomeItem,
+    RawOutcome,
+    evaluation_span_item,
+    raw_outcome,
+)
 
 __all__ = ["OtlpBatch", "OtlpDecodeError", "SpanEvent", "Tally"]
 
@@ -177,14 +183,8 @@ class Tally:
                 # The JS SpanHook's span: it explains nothing; the span it was made in does.
                 self._wanted_parents.append(parent_span_id)
                 self.outcomes.append(
-                    (
-                        record.trace_id,
-                        record.span_id,
-                        source.service_name,
-                        record.parent_span_id,
-                        False,
-                        2,
-                        NO_OUTCOME,
+                    evaluation_span_item(
+                        record.trace_id, record.span_id, source.service_name, record.parent_span_id
                     )
                 )
             else:

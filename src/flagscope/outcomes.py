@@ -66,6 +66,17 @@ OutcomeItem = tuple[str | None, str | None, str | None, str | None, bool, int, R
 # An evaluation span's or log record's own outcome is never kept: only the spans it wants.
 NO_OUTCOME: Final[RawOutcome] = ("", 0, None, 0, 0, 0)
 
+
+def evaluation_span_item(
+    trace_id: str | None, span_id: str | None, service_name: str | None, parent: str | None
+) -> OutcomeItem:
+    """The item of an evaluation made as its own span (the JS ``SpanHook``'s).
+
+    Such a span explains nothing itself: the span it was made in, its parent, does.
+    """
+    return (trace_id, span_id, service_name, parent, False, 2, NO_OUTCOME)
+
+
 # How many local roots nobody has wanted yet are kept, at most, while their
 # evaluations may still arrive.
 RECENT_ROOTS: Final = 4096
