@@ -1,4 +1,4 @@
-"""examples/querying.py runs, and README's Querying section shows its code and output verbatim."""
+"""examples/querying.py runs, and docs/query.md shows its code and output verbatim."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ def _run_example() -> str:
 
 
 def _querying_section() -> str:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    start = readme.index("## Querying\n")
-    return readme[start : readme.index("\n## ", start + 1)]
+    page = (ROOT / "docs" / "query.md").read_text(encoding="utf-8")
+    start = page.index("## The query API\n")
+    return page[start : page.index("\n## ", start + 1)]
 
 
 def test_querying_example_prints_filters_waits_aggregates_and_exports() -> None:
@@ -40,7 +40,7 @@ def test_querying_example_prints_filters_waits_aggregates_and_exports() -> None:
     assert lines[-1] == "wrote 10 lines to evaluations.jsonl"
 
 
-def test_readme_querying_code_is_the_examples_code() -> None:
+def test_docs_querying_code_is_the_examples_code() -> None:
     blocks = re.findall(r"```python\n(.*?)```", _querying_section(), re.S)
     source = EXAMPLE.read_text(encoding="utf-8")
     start = source.index("    query = collector.query")
@@ -48,6 +48,6 @@ def test_readme_querying_code_is_the_examples_code() -> None:
     assert blocks[0] == body + "\n"
 
 
-def test_readme_querying_output_is_what_the_example_prints() -> None:
+def test_docs_querying_output_is_what_the_example_prints() -> None:
     (output,) = re.findall(r"prints:\n\n```\n(.*?)```", _querying_section(), re.S)
     assert output == _run_example()

@@ -47,3 +47,27 @@ def test_variant_impact_finds_the_worse_rollout() -> None:
     assert lines[1].endswith("-> baseline")
     assert lines[2].split()[0] == "new-pricing"
     assert lines[2].endswith("-> worse")
+
+
+def test_log_events_example_records_the_log_based_evaluation() -> None:
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "log_events.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert result.stdout.splitlines() == ["new-checkout True on targeting_match alice"]
+
+
+def test_serve_in_process_example_serves_its_own_evaluations() -> None:
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "serve_in_process.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    url, summary = result.stdout.splitlines()
+    assert url.startswith("http://127.0.0.1:")
+    assert summary == "new-checkout: 1 evaluation, variants {'on': 1}"
