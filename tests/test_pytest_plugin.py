@@ -280,12 +280,25 @@ def test_an_application_that_already_set_a_provider_keeps_it(pytester: pytest.Py
         appotel="""
         from opentelemetry import trace
         from opentelemetry.sdk.resources import Resource
-        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace import SynchronousMultiSpanProcessor, TracerProvider
         from opentelemetry.sdk.trace.export import SimpleSpanProcessor
         from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+        class CountingProcessors(SynchronousMultiSpanProcessor):
+            def __init__(self):
+                super().__init__()
+                self.added = []
+
+            def add_span_processor(self, span_processor):
+                self.added.append(span_processor)
+                super().add_span_processor(span_processor)
+
+        APP_PROCESSORS = CountingProcessors()
         APP_SPANS = InMemorySpanExporter()
-        APP_PROVIDER = TracerProvider(resource=Resource.create({"service.name": "my-app"}))
+        APP_PROVIDER = TracerProvider(
+            resource=Resource.create({"service.name": "my-app"}),
+            active_span_processor=APP_PROCESSORS,
+        )
         APP_PROVIDER.add_span_processor(SimpleSpanProcessor(APP_SPANS))
         trace.set_tracer_provider(APP_PROVIDER)
         """
@@ -294,11 +307,11 @@ def test_an_application_that_already_set_a_provider_keeps_it(pytester: pytest.Py
     pytester.makepyfile(
         """
         from opentelemetry import trace
-        from appotel import APP_PROVIDER, APP_SPANS
+        from appotel import APP_PROCESSORS, APP_PROVIDER, APP_SPANS
         from flagapp import evaluate
 
         def processors():
-            return len(APP_PROVIDER._active_span_processor._span_processors)
+            return len(APP_PROCESSORS.added)
 
         def test_one(flag_evaluations):
             evaluate("a")
@@ -326,7 +339,23 @@ def test_without_a_provider_one_is_installed_once_and_proxies_follow_it(
     pytester: pytest.Pytester,
 ) -> None:
     pytester.makepyfile(
+        processorspy="""
+        from opentelemetry.sdk.trace import TracerProvider
+
+        ADDED = []  # (provider, processor) for every add_span_processor call
+        _add = TracerProvider.add_span_processor
+
+        def _counting(self, span_processor):
+            ADDED.append((self, span_processor))
+            _add(self, span_processor)
+
+        TracerProvider.add_span_processor = _counting
         """
+    )
+    pytester.makeconftest("import processorspy")
+    pytester.makepyfile(
+        """
+        import processorspy
         from opentelemetry import trace
         from opentelemetry.sdk.trace import TracerProvider
         import flagapp
@@ -340,8 +369,9 @@ def test_without_a_provider_one_is_installed_once_and_proxies_follow_it(
         def test_the_same_provider_serves_every_test(flag_evaluations):
             flagapp.evaluate("b")
             assert flag_evaluations.tracer_provider is trace.get_tracer_provider()
-            processors = flag_evaluations.tracer_provider._active_span_processor._span_processors
-            assert len(processors) == 1
+            provider = flag_evaluations.tracer_provider
+            added = [p for owner, p in processorspy.ADDED if owner is provider]
+            assert len(added) == 1
         """
     )
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from flagscope.server import create_app
-from flagscope.server.hosts import check_allowed_hosts, host_of
+from flagscope.server.hosts import check_allowed_hosts, host_of, is_loopback
 from otlp_payloads import traces_protobuf
 from producers import flag_event, readable_span
 from serve_process import ServeProcess, serving
@@ -95,3 +95,17 @@ def test_bound_to_every_address_the_startup_line_says_who_can_reach_it() -> None
         assert status == 200
         status, _ = running.request("GET", "/api/health", headers={"host": "rebind.example"})
         assert status == 403
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("::1", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("10.1.2.3", False),
+    ],
+)
+def test_non_loopback_hosts_are_recognised_for_the_warning(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback

@@ -9,7 +9,6 @@ import contextlib
 import difflib
 import gc
 import http.client
-import ipaddress
 import json
 import math
 import socket
@@ -457,15 +456,6 @@ def _server_url(_ctx: click.Context, _param: click.Parameter, value: str) -> str
     return value
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 _FREEZE_EVERY: Final = 5.0
 
 
@@ -492,7 +482,9 @@ def _freeze_long_lived_objects() -> None:
 
 def _reach(host: str, allow_hosts: Sequence[str]) -> str:
     """Say in the startup line who can reach a server not bound to loopback."""
-    if _is_loopback(host):
+    from flagscope.server.hosts import is_loopback
+
+    if is_loopback(host):
         return ""
     names = ", ".join(dict.fromkeys((host, *allow_hosts, "localhost", "127.0.0.1", "[::1]")))
     return f" (reachable from other machines; answers Host {names})"
@@ -596,7 +588,7 @@ def serve(
     within a few seconds, even with uploads in flight.
     """
     from flagscope.server import PortInUseError, bind, create_app
-    from flagscope.server.hosts import check_allowed_hosts
+    from flagscope.server.hosts import check_allowed_hosts, is_loopback
     from flagscope.server.runner import make_server, url_of
 
     try:
@@ -649,7 +641,7 @@ def serve(
         "  with OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"
         + (f"; or grpc (the SDKs' default) to {grpc_url}" if grpc_enabled else "")
     )
-    if not _is_loopback(host):
+    if not is_loopback(host):
         click.echo(
             f"warning: listening on {host}, not loopback: anyone who can reach this port and "
             "names an accepted host can read and send flag data",

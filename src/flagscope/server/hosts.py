@@ -9,6 +9,7 @@ posting fake ones. Requests are answered only when ``Host`` names the server its
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import urllib.parse
 from collections.abc import Iterable
@@ -16,7 +17,7 @@ from typing import Final
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["LOOPBACK_HOSTS", "HostGuard", "check_allowed_hosts", "host_of"]
+__all__ = ["LOOPBACK_HOSTS", "HostGuard", "check_allowed_hosts", "host_of", "is_loopback"]
 
 LOOPBACK_HOSTS: Final = ("localhost", "127.0.0.1", "::1")
 _FORBIDDEN_CHARACTERS: Final = frozenset(" \t\r\n/\\?#@")
@@ -28,6 +29,16 @@ def _normal(name: str) -> str:
     if name.startswith("[") and name.endswith("]"):
         name = name[1:-1]
     return name.rstrip(".")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether listening on ``host`` keeps the server to this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def check_allowed_hosts(hosts: Iterable[str]) -> tuple[str, ...]:
