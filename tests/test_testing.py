@@ -63,7 +63,7 @@ class _CountingProcessors(SynchronousMultiSpanProcessor):
     """A provider's processor list (its public constructor takes one) that counts additions."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # the SDK leaves it unannotated
         self.added: list[SpanProcessor] = []
 
     def add_span_processor(self, span_processor: SpanProcessor) -> None:
