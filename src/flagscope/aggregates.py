@@ -16,6 +16,7 @@ from operator import attrgetter, eq, is_
 from types import MappingProxyType
 from typing import Any, Final
 
+from flagscope._validate import check_keys, check_positive_duration
 from flagscope.models import EMPTY_MAPPING, EvaluationReason, FlagEvaluationEvent
 from flagscope.values import value_key
 
@@ -236,11 +237,7 @@ class TimeBucket:
 
 
 def _check_width(width: object) -> timedelta:
-    if not isinstance(width, timedelta):
-        raise TypeError(f"width must be a datetime.timedelta, got {type(width).__name__}")
-    if width <= timedelta(0):
-        raise ValueError(f"width must be positive, got {width}")
-    return width
+    return check_positive_duration("width", width)
 
 
 def _bucket(start: datetime, width: timedelta, events: list[FlagEvaluationEvent]) -> TimeBucket:
@@ -331,13 +328,7 @@ class InventoryReport:
 
 
 def _check_declared(declared: object) -> frozenset[str]:
-    if isinstance(declared, str) or not isinstance(declared, Iterable):
-        raise TypeError(f"declared must be an iterable of flag keys, got {type(declared).__name__}")
-    keys = frozenset(declared)
-    for key in keys:
-        if not isinstance(key, str):
-            raise TypeError(f"declared flag keys must be str, got {type(key).__name__}")
-    return keys
+    return check_keys("declared", declared)
 
 
 def check_inventory(declared: object, events: Iterable[FlagEvaluationEvent]) -> InventoryReport:

@@ -14,6 +14,7 @@ from operator import attrgetter, eq, ge, lt
 from types import MappingProxyType
 from typing import Any, Final, TypedDict
 
+from flagscope._validate import check_aware_datetime, check_keys, check_str
 from flagscope.mapping import format_span_id, format_trace_id, normalize_reason
 from flagscope.models import EvaluationReason, FlagEvaluationEvent, raw_value
 from flagscope.values import value_key
@@ -66,34 +67,8 @@ _SPAN_ID: Final = attrgetter("span_id")
 _TIMESTAMP: Final = attrgetter("timestamp")
 
 
-def _check_text(name: str, value: object) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
-    return value
-
-
-def _check_time(name: str, value: object) -> datetime:
-    if not isinstance(value, datetime):
-        raise TypeError(f"{name} must be a datetime, got {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(
-            f"{name} must be timezone-aware (records are in UTC), got naive {value.isoformat()}"
-        )
-    return value
-
-
 def _check_flag_keys(value: object) -> frozenset[str]:
-    if isinstance(value, str):
-        return frozenset((value,))
-    if not isinstance(value, Collection):
-        raise TypeError(
-            f"flag_key must be a str or a collection of str, got {type(value).__name__}"
-        )
-    keys = frozenset(value)
-    for key in keys:
-        if not isinstance(key, str):
-            raise TypeError(f"flag_key must hold only str, got {type(key).__name__}")
-    return keys
+    return check_keys("flag_key", value, one_str=True)
 
 
 def _check_id(name: str, value: object, formatter: Callable[[Any], str | None]) -> str:
@@ -184,9 +159,9 @@ def build_filter(**kwargs: Any) -> EventFilter:
     checks: list[Callable[[FlagEvaluationEvent], bool]] = []
     for name in _TEXT_FIELDS:
         if name in kwargs:
-            comparisons.append((attrgetter(name), eq, _check_text(name, kwargs[name])))
+            comparisons.append((attrgetter(name), eq, check_str(name, kwargs[name])))
     if "reason" in kwargs:
-        reason = str(normalize_reason(_check_text("reason", kwargs["reason"])))
+        reason = str(normalize_reason(check_str("reason", kwargs["reason"])))
         comparisons.append((_REASON, eq, reason))
     if "trace_id" in kwargs:
         trace_id = _check_id("trace_id", kwargs["trace_id"], format_trace_id)
@@ -194,8 +169,8 @@ def build_filter(**kwargs: Any) -> EventFilter:
     if "span_id" in kwargs:
         span_id = _check_id("span_id", kwargs["span_id"], format_span_id)
         comparisons.append((_SPAN_ID, eq, span_id))
-    since = _check_time("since", kwargs["since"]) if "since" in kwargs else None
-    until = _check_time("until", kwargs["until"]) if "until" in kwargs else None
+    since = check_aware_datetime("since", kwargs["since"]) if "since" in kwargs else None
+    until = check_aware_datetime("until", kwargs["until"]) if "until" in kwargs else None
     if since is not None and until is not None and since > until:
         raise ValueError(f"since ({since.isoformat()}) is after until ({until.isoformat()})")
     if since is not None:

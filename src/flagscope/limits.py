@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from flagscope import semconv
+from flagscope._validate import check_int
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -52,10 +53,7 @@ _SCALARS: Final = frozenset({bool, int, float, type(None)})
 
 
 def _check_positive(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}")
+    check_int(name, value, minimum=1)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, Unpack
 
+from flagscope._validate import check_int, check_optional_int
 from flagscope.aggregates import (
     FlagSummary,
     InventoryReport,
@@ -30,14 +31,8 @@ __all__ = ["CollectorQuery"]
 
 
 def _check_paging(limit: object, offset: object) -> None:
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
-        raise TypeError(f"limit must be an int or None, got {type(limit).__name__}")
-    if isinstance(limit, int) and limit < 0:
-        raise ValueError(f"limit must be at least 0, got {limit}")
-    if isinstance(offset, bool) or not isinstance(offset, int):
-        raise TypeError(f"offset must be an int, got {type(offset).__name__}")
-    if offset < 0:
-        raise ValueError(f"offset must be at least 0, got {offset}")
+    check_optional_int("limit", limit, minimum=0)
+    check_int("offset", offset, minimum=0)
 
 
 class CollectorQuery:

@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
+from flagscope._validate import check_int, check_seconds
 from flagscope.filters import EventFilter, build_filter
 from flagscope.models import FlagEvaluationEvent
 from flagscope.values import value_key
@@ -34,21 +35,11 @@ _MAX_SLEEP: Final = 3600.0  # the longest single sleep; any finite timeout works
 
 
 def _check_count(count: object) -> int:
-    if isinstance(count, bool) or not isinstance(count, int):
-        raise TypeError(f"count must be an int, got {type(count).__name__}")
-    if count < 0:
-        raise ValueError(f"count must be at least 0, got {count}")
-    return count
+    return check_int("count", count, minimum=0)
 
 
 def _check_timeout(timeout: object) -> float | None:
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(f"timeout must be a number of seconds or None, got {type(timeout)}")
-    if math.isnan(timeout) or timeout < 0:
-        raise ValueError(f"timeout must be at least 0 seconds, got {timeout}")
-    return float(timeout)
+    return check_seconds("timeout", timeout, optional=True, zero=True)
 
 
 def _short(text: str) -> str:

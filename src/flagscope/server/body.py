@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import zlib
 from collections.abc import AsyncIterator
 from typing import Final
+
+from flagscope import _validate
+from flagscope._validate import check_int
 
 __all__ = [
     "DEFAULT_BODY_TIMEOUT",
@@ -65,11 +67,7 @@ def check_max_body_bytes(value: object) -> int:
         TypeError: It is not an int.
         ValueError: It is below 1.
     """
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"max_body_bytes must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"max_body_bytes must be at least 1, got {value}")
-    return value
+    return check_int("max_body_bytes", value, minimum=1)
 
 
 def check_seconds(name: str, value: object) -> float:
@@ -79,11 +77,7 @@ def check_seconds(name: str, value: object) -> float:
         TypeError: It is not a number.
         ValueError: It is not above 0, or not finite.
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be a finite number of seconds above 0, got {value}")
-    return float(value)
+    return _validate.check_seconds(name, value)
 
 
 def check_encoding(content_encoding: str | None) -> None:

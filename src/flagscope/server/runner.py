@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from starlette.applications import Starlette
 
+from flagscope._validate import check_int
 from flagscope.collector import InMemoryAnalyticsCollector
 from flagscope.exporter import BaseFlagExporter, FlagEvaluationSpanExporter
 from flagscope.log_exporter import FlagEvaluationLogExporter
@@ -51,11 +52,7 @@ class PortInUseError(OSError):
 
 
 def _check_port(port: object) -> int:
-    if isinstance(port, bool) or not isinstance(port, int):
-        raise TypeError(f"port must be an int, got {type(port).__name__}")
-    if not 0 <= port <= 65535:
-        raise ValueError(f"port must be between 0 and 65535, got {port}")
-    return port
+    return check_int("port", port, minimum=0, maximum=65535)
 
 
 def bind(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> socket.socket:

@@ -10,6 +10,7 @@ import enum
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any, Final
 
+from flagscope._validate import check_keys, check_str
 from flagscope.models import FlagEvaluationEvent, json_safe
 from flagscope.testing._table import column_names, describe_counts, how_often, plural, short, table
 from flagscope.values import values_equal
@@ -42,19 +43,12 @@ UNSET: Final = Unset.UNSET
 
 def check_flag_key(flag_key: object) -> None:
     """Raise ``TypeError`` unless ``flag_key`` is a str."""
-    if not isinstance(flag_key, str):
-        raise TypeError(f"flag_key must be a str, got {flag_key!r}")
+    check_str("flag_key", flag_key)
 
 
 def check_flag_keys(name: str, keys: object) -> frozenset[str]:
     """Return ``keys`` as a set; ``TypeError`` unless it is a collection of str (not a str)."""
-    if isinstance(keys, str) or not isinstance(keys, Iterable):
-        raise TypeError(f"{name} must be a collection of flag keys, got {keys!r}")
-    items = list(keys)
-    bad = [key for key in items if not isinstance(key, str)]
-    if bad:
-        raise TypeError(f"{name} must hold flag keys (str), got {bad[0]!r}")
-    return frozenset(items)
+    return check_keys(name, keys)
 
 
 def unexpected_flags(
