@@ -148,7 +148,7 @@ def test_what_is_not_a_record_raises_type_error(function: Any, items: Any) -> No
 def test_a_bad_item_creates_no_file(tmp_path: Path, make_event: EventFactory) -> None:
     path = tmp_path / "out.jsonl"
     with pytest.raises(TypeError):
-        write_jsonl([make_event(), object()], path)
+        write_jsonl([make_event(), object()], path)  # type: ignore[list-item]
     assert not path.exists()
 
 

@@ -30,6 +30,11 @@ class _Record(Protocol):
     def to_dict(self) -> dict[str, Any]: ...
 
 
+# What the export functions take: one record (anything with ``to_dict()``) or mapping,
+# or an iterable of them.
+Exportable = _Record | Mapping[str, Any] | Iterable[_Record | Mapping[str, Any]]
+
+
 def _row(item: object) -> dict[str, Any]:
     if isinstance(item, _Record):
         return item.to_dict()
@@ -59,7 +64,7 @@ def _dumps(data: Any, indent: int | None = None) -> str:
     return json.dumps(data, ensure_ascii=False, indent=indent)
 
 
-def to_json(items: object, *, indent: int | None = 2) -> str:
+def to_json(items: Exportable, *, indent: int | None = 2) -> str:
     """Return ``items`` as JSON: an array, or an object for a single record.
 
     Raises:
@@ -70,7 +75,7 @@ def to_json(items: object, *, indent: int | None = 2) -> str:
     return _dumps(list(_rows(items)), indent)
 
 
-def to_jsonl(items: object) -> str:
+def to_jsonl(items: Exportable) -> str:
     """Return ``items`` as JSON Lines: one compact object per line."""
     return "".join(_dumps(row) + "\n" for row in _rows(items))
 
@@ -98,7 +103,7 @@ def _write_csv_rows(rows: Iterable[dict[str, Any]], stream: IO[str]) -> int:
     return len(materialised)
 
 
-def to_csv(items: object) -> str:
+def to_csv(items: Exportable) -> str:
     """Return ``items`` as CSV with a header row; nested cells and values as JSON text."""
     buffer = io.StringIO()
     _write_csv_rows(_rows(items), buffer)
@@ -118,14 +123,14 @@ def _opened(target: Target) -> Iterator[IO[str]]:
         raise TypeError(f"target must be a path or a text stream, got {type(target).__name__}")
 
 
-def write_json(items: object, target: Target, *, indent: int | None = 2) -> None:
+def write_json(items: Exportable, target: Target, *, indent: int | None = 2) -> None:
     """Write ``to_json(items)`` and a newline to a path or a text stream."""
     text = to_json(items, indent=indent)
     with _opened(target) as stream:
         stream.write(text + "\n")
 
 
-def write_jsonl(items: object, target: Target) -> int:
+def write_jsonl(items: Exportable, target: Target) -> int:
     """Write ``to_jsonl(items)`` to a path or a text stream; returns how many lines."""
     rows = list(_rows(items))  # every item checked before a file is created
     with _opened(target) as stream:
@@ -134,7 +139,7 @@ def write_jsonl(items: object, target: Target) -> int:
     return len(rows)
 
 
-def write_csv(items: object, target: Target) -> int:
+def write_csv(items: Exportable, target: Target) -> int:
     """Write ``to_csv(items)`` to a path or a text stream; returns how many rows."""
     rows = list(_rows(items))
     with _opened(target) as stream:

@@ -20,6 +20,8 @@ import pytest
 from flagscope.testing._kinds import PROCESSOR_KINDS, SpanProcessorKind
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
     from flagscope.testing import FlagEvaluationCapture
     from flagscope.testing._coverage_plugin import FlagCoveragePlugin
 
@@ -188,7 +190,7 @@ def _marker_options(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 
 @pytest.fixture
-def flagscope_tracer_provider() -> object:
+def flagscope_tracer_provider() -> TracerProvider | None:
     """The ``TracerProvider`` ``flag_evaluations`` captures from; ``None`` means the global one.
 
     Override this fixture (any scope) to capture from a provider you build yourself.
@@ -198,7 +200,7 @@ def flagscope_tracer_provider() -> object:
 
 @pytest.fixture
 def flag_evaluations(
-    request: pytest.FixtureRequest, flagscope_tracer_provider: object
+    request: pytest.FixtureRequest, flagscope_tracer_provider: TracerProvider | None
 ) -> Iterator[FlagEvaluationCapture]:
     """Every flag evaluation made during the test, with assertions; empty at the start.
 

@@ -7,8 +7,9 @@ a ``flag_key`` filter reads only those flags' records, never the others'.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any, Unpack
+from typing import Unpack
 
 from flagscope._validate import check_int, check_optional_int
 from flagscope.aggregates import (
@@ -264,7 +265,7 @@ class CollectorQuery:
             self._collector, flag_key, events, baseline=baseline, scope=checked_scope
         )
 
-    def inventory(self, declared: Any, **filters: Unpack[FilterArgs]) -> InventoryReport:
+    def inventory(self, declared: Iterable[str], **filters: Unpack[FilterArgs]) -> InventoryReport:
         """Check stored evaluations against the flag keys the application declares.
 
         Args:

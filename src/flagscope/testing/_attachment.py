@@ -147,7 +147,9 @@ def attach(
         return attachment
 
 
-def resolve_tracer_provider(tracer_provider: object = None) -> SdkTracerProvider:
+def resolve_tracer_provider(
+    tracer_provider: trace.TracerProvider | None = None,
+) -> SdkTracerProvider:
     """Return the SDK ``TracerProvider`` a capture should attach to.
 
     ``None`` (or the API's ``ProxyTracerProvider``) means the global provider.

@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Unpack
 
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+from opentelemetry.trace import TracerProvider
 
 from flagscope.collector import InMemoryAnalyticsCollector
 from flagscope.exporter import check_value_decoding
@@ -43,7 +44,7 @@ class UnexpectedFlagWarning(UserWarning):
 
 
 def capture_flag_evaluations(
-    tracer_provider: object = None,
+    tracer_provider: TracerProvider | None = None,
     *,
     processor: SpanProcessorKind = "simple",
     expected_flags: Iterable[str] | None = None,
@@ -98,7 +99,7 @@ class FlagEvaluationCapture:
 
     def __init__(
         self,
-        tracer_provider: object = None,
+        tracer_provider: TracerProvider | None = None,
         *,
         processor: SpanProcessorKind = "simple",
         expected_flags: Iterable[str] | None = None,
