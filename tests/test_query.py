@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -340,3 +341,30 @@ async def test_async_twins_answer_as_the_synchronous_methods(query: CollectorQue
     assert await query.count_async(**filters) == query.count(**filters) == 4
     assert await query.summary_async(**filters) == query.summary(**filters)
     assert await query.summaries_async() == query.summaries()
+    assert await query.evaluations_per_trace_async(**filters) == query.evaluations_per_trace(
+        **filters
+    )
+    width = timedelta(minutes=1)
+    assert await query.time_buckets_async(width, **filters) == query.time_buckets(width, **filters)
+    declared = ["new-checkout", "never-seen"]
+    assert await query.inventory_async(declared) == query.inventory(declared)
+
+
+# Plumbing that takes a built filter rather than the filter keywords: no twin needed.
+_NO_TWIN = {"matching"}
+
+
+def test_every_query_method_has_an_async_twin_with_the_same_parameters() -> None:
+    public = {
+        name: member
+        for name, member in vars(CollectorQuery).items()
+        if not name.startswith("_") and inspect.isfunction(member)
+    }
+    synchronous = {name for name in public if not name.endswith("_async")} - _NO_TWIN
+
+    assert {f"{name}_async" for name in synchronous} == set(public) - synchronous - _NO_TWIN
+    for name in synchronous:
+        twin = public[f"{name}_async"]
+        assert not inspect.iscoroutinefunction(public[name]), name
+        assert inspect.iscoroutinefunction(twin), name
+        assert inspect.signature(twin).parameters == inspect.signature(public[name]).parameters

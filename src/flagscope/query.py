@@ -317,5 +317,26 @@ class CollectorQuery:
         """``impact`` for async code."""
         return self.impact(flag_key, baseline=baseline, scope=scope, **filters)
 
+    async def evaluations_per_trace_async(self, **filters: Unpack[FilterArgs]) -> dict[str, int]:
+        """``evaluations_per_trace`` for async code."""
+        return self.evaluations_per_trace(**filters)
+
+    async def time_buckets_async(
+        self,
+        width: timedelta,
+        *,
+        fill_empty: bool = True,
+        max_buckets: int = 10_000,
+        **filters: Unpack[FilterArgs],
+    ) -> list[TimeBucket]:
+        """``time_buckets`` for async code."""
+        return self.time_buckets(width, fill_empty=fill_empty, max_buckets=max_buckets, **filters)
+
+    async def inventory_async(
+        self, declared: Iterable[str], **filters: Unpack[FilterArgs]
+    ) -> InventoryReport:
+        """``inventory`` for async code."""
+        return self.inventory(declared, **filters)
+
     def __repr__(self) -> str:
         return f"CollectorQuery({self._collector!r})"
