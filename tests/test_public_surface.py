@@ -51,7 +51,6 @@ SURFACE: dict[str, set[str]] = {
         "DEFAULT_MAX_BODY_BYTES",
         "PortInUseError",
         "ReceiverStats",
-        "bind",
         "create_app",
         "serve_in_background",
     },

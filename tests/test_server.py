@@ -33,10 +33,10 @@ from flagscope import FlagEvaluationSpanExporter, InMemoryAnalyticsCollector, se
 from flagscope.server import (
     BackgroundServer,
     PortInUseError,
-    bind,
     create_app,
     serve_in_background,
 )
+from flagscope.server.runner import bind
 from otlp_payloads import json_body, openfeature_client, string_attr, traces_protobuf
 from producers import TRACE_HEX, flag_event, readable_span
 

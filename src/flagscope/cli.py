@@ -587,9 +587,9 @@ def serve(
     answered (a defence against DNS rebinding). SIGINT (Ctrl-C) and SIGTERM stop it
     within a few seconds, even with uploads in flight.
     """
-    from flagscope.server import PortInUseError, bind, create_app
+    from flagscope.server import PortInUseError, create_app
     from flagscope.server.hosts import check_allowed_hosts, is_loopback
-    from flagscope.server.runner import make_server, url_of
+    from flagscope.server.runner import bind, make_server, url_of
 
     try:
         allowed = check_allowed_hosts(allow_hosts)

@@ -18,14 +18,13 @@ except ImportError as error:  # pragma: no cover - depends on the installed extr
 from flagscope.server.app import create_app
 from flagscope.server.body import DEFAULT_MAX_BODY_BYTES
 from flagscope.server.receiver import ReceiverStats
-from flagscope.server.runner import BackgroundServer, PortInUseError, bind, serve_in_background
+from flagscope.server.runner import BackgroundServer, PortInUseError, serve_in_background
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "BackgroundServer",
     "PortInUseError",
     "ReceiverStats",
-    "bind",
     "create_app",
     "serve_in_background",
 ]
