@@ -19,8 +19,12 @@ against a fresh server. Figures:
       asked every 10 ms while an 800,000-member gzip body (16 MB) is inflated and
       decoded (target <= 50 ms);
   (e) decoding the recorded JS SpanEventHook request (``tests/fixtures/otlp-js``,
-      57 flag events) against ``json.loads`` of the same body, in process.
-Run: ``.venv/bin/python benchmarks/bench_server.py [--seconds 5 --senders 4 --batch 200]``.
+      57 flag events) against ``json.loads`` of the same body, in process;
+  (f) with ``--against TREE``: protobuf throughput of this checkout over that of
+      another checkout's ``src`` (a git worktree of an earlier commit), the same
+      senders in alternating rounds: target >= 1.0, no slower.
+Run: ``.venv/bin/python benchmarks/bench_server.py [--seconds 5 --senders 4 --batch 200]
+[--against ../base]``.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import base64
 import gzip
 import http.client
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -37,6 +42,7 @@ import sys
 import threading
 import time
 import timeit
+import tomllib
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,12 +149,28 @@ def send_for(
         connection.close()
 
 
-def start_server(max_size: int, *options: str) -> tuple[subprocess.Popen[str], str]:
+def start_server(
+    max_size: int, *options: str, tree: Path | None = None
+) -> tuple[subprocess.Popen[str], str]:
+    """Start ``flagscope serve``; with ``tree``, the flagscope in that checkout's ``src``."""
+    command = [FLAGSCOPE, "serve"]
+    env = None
+    if tree is not None:
+        # That checkout's own console-script entry point, run from its src/.
+        scripts = tomllib.loads((tree / "pyproject.toml").read_text())["project"]["scripts"]
+        module, _, function = scripts["flagscope"].partition(":")
+        launcher = (
+            f"import sys; sys.argv[0] = 'flagscope'; "
+            f"from {module} import {function}; sys.exit({function}())"
+        )
+        command = [sys.executable, "-c", launcher, "serve"]
+        env = {**os.environ, "PYTHONPATH": str(tree / "src")}
     process = subprocess.Popen(
-        [FLAGSCOPE, "serve", "--port", "0", "--max-size", str(max_size), *options],
+        [*command, "--port", "0", "--max-size", str(max_size), *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
+        env=env,
     )
     assert process.stdout is not None
     for line in process.stdout:
@@ -292,33 +314,43 @@ class Run:
 ROUNDS = 3
 
 
-def run_both(
-    bodies: dict[str, list[bytes]], args: argparse.Namespace
-) -> tuple[dict[str, Run], list[float]]:
-    """Send each encoding to its own server, in alternating rounds.
+@dataclass(frozen=True)
+class Target:
+    """One server under load: its label, the encoding sent, the checkout it runs from."""
 
-    The machine is shared: alternating short rounds lets drift hit both encodings
-    alike, and the per-round ratios show how much it moved.
+    label: str
+    encoding: str
+    tree: Path | None = None
+
+
+def alternate(
+    targets: list[Target], bodies: dict[str, list[bytes]], args: argparse.Namespace
+) -> tuple[dict[str, Run], list[dict[str, float]]]:
+    """Load each target's own server in turn, in alternating rounds.
+
+    The machine is shared: alternating short rounds lets drift hit every target
+    alike, and the per-round rates show how much it moved.
     """
     servers = {}
     try:
-        for encoding in bodies:
+        for target in targets:
             # Sized well above what can be sent, so any loss is a bug, not eviction.
-            servers[encoding] = start_server(max_size=5_000_000)
-        tallies = {encoding: [Tally() for _ in range(args.senders)] for encoding in bodies}
-        elapsed = dict.fromkeys(bodies, 0.0)
-        ratios = []
+            servers[target.label] = start_server(max_size=5_000_000, tree=target.tree)
+        tallies = {t.label: [Tally() for _ in range(args.senders)] for t in targets}
+        elapsed = {t.label: 0.0 for t in targets}
+        rounds = []
         for _ in range(ROUNDS):
             rates = {}
-            for encoding, encoded in bodies.items():
+            for target in targets:
+                encoded = bodies[target.encoding]
                 round_tallies = [Tally() for _ in range(args.senders)]
                 threads = [
                     threading.Thread(
                         target=send_for,
                         args=(
-                            servers[encoding][1],
+                            servers[target.label][1],
                             encoded[n],
-                            encoding,
+                            target.encoding,
                             args.batch,
                             args.seconds / ROUNDS,
                             round_tallies[n],
@@ -332,29 +364,50 @@ def run_both(
                 for thread in threads:
                     thread.join()
                 took = time.perf_counter() - started
-                elapsed[encoding] += took
-                rates[encoding] = sum(t.spans for t in round_tallies) / took
-                for total, part in zip(tallies[encoding], round_tallies, strict=True):
+                elapsed[target.label] += took
+                rates[target.label] = sum(t.spans for t in round_tallies) / took
+                for total, part in zip(tallies[target.label], round_tallies, strict=True):
                     total.requests += part.requests
                     total.spans += part.spans
                     total.failures += part.failures
                     total.latencies.extend(part.latencies)
-            ratios.append(rates["json"] / rates["protobuf"])
+            rounds.append(rates)
         runs = {
-            encoding: Run(
-                encoding,
-                len(bodies[encoding][0]),
-                elapsed[encoding],
-                tallies[encoding],
-                health(servers[encoding][1]),
+            t.label: Run(
+                t.label,
+                len(bodies[t.encoding][0]),
+                elapsed[t.label],
+                tallies[t.label],
+                health(servers[t.label][1]),
             )
-            for encoding in bodies
+            for t in targets
         }
     finally:
         for process, _ in servers.values():
             process.terminate()
             process.wait(timeout=30)
-    return runs, ratios
+    return runs, rounds
+
+
+def against_tree(tree: Path, bodies: dict[str, list[bytes]], args: argparse.Namespace) -> None:
+    """(f): protobuf throughput of this checkout against another one, same senders."""
+    here = Path(__file__).resolve().parent.parent
+    targets = [
+        Target("protobuf, this tree", "protobuf", here),
+        Target(f"protobuf, {tree}", "protobuf", tree),
+    ]
+    runs, rounds = alternate(targets, bodies, args)
+    for target in targets:
+        print(f"(f) {target.label}: {runs[target.label].spans_per_second:,.0f} spans/s")
+    ratios = [rates[targets[0].label] / rates[targets[1].label] for rates in rounds]
+    ratio = statistics.median(ratios)
+    report(
+        f"(f) protobuf throughput, this tree / {tree} (median of {ROUNDS} alternating rounds: "
+        f"{', '.join(f'{r:.2f}' for r in ratios)})",
+        f"{ratio:.2f}",
+        ">= 1.0 (no slower)",
+        ratio >= 1.0,
+    )
 
 
 def print_run(result: Run, args: argparse.Namespace) -> None:
@@ -408,6 +461,13 @@ def main() -> None:
     parser.add_argument(
         "--stored", type=int, default=1_000_000, help="(c): evaluations held for /api/flags"
     )
+    parser.add_argument(
+        "--against",
+        type=Path,
+        metavar="TREE",
+        help="(f): also send protobuf to a server run from another checkout (its src/), "
+        "e.g. a git worktree of the commit before a change, in alternating rounds",
+    )
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.senders = 1.0, 2
@@ -421,9 +481,10 @@ def main() -> None:
         encoding: [encode(request, encoding) for request in requests]
         for encoding in ("protobuf", "json")
     }
-    runs, ratios = run_both(bodies, args)
+    runs, rounds = alternate([Target("protobuf", "protobuf"), Target("json", "json")], bodies, args)
     for result in runs.values():
         print_run(result, args)
+    ratios = [rates["json"] / rates["protobuf"] for rates in rounds]
     ratio = statistics.median(ratios)
     report(
         f"OTLP/JSON throughput / protobuf throughput (median of {ROUNDS} alternating rounds: "
@@ -439,6 +500,8 @@ def main() -> None:
     large = gzip.compress(batch_request(random.Random(7), spans).SerializeToString())
     gzip_stall(f"a gzip body of {spans} spans", large)
     decode_fixture(args.quick)
+    if args.against is not None:
+        against_tree(args.against.resolve(), {"protobuf": bodies["protobuf"]}, args)
 
 
 if __name__ == "__main__":
