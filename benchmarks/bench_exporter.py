@@ -10,7 +10,7 @@ Pipelines, each ``TracerProvider`` + ``SimpleSpanProcessor``, ending in:
     evaluations can do less, so its ratio bounds what any mapping could reach.
 
 A fourth pipeline, ours without outcomes (the same exporter into a sink that only has
-``record_many``, so nothing about spans' outcomes is kept), prices outcome capture: the
+``record_batch``, so nothing about spans' outcomes is kept), prices outcome capture: the
 median per-round difference per span against ours, target at most 1 µs (issue 12).
 
 Three workloads: a span with one ``feature_flag.evaluation`` event added as OpenFeature's
@@ -80,10 +80,10 @@ class FloorExporter(SpanExporter):
 
 
 class RecordOnly:
-    """A sink with ``record_many`` only: the exporter keeps no outcomes for it."""
+    """A sink with ``record_batch`` only: the exporter keeps no outcomes for it."""
 
     def __init__(self, collector: InMemoryAnalyticsCollector) -> None:
-        self.record_many = collector.record_many
+        self.record_batch = collector.record_batch
 
 
 @dataclass

@@ -75,7 +75,7 @@ def make_collector(
         )
         assert isinstance(event, FlagEvaluationEvent)
         events.append(event)
-    collector.record_many(events)
+    collector.record_batch(events)
     return collector
 
 
@@ -250,7 +250,7 @@ def impact_collector(rng: random.Random, size: int) -> InMemoryAnalyticsCollecto
         duration = int(rng.lognormvariate(18.4, 0.5))  # about 100 ms
         outcome = ("GET /checkout", 2 if failed else 1, None, start, start + duration, 200)
         outcomes.append((event.trace_id, event.span_id, "checkout", None, True, 1, outcome))
-    collector.record_many(events)
+    collector.record_batch(events)
     collector.record_outcomes(outcomes)
     return collector
 

@@ -8,7 +8,7 @@ spans with the SDK (``TracerProvider`` + ``SimpleSpanProcessor`` +
 
   none      no flagscope exporter (the SDK's own cost of the spans is the difference
             from a run with COUNT 0)
-  without   flagscope's exporter into a sink with ``record_many`` only (no outcomes)
+  without   flagscope's exporter into a sink with ``record_batch`` only (no outcomes)
   with      flagscope's exporter into an ``InMemoryAnalyticsCollector`` (outcomes kept)
 
 Workloads: ``one``, a span with one TracingHook-shaped flag event; ``request``, a
@@ -47,10 +47,10 @@ from flagscope import (
 
 
 class RecordOnly:
-    """A sink with ``record_many`` only: the exporter keeps no outcomes for it."""
+    """A sink with ``record_batch`` only: the exporter keeps no outcomes for it."""
 
     def __init__(self, collector: InMemoryAnalyticsCollector) -> None:
-        self.record_many = collector.record_many
+        self.record_batch = collector.record_batch
 
 
 def one(tracer: Any) -> None:

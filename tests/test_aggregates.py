@@ -177,7 +177,7 @@ def test_negative_zero_counts_as_zero_and_agrees_with_the_value_filter(
 ) -> None:
     # 0.0 == -0.0 and they hash alike: counting them apart would depend on which came first.
     collector = InMemoryAnalyticsCollector()
-    collector.record_many([make_event(value=value) for value in values])
+    collector.record_batch([make_event(value=value) for value in values])
     zeros = sum(1 for value in values if value == 0 and type(value) is float)
     assert collector.query.summary().by_value["0"] == zeros
     assert collector.query.count(value=0.0) == collector.query.count(value=-0.0) == zeros
@@ -241,7 +241,7 @@ def test_summaries_match_a_plain_count_of_the_records_that_survived_eviction(
     events: list[FlagEvaluationEvent], max_size: int
 ) -> None:
     collector = InMemoryAnalyticsCollector(max_size)
-    collector.record_many(events)
+    collector.record_batch(events)
     kept = events[-max_size:] if events else []
     evicted = len(events) - len(kept)
     assert collector.query.summary() == _reference(kept, None, evicted)
@@ -261,7 +261,7 @@ def _at(make_event: EventFactory, flag: str, minutes: float, **fields: Any) -> F
 
 def test_time_buckets_are_aligned_to_the_width_and_fill_gaps(make_event: EventFactory) -> None:
     collector = InMemoryAnalyticsCollector()
-    collector.record_many(
+    collector.record_batch(
         [
             _at(make_event, "a", 1, variant="on"),
             _at(make_event, "b", 4, variant="off"),
@@ -302,7 +302,7 @@ def test_time_buckets_of_real_traffic_hold_every_evaluation(query: CollectorQuer
 
 def test_too_many_buckets_raise_with_advice(make_event: EventFactory) -> None:
     collector = InMemoryAnalyticsCollector()
-    collector.record_many([_at(make_event, "a", 0), _at(make_event, "a", 60 * 24)])
+    collector.record_batch([_at(make_event, "a", 0), _at(make_event, "a", 60 * 24)])
     with pytest.raises(ValueError, match="fill_empty=False"):
         collector.query.time_buckets(timedelta(seconds=1), max_buckets=1000)
     assert len(collector.query.time_buckets(timedelta(seconds=1), fill_empty=False)) == 2
@@ -351,7 +351,7 @@ def test_single_variant_uses_the_value_when_the_producer_sends_no_variant(
     make_event: EventFactory,
 ) -> None:
     collector = InMemoryAnalyticsCollector()
-    collector.record_many([make_event("ld-flag", value="#c05543") for _ in range(3)])
+    collector.record_batch([make_event("ld-flag", value="#c05543") for _ in range(3)])
     assert collector.query.inventory(["ld-flag"]).single_variant == {"ld-flag": '"#c05543"'}
 
 

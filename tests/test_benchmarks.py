@@ -39,15 +39,18 @@ def test_bench_collector_prints_each_figure_with_its_target_and_verdict() -> Non
         out,
         re.M,
     )
-    assert re.search(rf"^\(a\) record_sync, full max_size=10000: {NUMBER} us per event$", out, re.M)
+    assert re.search(rf"^\(a\) record, full max_size=10000: {NUMBER} us per event$", out, re.M)
     assert re.search(
-        rf"^\(a\) record_sync, full max_size=10000, summary_rollups=True, every flag with a "
+        rf"^\(a\) record, full max_size=10000, summary_rollups=True, every flag with a "
         rf"rollup: {NUMBER} us per event \(without rollups {NUMBER} us\)$",
         out,
         re.M,
     )
     assert re.search(rf"^\(c\) get_events\(flag_key\), .* ours {NUMBER} us, litestar", out, re.M)
-    assert re.search(rf"^\(d\) bytes per stored event: {NUMBER} \(target <= 512\)", out, re.M)
+    assert re.search(
+        rf"^\(c\) events\(flag_key\), synchronous, .*: {NUMBER} us per call", out, re.M
+    )
+    assert re.search(rf"^\(d\) bytes per stored event: {NUMBER} \(target <= 350\)", out, re.M)
 
 
 def test_bench_exporter_prints_both_workloads_and_the_mapper_cost() -> None:

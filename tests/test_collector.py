@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import inspect
 import logging
+import re
 import threading
+import warnings
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,9 +28,11 @@ from hypothesis.stateful import (
 from litestar_flags.analytics import AnalyticsCollector as LitestarCollectorProtocol
 from litestar_flags.analytics import InMemoryAnalyticsCollector as LitestarCollector
 
+import flagscope.store
 from flagscope.aggregates import summarize, summarize_by_flag
 from flagscope.collector import AnalyticsCollector, InMemoryAnalyticsCollector, estimate_size
 from flagscope.models import EvaluationReason, FlagEvaluationEvent
+from flagscope.store import RecordStore
 
 EventFactory = Callable[..., FlagEvaluationEvent]
 FLAGS = ("alpha", "beta", "gamma", "delta")
@@ -37,13 +44,13 @@ def numbered_event(flag_key: str, n: int) -> FlagEvaluationEvent:
     return FlagEvaluationEvent(_START + timedelta(seconds=n), flag_key, n, EvaluationReason.STATIC)
 
 
-def record_flags(collector: InMemoryAnalyticsCollector, flags: str) -> list[FlagEvaluationEvent]:
+def record_flags(collector: RecordStore, flags: str) -> list[FlagEvaluationEvent]:
     """Record one event per letter of ``flags`` ("abca": alpha, beta, gamma, alpha)."""
     names = dict(zip("abcd", FLAGS, strict=True))
     start = collector.total_recorded
     events = [numbered_event(names[c], start + i) for i, c in enumerate(flags)]
     for event in events:
-        collector.record_sync(event)
+        collector.record(event)
     return events
 
 
@@ -213,12 +220,13 @@ async def test_record_batch_stores_in_order() -> None:
     assert collector.evicted_count == 2
 
 
-def test_record_many_accepts_any_iterable_and_returns_how_many() -> None:
+def test_record_batch_accepts_any_iterable_and_stores_it_when_called() -> None:
     collector = InMemoryAnalyticsCollector()
     events = [numbered_event("alpha", n) for n in range(3)]
-    assert collector.record_many(iter(events)) == 3
-    assert collector.record_many([]) == 0
+    collector.record_batch(iter(events))
+    collector.record_batch([])
     assert collector.events() == events
+    assert collector.total_recorded == 3
 
 
 # -- eviction --------------------------------------------------------------------
@@ -258,7 +266,7 @@ def test_a_flag_whose_records_are_all_evicted_disappears() -> None:
 def test_clear_resets_per_flag_indexes_but_keeps_counters() -> None:
     collector = InMemoryAnalyticsCollector(max_size=3)
     record_flags(collector, "abcab")
-    collector.clear_sync()
+    collector.clear()
     assert collector.flag_keys() == []
     assert collector.counts_by_flag() == {}
     assert collector.evicted_count == 2
@@ -296,7 +304,7 @@ def test_a_bad_item_stops_its_batch_and_leaves_the_collector_consistent(
     good = numbered_event("gamma", 2)
 
     with pytest.raises((TypeError, AttributeError)):
-        collector.record_many([good, bad, numbered_event("delta", 3)])
+        collector.record_batch([good, bad, numbered_event("delta", 3)])
 
     # What came before the bad item is stored and announced; the bad item is not.
     stored = [*before, good][-max_size:]
@@ -315,46 +323,18 @@ def test_a_bad_item_stops_its_batch_and_leaves_the_collector_consistent(
 # -- select, count, flag_keys, counts_by_flag --------------------------------------
 
 
-def test_select_gives_sequence_numbers_in_recording_order() -> None:
-    collector = InMemoryAnalyticsCollector()
-    events = record_flags(collector, "abcab")
-    assert collector.select() == list(enumerate(events))
-
-
-def test_select_merges_several_flags_in_recording_order() -> None:
+def test_query_of_several_flags_keeps_recording_order_across_eviction() -> None:
     collector = InMemoryAnalyticsCollector(max_size=6)
     events = record_flags(collector, "abcdabcdba")
-    everything = collector.select()
-    selected = collector.select({"alpha", "beta"})
-    assert selected == [(seq, e) for seq, e in everything if e.flag_key in {"alpha", "beta"}]
-    assert [e for _, e in selected] == [e for e in events[-6:] if e.flag_key in {"alpha", "beta"}]
+    selected = collector.query.events(flag_key={"alpha", "beta"})
+    assert selected == [e for e in events[-6:] if e.flag_key in {"alpha", "beta"}]
 
 
-@pytest.mark.parametrize("keys", [[], ["missing"], ("missing", "other")], ids=repr)
-def test_select_of_unknown_flags_is_empty(keys: list[str]) -> None:
+@pytest.mark.parametrize("keys", [["missing"], ("missing", "other")], ids=repr)
+def test_query_of_unknown_flags_is_empty(keys: list[str]) -> None:
     collector = InMemoryAnalyticsCollector()
     record_flags(collector, "ab")
-    assert collector.select(keys) == []
-
-
-def test_select_of_one_flag_matches_events_of_that_flag() -> None:
-    collector = InMemoryAnalyticsCollector(max_size=4)
-    record_flags(collector, "abaab")
-    assert [e for _, e in collector.select(["alpha"])] == collector.events("alpha")
-
-
-def test_select_of_a_bare_string_is_that_one_flag() -> None:
-    collector = InMemoryAnalyticsCollector()
-    events = record_flags(collector, "abab")
-    assert collector.select("alpha") == [(0, events[0]), (2, events[2])]
-
-
-def test_select_sequence_numbers_continue_after_clear_and_eviction() -> None:
-    collector = InMemoryAnalyticsCollector(max_size=2)
-    record_flags(collector, "abc")
-    collector.clear_sync()
-    events = record_flags(collector, "dd")
-    assert collector.select() == [(3, events[0]), (4, events[1])]
+    assert collector.query.events(flag_key=keys) == []
 
 
 def test_flag_keys_lists_flags_by_first_stored_record() -> None:
@@ -390,16 +370,14 @@ def test_reads_are_snapshots_unaffected_by_later_changes() -> None:
     first = record_flags(collector, "ab")
     events = collector.events()
     alpha = collector.events("alpha")
-    selected = collector.select()
     counts = collector.counts_by_flag()
     keys = collector.flag_keys()
 
     record_flags(collector, "ccc")
-    collector.clear_sync()
+    collector.clear()
 
     assert events == first
     assert alpha == first[:1]
-    assert selected == list(enumerate(first))
     assert counts == {"alpha": 1, "beta": 1}
     assert keys == ["alpha", "beta"]
 
@@ -423,9 +401,9 @@ def test_listener_is_called_after_each_change_and_sees_it() -> None:
     collector.subscribe(lambda: seen.append(collector.count()))
 
     record_flags(collector, "a")
-    collector.record_many([numbered_event("beta", 10), numbered_event("beta", 11)])
+    collector.record_batch([numbered_event("beta", 10), numbered_event("beta", 11)])
     asyncio.run(collector.record(numbered_event("gamma", 12)))
-    collector.clear_sync()
+    collector.clear()
 
     assert seen == [1, 3, 4, 0]
 
@@ -504,7 +482,7 @@ def test_concurrent_recording_loses_nothing_and_keeps_per_thread_order(max_size:
     def work(flag: str) -> None:
         barrier.wait()
         for n in range(per_thread):
-            collector.record_sync(numbered_event(flag, n))
+            collector.record(numbered_event(flag, n))
 
     threads = [threading.Thread(target=work, args=(flag,)) for flag in FLAGS]
     for thread in threads:
@@ -549,19 +527,19 @@ class CollectorMachine(RuleBasedStateMachine):
     @rule(flag=st.sampled_from(FLAGS))
     def record(self, flag: str) -> None:
         event = numbered_event(flag, self.total)
-        self.collector.record_sync(event)
+        self.collector.record(event)
         self._model_append(event)
 
     @rule(flags=st.lists(st.sampled_from(FLAGS), max_size=60))
-    def record_many(self, flags: list[str]) -> None:
+    def record_batch(self, flags: list[str]) -> None:
         events = [numbered_event(flag, self.total + i) for i, flag in enumerate(flags)]
-        assert self.collector.record_many(events) == len(events)
+        self.collector.record_batch(events)
         for event in events:
             self._model_append(event)
 
     @rule()
     def clear(self) -> None:
-        self.collector.clear_sync()
+        self.collector.clear()
         self.model = []
 
     @rule(
@@ -574,10 +552,10 @@ class CollectorMachine(RuleBasedStateMachine):
             expected = expected[-limit:]
         assert self.collector.events(flag, limit) == expected
 
-    @rule(flags=st.sets(st.sampled_from(FLAGS)))
-    def select_some(self, flags: set[str]) -> None:
-        expected = [(seq, e) for seq, e in self.model if e.flag_key in flags]
-        assert self.collector.select(flags) == expected
+    @rule(flags=st.sets(st.sampled_from(FLAGS), min_size=1))
+    def query_some_flags(self, flags: set[str]) -> None:
+        expected = [e for _, e in self.model if e.flag_key in flags]
+        assert self.collector.query.events(flag_key=flags) == expected
 
     @invariant()
     @precondition(lambda self: hasattr(self, "collector"))
@@ -585,7 +563,6 @@ class CollectorMachine(RuleBasedStateMachine):
         collector = self.collector
         model_events = [e for _, e in self.model]
         assert collector.events() == model_events
-        assert collector.select() == self.model
         assert len(collector) == len(self.model) == collector.count()
         assert collector.evicted_count == self.dropped
         assert collector.total_recorded == self.total
@@ -632,7 +609,7 @@ def test_non_int_max_bytes_raises_type_error(max_bytes: Any) -> None:
 def test_by_default_only_max_size_bounds_the_store() -> None:
     collector = InMemoryAnalyticsCollector(max_size=3)
     for n in range(3):
-        collector.record_sync(sized_event("alpha", n, 100_000))
+        collector.record(sized_event("alpha", n, 100_000))
     assert collector.max_bytes is None
     assert len(collector) == 3
     assert collector.evicted_count == 0
@@ -661,7 +638,7 @@ def test_past_the_byte_budget_the_oldest_records_go_first_and_are_counted() -> N
     one = estimate_size(sized_event("alpha", 0, 1000))
     collector = InMemoryAnalyticsCollector(max_size=1000, max_bytes=3 * one)
     events = [sized_event(flag, n, 1000) for n, flag in enumerate(["alpha", "beta"] * 5)]
-    collector.record_many(events)
+    collector.record_batch(events)
 
     assert collector.events() == events[-3:]
     assert collector.evicted_count == 7
@@ -672,14 +649,14 @@ def test_past_the_byte_budget_the_oldest_records_go_first_and_are_counted() -> N
 
 def test_one_huge_record_evicts_many_small_ones_and_is_kept_even_alone() -> None:
     collector = InMemoryAnalyticsCollector(max_size=1000, max_bytes=50_000)
-    collector.record_many(sized_event("small", n, 0) for n in range(50))
+    collector.record_batch(sized_event("small", n, 0) for n in range(50))
     huge = sized_event("huge", 50, 200_000)
-    collector.record_sync(huge)
+    collector.record(huge)
 
     assert collector.events() == [huge]
     assert collector.evicted_count == 50
     assert collector.count("small") == 0
-    collector.record_sync(sized_event("small", 51, 0))
+    collector.record(sized_event("small", 51, 0))
     assert [e.flag_key for e in collector.events()] == ["small"]
 
 
@@ -700,7 +677,7 @@ def test_both_bounds_evict_exactly_what_a_simple_model_evicts(
     model: list[FlagEvaluationEvent] = []
     for n, (flag, padding) in enumerate(items):
         event = sized_event(flag, n, padding)
-        collector.record_sync(event)
+        collector.record(event)
         model.append(event)
         if len(model) > max_size:
             model.pop(0)
@@ -728,6 +705,123 @@ def test_the_overall_summary_stays_current_through_evictions_and_clear() -> None
     assert collector.query.summary() == summarize(
         collector.events(), flag_key=None, evicted=collector.evicted_count
     )
-    collector.clear_sync()
+    collector.clear()
     assert collector.query.summary().count == 0
     assert collector.stored_bytes == 0
+
+
+# -- one naming scheme: the seed's writes act when called ----------------------------
+
+
+@pytest.mark.parametrize("name", ["clear", "close"])
+def test_clear_and_close_called_from_sync_code_drop_the_records(name: str) -> None:
+    collector = InMemoryAnalyticsCollector()
+    record_flags(collector, "ab")
+    getattr(collector, name)()
+    assert len(collector) == 0
+
+
+def test_the_seed_writes_return_a_finished_coroutine_that_never_warns() -> None:
+    collector = InMemoryAnalyticsCollector()
+    event = numbered_event("alpha", 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        results = [
+            collector.record(event),
+            collector.record_batch([event]),
+            collector.flush(),
+            collector.close(),
+            collector.clear(),
+        ]
+        assert all(isinstance(result, Coroutine) for result in results)
+        assert all(asyncio.iscoroutine(result) for result in results)
+        assert asyncio.run(collector.record(event)) is None  # asyncio.run takes it
+        del results
+        gc.collect()
+    assert collector.events() == [event]
+
+
+@pytest.mark.asyncio
+async def test_the_seed_reads_are_coroutines_equal_to_their_async_twins() -> None:
+    collector = InMemoryAnalyticsCollector()
+    record_flags(collector, "abab")
+    assert inspect.iscoroutinefunction(collector.get_events)
+    assert inspect.iscoroutinefunction(collector.get_event_count)
+    assert await collector.get_events("alpha", 1) == await collector.events_async("alpha", 1)
+    assert await collector.get_event_count("beta") == await collector.count_async("beta") == 2
+
+
+def test_a_collector_is_what_litestar_flags_expects_of_an_analytics_collector() -> None:
+    collector: AnalyticsCollector = InMemoryAnalyticsCollector()
+    assert isinstance(collector, AnalyticsCollector)
+
+
+# -- the store hook ---------------------------------------------------------------------
+
+
+class RecordingHook:
+    """A test observer: notes every call the store makes."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, list[FlagEvaluationEvent], list[FlagEvaluationEvent]]] = []
+
+    def records_changed(
+        self, added: Sequence[FlagEvaluationEvent], evicted: Sequence[FlagEvaluationEvent]
+    ) -> None:
+        self.calls.append(("changed", list(added), list(evicted)))
+
+    def records_cleared(self) -> None:
+        self.calls.append(("cleared", [], []))
+
+
+def test_a_hook_hears_what_is_stored_then_every_addition_eviction_and_clear() -> None:
+    store = RecordStore(max_size=2)
+    first = record_flags(store, "a")
+    hook = RecordingHook()
+    detach = store.add_hook(hook)
+    assert store.hooks == (hook,)
+    later = [numbered_event("beta", 1), numbered_event("gamma", 2)]
+    store.record_batch(later)
+    store.clear()
+    detach()
+    store.record(numbered_event("delta", 3))
+    assert hook.calls == [
+        ("changed", first, []),
+        ("changed", later, first),
+        ("cleared", [], []),
+    ]
+    assert not store.hooks
+
+
+def test_a_hook_hears_byte_budget_evictions_including_records_of_the_same_batch() -> None:
+    store = RecordStore(max_size=100, max_bytes=1)
+    hook = RecordingHook()
+    store.add_hook(hook)
+    events = [numbered_event("alpha", n) for n in range(3)]
+    store.record_batch(events)
+    # Only the newest is kept: the others were stored, then evicted, oldest first.
+    assert hook.calls[-1] == ("changed", events, events[:2])
+    assert store.events() == events[-1:]
+
+
+def test_a_hook_that_raises_is_detached_and_the_store_goes_on() -> None:
+    store = RecordStore(max_size=3)
+
+    class Broken(RecordingHook):
+        def records_changed(
+            self, added: Sequence[FlagEvaluationEvent], evicted: Sequence[FlagEvaluationEvent]
+        ) -> None:
+            if added and added[0].flag_key == "beta":
+                raise RuntimeError("broken")
+
+    store.add_hook(Broken())
+    events = record_flags(store, "abc")
+    assert store.hooks == ()
+    assert store.events() == events
+
+
+def test_the_store_module_imports_nothing_from_the_query_layer() -> None:
+    source = Path(flagscope.store.__file__).read_text(encoding="utf-8")
+    imported = set(re.findall(r"^\s*(?:from|import) flagscope\.(\w+)", source, re.M))
+    query_layer = {"aggregates", "rollup", "query", "waiting", "filters", "export", "impact"}
+    assert imported.isdisjoint(query_layer | {"significance", "collector"}), imported

@@ -41,7 +41,7 @@ def evaluation(
 def record(recorder: CoverageRecorder, test: str | None, *events: FlagEvaluationEvent) -> None:
     if test is not None:
         recorder.begin(test)
-    recorder.record_many(list(events))
+    recorder.record_batch(list(events))
     recorder.end()
 
 
@@ -215,7 +215,7 @@ def test_recording_from_many_threads_loses_no_evaluation() -> None:
     def work() -> None:
         barrier.wait()
         for _ in range(500):
-            recorder.record_many([evaluation("a", "on")])
+            recorder.record_batch([evaluation("a", "on")])
 
     threads = [threading.Thread(target=work) for _ in range(4)]
     for thread in threads:

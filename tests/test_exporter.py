@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from hypothesis import given, settings
@@ -75,7 +75,7 @@ class _ExplodingContextSpan(ReadableSpan):
 
 
 class _RaisingCollector(InMemoryAnalyticsCollector):
-    def record_many(self, events: Any) -> int:
+    def record_batch(self, events: Any) -> NoReturn:
         raise RuntimeError("disk full")
 
 
@@ -319,11 +319,11 @@ def test_value_decoding_decodes_json_or_keeps_the_text(
 
 
 class _NotCallable:
-    record_many = 5
+    record_batch = 5
 
 
 class _AsyncRecordMany:
-    async def record_many(self, events: Any) -> int:
+    async def record_batch(self, events: Any) -> int:
         return 0
 
 
@@ -332,8 +332,8 @@ class _AsyncRecordMany:
     [object(), LitestarCollector(), _NotCallable(), _AsyncRecordMany(), None],
     ids=["object", "litestar-flags-collector", "not-callable", "async", "none"],
 )
-def test_collector_without_a_synchronous_record_many_is_a_type_error(collector: Any) -> None:
-    with pytest.raises(TypeError, match="record_many"):
+def test_collector_without_a_synchronous_record_batch_is_a_type_error(collector: Any) -> None:
+    with pytest.raises(TypeError, match="record_batch"):
         FlagEvaluationSpanExporter(collector)
 
 

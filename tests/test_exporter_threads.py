@@ -17,6 +17,7 @@ import pytest
 from opentelemetry.trace import Tracer
 
 from flagscope import FlagEvaluationEvent, InMemoryAnalyticsCollector, semconv
+from flagscope.store import Done
 from producers import ProcessorKind, make_pipeline
 
 THREADS = 8
@@ -191,20 +192,20 @@ async def test_eight_threads_above_capacity_keep_max_size_and_count_every_evicti
 
 
 class _LoopSpyCollector(InMemoryAnalyticsCollector):
-    """Notes, for each ``record_many`` call, whether it ran inside a running event loop."""
+    """Notes, for each ``record_batch`` call, whether it ran inside a running event loop."""
 
     def __init__(self) -> None:
         super().__init__()
         self.inside_loop: list[bool] = []
 
-    def record_many(self, events: Iterable[FlagEvaluationEvent]) -> int:
+    def record_batch(self, events: Iterable[FlagEvaluationEvent]) -> Done:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
             self.inside_loop.append(False)
         else:
             self.inside_loop.append(True)
-        return super().record_many(events)
+        return super().record_batch(events)
 
 
 async def _handler(tracer: Tracer, flag_key: str) -> None:

@@ -184,7 +184,7 @@ def test_without_a_default_the_baseline_is_the_most_evaluated_ties_by_name() -> 
         with tracer.start_as_current_span("GET /") as root:
             _evaluate(root, variant)
     assert collector.query.impact(FLAG).baseline == "c"
-    collector.clear_sync()
+    collector.clear()
     for variant in ("b", "a"):
         with tracer.start_as_current_span("GET /") as root:
             _evaluate(root, variant)

@@ -279,7 +279,7 @@ def test_a_batch_that_breaks_while_iterating_keeps_what_was_mapped(producers: Pr
 
 def test_a_collector_that_refuses_makes_export_fail_without_raising() -> None:
     class Refusing:
-        def record_many(self, events: Any) -> int:
+        def record_batch(self, events: Any) -> int:
             raise RuntimeError("full")
 
     exporter = FlagEvaluationLogExporter(Refusing())

@@ -344,3 +344,33 @@ def test_build_event_copies_the_mappings_it_is_given() -> None:
     context["plan"] = "free"
     assert event.attributes == {"k": 1}
     assert event.context_attributes == {"plan": "vip"}
+
+
+@pytest.mark.parametrize(
+    ("trace_id", "span_id"),
+    [
+        ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"),  # canonical: kept as ints
+        ("4BF92F3577B34DA6A3CE929D0E0E4736", "0x00f067aa0ba902"),  # kept as given
+        ("t1", "not hex at all!!"),
+        (None, None),
+    ],
+)
+def test_ids_read_back_as_the_text_given_and_records_stay_equal_and_hashable(
+    trace_id: str | None, span_id: str | None
+) -> None:
+    fields: dict[str, Any] = {
+        "timestamp": datetime(2025, 1, 1, tzinfo=UTC),
+        "flag_key": "f",
+        "value": True,
+        "reason": "static",
+        "trace_id": trace_id,
+        "span_id": span_id,
+        "parent_span_id": span_id,
+    }
+    made = FlagEvaluationEvent(**fields)
+    built = build_event(**fields)
+    assert (made.trace_id, made.span_id, made.parent_span_id) == (trace_id, span_id, span_id)
+    assert built == made
+    assert hash(built) == hash(made)
+    assert made.to_dict()["trace_id"] == trace_id
+    assert dataclasses.replace(made, flag_key="g").span_id == span_id

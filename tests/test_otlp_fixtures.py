@@ -47,7 +47,7 @@ def server() -> Iterator[BackgroundServer]:
 
 
 def _replay(server: BackgroundServer, run: str) -> list[FlagEvaluationEvent]:
-    server.collector.clear_sync()
+    server.collector.clear()
     folder = FIXTURES / run
     manifest = json.loads((folder / "requests.json").read_text())
     for request in manifest["requests"]:

@@ -199,7 +199,7 @@ def _recorded(
 ) -> None:
     body = traces_protobuf(spans) if encoding == "protobuf" else traces_json(spans)
     batch = map_traces(decode_traces(body, encoding))  # type: ignore[arg-type]
-    collector.record_many(list(batch.events))
+    collector.record_batch(list(batch.events))
     collector.record_outcomes(batch.outcomes)
 
 
@@ -295,7 +295,7 @@ def test_outcomes_go_with_the_evaluations_they_explain() -> None:
 
 def test_clear_forgets_the_outcomes(collector: InMemoryAnalyticsCollector, tracer: Any) -> None:
     failing_request(tracer)
-    collector.clear_sync()
+    collector.clear()
     assert len(collector.outcomes) == 0
 
 

@@ -155,7 +155,7 @@ def test_pages_apply_after_the_filters(query: CollectorQuery, traffic: Traffic) 
 def test_a_flag_key_filter_reads_only_that_flags_records() -> None:
     collector = InMemoryAnalyticsCollector()
     base = datetime(2025, 1, 1, tzinfo=UTC)
-    collector.record_many(
+    collector.record_batch(
         FlagEvaluationEvent(base + timedelta(seconds=i), f"flag-{i % 50}", i, "static")
         for i in range(5000)
     )
@@ -184,7 +184,7 @@ def test_queries_see_records_stored_after_they_were_created(make_event: Any) -> 
     query = collector.query
     assert query.events() == []
     event = make_event("late")
-    collector.record_sync(event)
+    collector.record(event)
     assert query.events(flag_key="late") == [event]
     assert query.count() == 1
 
@@ -192,7 +192,7 @@ def test_queries_see_records_stored_after_they_were_created(make_event: Any) -> 
 def test_after_eviction_queries_describe_only_what_is_stored(make_event: Any) -> None:
     collector = InMemoryAnalyticsCollector(max_size=4)
     events = [make_event("a" if i % 2 else "b") for i in range(10)]
-    collector.record_many(events)
+    collector.record_batch(events)
     assert collector.query.events() == events[-4:]
     assert collector.query.events(flag_key="a") == [e for e in events[-4:] if e.flag_key == "a"]
     assert collector.query.count(flag_key="b") == 2
@@ -326,7 +326,7 @@ def test_filters_agree_with_a_plain_scan(
     events: list[FlagEvaluationEvent], filters: dict[str, Any]
 ) -> None:
     collector = InMemoryAnalyticsCollector()
-    collector.record_many(events)
+    collector.record_batch(events)
     expected = [e for e in events if _reference(e, filters)]
     assert collector.query.events(**filters) == expected
     assert collector.query.count(**filters) == len(expected)

@@ -15,12 +15,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-import flagscope.collector as collector_module
 from flagscope.aggregates import FlagSummary, summarize, summarize_by_flag
 from flagscope.collector import InMemoryAnalyticsCollector
 from flagscope.filters import value_key
 from flagscope.models import EvaluationReason, FlagEvaluationEvent
-from flagscope.rollup import FlagRollup, cached_value_key
+from flagscope.rollup import FlagRollup, Rollups, cached_value_key
+from flagscope.store import RecordStore
 
 FLAGS = ("a", "b", "c")
 _START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -91,23 +91,23 @@ class RollupMachine(RuleBasedStateMachine):
 
     @rule(event=events)
     def record(self, event: FlagEvaluationEvent) -> None:
-        self.collector.record_sync(event)
+        self.collector.record(event)
 
     @rule(batch=st.lists(events, max_size=30))
-    def record_many(self, batch: list[FlagEvaluationEvent]) -> None:
-        self.collector.record_many(batch)
+    def record_batch(self, batch: list[FlagEvaluationEvent]) -> None:
+        self.collector.record_batch(batch)
 
     @rule(before=st.lists(events, max_size=10), after=st.lists(events, max_size=3))
-    def record_many_stopped_by_a_bad_item(
+    def record_batch_stopped_by_a_bad_item(
         self, before: list[FlagEvaluationEvent], after: list[FlagEvaluationEvent]
     ) -> None:
         bad = FlagEvaluationEvent(_START, ["unhashable"], 1, "static")  # type: ignore[arg-type]
         with pytest.raises(TypeError):
-            self.collector.record_many([*before, bad, *after])
+            self.collector.record_batch([*before, bad, *after])
 
     @rule()
     def clear(self) -> None:
-        self.collector.clear_sync()
+        self.collector.clear()
 
     @rule(flag_key=st.sampled_from([*FLAGS, "never-recorded"]))
     def summary_of_one_flag(self, flag_key: str) -> None:
@@ -125,18 +125,12 @@ class RollupMachine(RuleBasedStateMachine):
             assert_same(one, other)
 
     @invariant()
-    def tracked_rollups_match_their_records(self) -> None:
+    def every_summary_matches_its_records(self) -> None:
         collector = self.collector
-        stored = set(collector.flag_keys())
-        tracked = set(collector._rollups)
-        assert tracked <= stored  # a flag whose records all went is no longer tracked
-        for flag_key in tracked:
-            expected = summarize(
-                collector.events(flag_key), flag_key=flag_key, evicted=collector.evicted_count
-            )
-            ours = collector.summary_of(flag_key)
-            assert ours is not None
-            assert_same(ours, expected)
+        for flag_key in FLAGS:
+            assert_same(collector.query.summary(flag_key=flag_key), reference(collector, flag_key))
+        expected = summarize(collector.events(), flag_key=None, evicted=collector.evicted_count)
+        assert_same(collector.query.summary(), expected)
 
 
 RollupMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
@@ -197,19 +191,23 @@ def _event(flag_key: str, n: int, **fields: Any) -> FlagEvaluationEvent:
     return FlagEvaluationEvent(_START + timedelta(seconds=n), flag_key, n % 3, **fields)
 
 
-def test_a_default_collector_never_keeps_rollups_yet_gives_the_same_summaries() -> None:
+def rollups_of(collector: RecordStore) -> Rollups:
+    """The rollups attached to ``collector`` (found among its public hooks)."""
+    (rollups,) = [hook for hook in collector.hooks if isinstance(hook, Rollups)]
+    return rollups
+
+
+def test_a_default_collector_keeps_no_rollups_yet_gives_the_same_summaries() -> None:
     collector = InMemoryAnalyticsCollector(max_size=10)
-    collector.record_many([_event(key, n) for n in range(20) for key in ("a", "b")])
+    collector.record_batch([_event(key, n) for n in range(20) for key in ("a", "b")])
     assert collector.summary_rollups is False
+    assert collector.hooks == ()
 
     assert_same(collector.query.summary(flag_key="a"), reference(collector, "a"))
-    assert collector.summary_of("a") is None
     assert collector.query.summaries() == summarize_by_flag(
         collector.events(), evicted=collector.evicted_count
     )
-    collector.record_sync(_event("a", 99))
-
-    assert collector._rollups == {}
+    collector.record(_event("a", 99))
     assert_same(collector.query.summary(flag_key="a"), reference(collector, "a"))
 
 
@@ -219,89 +217,95 @@ def test_summary_rollups_must_be_a_bool(wrong: object) -> None:
         InMemoryAnalyticsCollector(summary_rollups=wrong)  # type: ignore[arg-type]
 
 
-def test_no_rollup_until_a_flag_is_summarised() -> None:
-    collector = InMemoryAnalyticsCollector(max_size=10, summary_rollups=True)
-    collector.record_many([_event("a", n) for n in range(20)])
-    assert collector._rollups == {}
-    collector.query.summary()
-    collector.query.summary(flag_key="a", variant="on")
-    collector.query.summary(flag_key=["a"])
-    collector.query.summary(flag_key="a", predicate=lambda event: True)
-    collector.query.summaries(flag_key="a")
-    collector.query.count(flag_key="a")
-    assert collector._rollups == {}
-    collector.query.summary(flag_key="a")
-    assert set(collector._rollups) == {"a"}
+def test_rollups_attached_later_start_from_what_is_stored() -> None:
+    store = InMemoryAnalyticsCollector(max_size=10)
+    store.record_batch([_event(key, n) for n, key in enumerate("abcabcab")])
+    rollups = Rollups(store)
+    assert store.summary_rollups is True
+    assert_same(rollups.summary("a", label=None) or _missing(), reference(store, "a"))
+    store.record_batch([_event("c", n) for n in range(8, 14)])
+    for key in "abc":
+        assert_same(store.query.summary(flag_key=key), reference(store, key))
+    rollups.detach()
+    assert store.hooks == ()
 
 
-def test_summarising_a_flag_with_no_records_tracks_nothing() -> None:
+def _missing() -> FlagSummary:
+    raise AssertionError("no rollup where one was expected")
+
+
+def test_summarising_a_flag_with_no_records_gives_the_empty_summary() -> None:
     collector = InMemoryAnalyticsCollector(summary_rollups=True)
-    collector.record_sync(_event("a", 1))
+    collector.record(_event("a", 1))
     assert_same(collector.query.summary(flag_key="zzz"), reference(collector, "zzz"))
-    assert set(collector._rollups) == set()
+    assert [summary.flag_key for summary in collector.query.summaries()] == ["a"]
 
 
-def test_clear_drops_every_rollup() -> None:
+def test_after_clear_summaries_count_only_new_records() -> None:
     collector = InMemoryAnalyticsCollector(max_size=10, summary_rollups=True)
-    collector.record_many([_event(key, n) for n, key in enumerate("abcab")])
-    collector.query.summaries()
-    assert set(collector._rollups) == {"a", "b", "c"}
-    collector.clear_sync()
-    assert collector._rollups == {}
-    collector.record_sync(_event("a", 9))
+    collector.record_batch([_event(key, n) for n, key in enumerate("abcab")])
+    collector.clear()
+    assert collector.query.summaries() == []
+    assert collector.query.summary().count == 0
+    collector.record(_event("a", 9))
     assert_same(collector.query.summary(flag_key="a"), reference(collector, "a"))
 
 
 @pytest.mark.asyncio
-async def test_close_drops_every_rollup() -> None:
+async def test_after_close_summaries_are_empty() -> None:
     collector = InMemoryAnalyticsCollector(summary_rollups=True)
     await collector.record(_event("a", 1))
-    collector.query.summary(flag_key="a")
     await collector.close()
-    assert collector._rollups == {}
+    assert collector.query.summaries() == []
+    assert collector.query.summary(flag_key="a").count == 0
 
 
-def test_a_flag_whose_records_were_all_evicted_is_no_longer_tracked() -> None:
+def test_a_flag_whose_records_were_all_evicted_has_no_summary_left() -> None:
     collector = InMemoryAnalyticsCollector(max_size=3, summary_rollups=True)
-    collector.record_many([_event("a", 0), _event("b", 1), _event("b", 2)])
-    collector.query.summaries()
-    collector.record_sync(_event("b", 3))  # evicts a's only record
-    assert set(collector._rollups) == {"b"}
+    collector.record_batch([_event("a", 0), _event("b", 1), _event("b", 2)])
+    collector.record(_event("b", 3))  # evicts a's only record
+    assert [summary.flag_key for summary in collector.query.summaries()] == ["b"]
     assert_same(collector.query.summary(flag_key="b"), reference(collector, "b"))
 
 
-def test_at_most_max_rollups_flags_are_tracked(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(collector_module, "MAX_ROLLUPS", 3)
-    collector = InMemoryAnalyticsCollector(max_size=100, summary_rollups=True)
-    collector.record_many([_event(f"flag-{n % 5}", n) for n in range(50)])
-    summaries = collector.query.summaries()
-    assert len(collector._rollups) == 3
-    expected = summarize_by_flag(collector.events(), evicted=collector.evicted_count)
-    assert summaries == expected
-    for n in range(5):  # the untracked flags are summarised from their records
+def test_flags_beyond_max_flags_are_summarised_from_their_records() -> None:
+    store = InMemoryAnalyticsCollector(max_size=100)
+    rollups = Rollups(store, max_flags=3)
+    store.record_batch([_event(f"flag-{n % 5}", n) for n in range(50)])
+    # Flags 0 to 2 came first and have a rollup; 3 and 4 do not.
+    assert [rollups.summary(f"flag-{n}", label=None) is None for n in range(5)] == [
+        False,
+        False,
+        False,
+        True,
+        True,
+    ]
+    expected = summarize_by_flag(store.events(), evicted=store.evicted_count)
+    assert store.query.summaries() == expected
+    for n in range(5):
         key = f"flag-{n}"
-        assert_same(collector.query.summary(flag_key=key), reference(collector, key))
-    assert collector.summary_of("flag-4") is None  # flags 0 to 2 were tracked first
-    collector.record_many([_event(f"flag-{n % 5}", n) for n in range(50, 80)])
-    assert collector.query.summaries() == summarize_by_flag(
-        collector.events(), evicted=collector.evicted_count
-    )
+        assert_same(store.query.summary(flag_key=key), reference(store, key))
+    store.record_batch([_event(f"flag-{n % 5}", n) for n in range(50, 180)])
+    assert store.query.summaries() == summarize_by_flag(store.events(), evicted=store.evicted_count)
 
 
 def test_records_a_rollup_cannot_count_fall_back_to_the_ordinary_path() -> None:
     collector = InMemoryAnalyticsCollector(max_size=5, summary_rollups=True)
-    collector.record_many([_event("a", n) for n in range(3)])
-    collector.query.summary(flag_key="a")
-    assert "a" in collector._rollups
+    rollups = rollups_of(collector)
+    collector.record_batch([_event("a", n) for n in range(3)])
+    assert rollups.summary("a", label=None) is not None
     # An unhashable variant: summarize cannot count it either, and says so.
-    collector.record_sync(_event("a", 3, variant=["on"]))
-    assert "a" not in collector._rollups
+    collector.record(_event("a", 3, variant=["on"]))
+    assert rollups.summary("a", label=None) is None
     with pytest.raises(TypeError, match="unhashable"):
         collector.query.summary(flag_key="a")
-    assert "a" not in collector._rollups
-    collector.record_many([_event("a", n) for n in range(4, 9)])  # the bad record is evicted
+    collector.record_batch([_event("a", n) for n in range(4, 9)])  # the bad record is evicted
     assert_same(collector.query.summary(flag_key="a"), reference(collector, "a"))
-    assert "a" in collector._rollups
+    # Once the flag's records are all gone, its next records are rolled up again.
+    collector.record_batch([_event("b", n) for n in range(5)])
+    collector.record(_event("a", 10))
+    assert rollups.summary("a", label=None) is not None
+    assert_same(collector.query.summary(flag_key="a"), reference(collector, "a"))
 
 
 def test_naive_timestamps_are_summarised_like_aware_ones() -> None:
@@ -309,23 +313,23 @@ def test_naive_timestamps_are_summarised_like_aware_ones() -> None:
     naive = [
         FlagEvaluationEvent(datetime(2025, 1, 1, 0, 0, n % 3), "a", n, "static") for n in range(7)
     ]
-    collector.record_many(naive)
+    collector.record_batch(naive)
     assert_same(collector.query.summary(flag_key="a"), reference(collector, "a"))
-    collector.record_sync(FlagEvaluationEvent(_START, "a", 1, "static"))  # aware among naive
+    collector.record(FlagEvaluationEvent(_START, "a", 1, "static"))  # aware among naive
     with pytest.raises(TypeError):
         collector.query.summary(flag_key="a")
-    assert "a" not in collector._rollups
+    assert rollups_of(collector).summary("a", label=None) is None
 
 
 def test_changing_a_value_after_recording_or_reading_changes_no_summary() -> None:
     collector = InMemoryAnalyticsCollector(max_size=2, summary_rollups=True)
     value: dict[str, int] = {"n": 1}
-    collector.record_sync(FlagEvaluationEvent(_START, "a", value, "static"))
+    collector.record(FlagEvaluationEvent(_START, "a", value, "static"))
     before = collector.query.summary(flag_key="a")
     value["n"] = 2  # the record keeps its own copy
     collector.events()[0].value["n"] = 3  # and so does every read
     assert collector.query.summary(flag_key="a").by_value == {'{"n":1}': 1}
-    collector.record_many([_event("a", 1), _event("a", 2)])  # evicts it
+    collector.record_batch([_event("a", 1), _event("a", 2)])  # evicts it
     assert_same(collector.query.summary(flag_key="a"), reference(collector, "a"))
     assert before.by_value == {'{"n":1}': 1}
 
@@ -334,7 +338,7 @@ def test_summaries_from_rollups_equal_the_pass_over_records_on_realistic_traffic
     rng = random.Random(7)
     collector = InMemoryAnalyticsCollector(max_size=500, summary_rollups=True)
     for n in range(2000):
-        collector.record_sync(
+        collector.record(
             FlagEvaluationEvent(
                 _START + timedelta(milliseconds=n + rng.randint(-50, 50)),
                 f"flag-{rng.randrange(20)}",
@@ -387,9 +391,9 @@ def test_writers_and_summary_readers_at_once() -> None:
                 trace_id=f"t{rng.randrange(100)}",
             )
             if n % 7 == 0:
-                collector.record_many([event, event])
+                collector.record_batch([event, event])
             else:
-                collector.record_sync(event)
+                collector.record(event)
 
     reads = [0, 0]
 
@@ -423,9 +427,11 @@ def test_writers_and_summary_readers_at_once() -> None:
         thread.join(timeout=60)
     assert not errors, errors[0]
     assert min(reads) > 1  # both readers ran while writers wrote
-    doubled = len(range(0, per_writer, 7))  # record_many of two
+    doubled = len(range(0, per_writer, 7))  # record_batch of two
     assert collector.total_recorded == writers * (per_writer + doubled)
-    assert set(collector._rollups) == set(collector.flag_keys())
+    assert [summary.flag_key for summary in collector.query.summaries()] == sorted(
+        collector.flag_keys()
+    )
     for flag_key in flags:
         assert_same(collector.query.summary(flag_key=flag_key), reference(collector, flag_key))
     assert collector.query.summaries() == summarize_by_flag(

@@ -187,7 +187,7 @@ def test_timeout_on_an_empty_collector_says_it_is_empty(mode: str) -> None:
 
 def test_timeout_mentions_eviction(make_event: Callable[..., FlagEvaluationEvent]) -> None:
     collector = InMemoryAnalyticsCollector(max_size=2)
-    collector.record_many([make_event("a") for _ in range(5)])
+    collector.record_batch([make_event("a") for _ in range(5)])
     with pytest.raises(TimeoutError, match=r"evicted 3 older record\(s\) \(max_size=2\)"):
         collector.query.wait_for(count=2, timeout=0, flag_key="b")
 
@@ -213,7 +213,7 @@ def test_any_finite_or_infinite_timeout_waits_and_returns_the_matches(
 ) -> None:
     """A huge timeout is no OverflowError: the wait returns as soon as a record matches."""
     collector = InMemoryAnalyticsCollector()
-    recorder = threading.Timer(0.05, lambda: collector.record_sync(make_event("a")))
+    recorder = threading.Timer(0.05, lambda: collector.record(make_event("a")))
     recorder.start()
     try:
         (event,) = collector.query.wait_for(count=1, timeout=timeout, flag_key="a")
@@ -228,7 +228,7 @@ async def test_the_async_wait_takes_a_huge_timeout_too(
     timeout: float, make_event: Callable[..., FlagEvaluationEvent]
 ) -> None:
     collector = InMemoryAnalyticsCollector()
-    asyncio.get_running_loop().call_later(0.05, collector.record_sync, make_event("a"))
+    asyncio.get_running_loop().call_later(0.05, collector.record, make_event("a"))
     (event,) = await collector.query.wait_for_async(count=1, timeout=timeout, flag_key="a")
     assert event.flag_key == "a"
 
@@ -263,7 +263,7 @@ def test_waiters_unsubscribe_when_done(
     mode: str, make_event: Callable[..., FlagEvaluationEvent]
 ) -> None:
     collector = InMemoryAnalyticsCollector()
-    collector.record_sync(make_event("a"))
+    collector.record(make_event("a"))
     wait(mode, collector.query, flag_key="a")
     with pytest.raises(TimeoutError):
         wait(mode, collector.query, flag_key="b", timeout=0)
@@ -287,8 +287,8 @@ def test_cleared_records_no_longer_count(
     mode: str, make_event: Callable[..., FlagEvaluationEvent]
 ) -> None:
     collector = InMemoryAnalyticsCollector()
-    collector.record_many([make_event("a"), make_event("a")])
-    collector.clear_sync()
+    collector.record_batch([make_event("a"), make_event("a")])
+    collector.clear()
     with pytest.raises(TimeoutError, match="0 matched"):
         wait(mode, collector.query, flag_key="a", timeout=0)
 
@@ -328,7 +328,7 @@ def test_recording_still_works_after_a_waiting_event_loop_closed(
 
     # Exporters may record at interpreter exit, after an application's loop is gone.
     with caplog.at_level(logging.DEBUG, logger="flagscope"):
-        collector.record_sync(make_event("late"))
+        collector.record(make_event("late"))
 
     assert collector.count("late") == 1
     assert not waiter.done()
@@ -338,7 +338,7 @@ def test_recording_still_works_after_a_waiting_event_loop_closed(
 def test_timeout_message_cuts_long_values(make_event: Callable[..., FlagEvaluationEvent]) -> None:
     collector = InMemoryAnalyticsCollector()
     long_value = {"key-" + str(n): "x" * 20 for n in range(10)}
-    collector.record_sync(make_event("theme", value=long_value))
+    collector.record(make_event("theme", value=long_value))
     with pytest.raises(TimeoutError) as raised:
         collector.query.wait_for(flag_key="theme", variant="dark", timeout=0)
     message = str(raised.value)

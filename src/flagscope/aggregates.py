@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from flagscope._validate import check_keys, check_positive_duration
-from flagscope.models import EMPTY_MAPPING, EvaluationReason, FlagEvaluationEvent
+from flagscope.models import EMPTY_MAPPING, EvaluationReason, FlagEvaluationEvent, trace_key
 from flagscope.values import value_key
 
 __all__ = [
@@ -152,7 +152,8 @@ def summarize(
     if error_count != count and reasons.get(_ERROR):
         errors_by_reason = compress(error_type_list, map(eq, reason_list, repeat(_ERROR)))
         error_count += sum(map(is_, errors_by_reason, repeat(None)))
-    traces = Counter(map(_trace_id, events))
+    # Counted by the ids' stored form: one per id, without formatting each as text.
+    traces = Counter(map(trace_key, events))
     traces.pop(None, None)
     timestamps = list(map(_timestamp, events))
     targeting_keys = set(map(_targeting_key, events))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -53,10 +53,13 @@ _Result = TypeVar("_Result")  # what export() answers: the SDK's result enum
 
 @runtime_checkable
 class EventSink(Protocol):
-    """Where exporters put records: anything with a thread-safe ``record_many``."""
+    """Where exporters put records: anything with a thread-safe, synchronous ``record_batch``."""
 
-    def record_many(self, events: Iterable[FlagEvaluationEvent]) -> int:
-        """Store the records; called from the SDK's threads, must not block long."""
+    def record_batch(self, events: list[FlagEvaluationEvent]) -> object:
+        """Store the records now; called from the SDK's threads, must not block long.
+
+        What it returns is ignored (the collector's is an already finished awaitable).
+        """
         ...
 
 
@@ -64,18 +67,19 @@ def check_sink(collector: object) -> EventSink:
     """Return ``collector`` if exporters can record into it.
 
     Raises:
-        TypeError: It has no synchronous, callable ``record_many``.
+        TypeError: It has no synchronous, callable ``record_batch``.
     """
     # ``isinstance`` on a Protocol only checks that the name exists; an async
-    # ``record_many`` would return coroutines nobody awaits and lose every record.
-    record_many = getattr(collector, "record_many", None)
+    # ``record_batch`` (litestar-flags') would return coroutines nobody awaits and lose
+    # every record.
+    record_batch = getattr(collector, "record_batch", None)
     if (
         not isinstance(collector, EventSink)
-        or not callable(record_many)
-        or inspect.iscoroutinefunction(record_many)
+        or not callable(record_batch)
+        or inspect.iscoroutinefunction(record_batch)
     ):
         raise TypeError(
-            "collector must have a synchronous record_many(events) method, such as "
+            "collector must have a synchronous record_batch(events) method, such as "
             f"flagscope.InMemoryAnalyticsCollector; got {type(collector).__name__}"
         )
     return collector
@@ -211,7 +215,7 @@ class BaseFlagExporter(Generic[_Item, _Result]):
                 # One call, one hold of the lock: the outcomes know their records' seqs.
                 record_outcomes(records, outcomes)  # type: ignore[misc]
             elif records:
-                self._collector.record_many(records)
+                self._collector.record_batch(records)
         except Exception:
             _logger.exception("flagscope: the collector refused %d evaluation(s)", len(records))
             self._stats.add(items=count, mapped=0, ignored=ignored, skipped=skipped, failed=True)
@@ -244,7 +248,7 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
             decodes every JSON string; ``"raw"`` keeps attributes as sent.
 
     Raises:
-        TypeError: ``collector`` has no ``record_many``.
+        TypeError: ``collector`` has no synchronous ``record_batch``.
         ValueError: ``value_decoding`` is not ``"auto"``, ``"json"`` or ``"raw"``.
     """
 

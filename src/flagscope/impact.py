@@ -29,7 +29,6 @@ from itertools import compress, repeat
 from operator import attrgetter, eq, ge, itemgetter, or_, sub
 from typing import Any, Final, Literal
 
-from flagscope.collector import InMemoryAnalyticsCollector
 from flagscope.models import EvaluationReason, FlagEvaluationEvent
 from flagscope.outcomes import RawOutcome
 from flagscope.significance import (
@@ -39,6 +38,7 @@ from flagscope.significance import (
     percentile,
     wilson_interval,
 )
+from flagscope.store import RecordStore
 
 __all__ = [
     "ALPHA",
@@ -238,7 +238,7 @@ def _span_key(event: FlagEvaluationEvent) -> str | None:
 
 
 def compute_impact(
-    collector: InMemoryAnalyticsCollector,
+    collector: RecordStore,
     flag_key: str,
     events: list[FlagEvaluationEvent],
     *,

@@ -42,7 +42,7 @@ class FlagEvaluationLogExporter(
             ``FlagEvaluationSpanExporter``.
 
     Raises:
-        TypeError: ``collector`` has no ``record_many``.
+        TypeError: ``collector`` has no synchronous ``record_batch``.
         ValueError: ``value_decoding`` is not ``"auto"``, ``"json"`` or ``"raw"``.
     """
 

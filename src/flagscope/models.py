@@ -25,6 +25,7 @@ __all__ = [
     "normalize_reason",
     "raw_value",
     "stored_value",
+    "trace_key",
 ]
 
 EMPTY_MAPPING: Mapping[str, Any] = MappingProxyType({})
@@ -103,8 +104,9 @@ class FlagEvaluationEvent:
         version: ``feature_flag.version``.
         error_type: ``error.type`` of a failed evaluation.
         error_message: The failed evaluation's message.
-        trace_id: The trace's id, 32 lowercase hex characters.
-        span_id: The span's id, 16 lowercase hex characters.
+        trace_id: The trace's id, 32 lowercase hex characters. Ids in that form
+            are kept as ints (a third of the memory) and formatted on read.
+        span_id: The span's id, 16 lowercase hex characters (kept likewise).
         parent_span_id: The parent of ``span_id``, where known: for an evaluation
             made as its own span (the JS ``SpanHook``), the span it was made in.
         service_name: The resource's ``service.name``.
@@ -143,7 +145,10 @@ class FlagEvaluationEvent:
     def __hash__(self) -> int:
         # The generated hash would hash the mappings and the value, which may not be
         # hashable; equal records always share these fields, so this hash is consistent.
-        return hash((self.timestamp, self.flag_key, self.trace_id, self.span_id))
+        # The ids' stored forms: one per id text (see _compact_id), and no formatting.
+        return hash(
+            (self.timestamp, self.flag_key, _get_trace_slot(self, None), _get_span_slot(self, None))
+        )
 
     @property
     def is_error(self) -> bool:
@@ -238,6 +243,67 @@ setattr(  # noqa: B010 - a plain assignment would not type-check over the field
 )
 
 
+# Trace, span and parent span ids: the slots hold an int for an id in the canonical
+# form (fixed-width lowercase hex, what the mapper makes: 44 or 36 bytes against 81 or
+# 65 for the text), anything else as given; the public attributes give the text.
+_trace_slot = vars(FlagEvaluationEvent)["trace_id"]
+_span_slot = vars(FlagEvaluationEvent)["span_id"]
+_parent_slot = vars(FlagEvaluationEvent)["parent_span_id"]
+_get_trace_slot = _trace_slot.__get__
+_get_span_slot = _span_slot.__get__
+_get_parent_slot = _parent_slot.__get__
+
+
+def _compact_id(text: Any, width: int, form: str) -> Any:
+    """Return an id's stored form: an int if ``text`` is canonical hex, else ``text``."""
+    if type(text) is str and len(text) == width and text.isascii() and text.isalnum():
+        try:
+            number = int(text, 16)
+        except ValueError:
+            return text
+        if form % number == text:
+            return number
+    return text
+
+
+def _id_property(slot: Any, width: int, doc: str) -> property:
+    get_slot = slot.__get__
+    set_slot = slot.__set__
+    form = f"%0{width}x"
+
+    def read(event: FlagEvaluationEvent) -> Any:
+        value = get_slot(event, FlagEvaluationEvent)
+        if type(value) is int:
+            return form % value
+        return value
+
+    def write(event: FlagEvaluationEvent, value: Any) -> None:
+        set_slot(event, _compact_id(value, width, form))
+
+    return property(read, write, doc=doc)
+
+
+setattr(  # noqa: B010 - as for value
+    FlagEvaluationEvent, "trace_id", _id_property(_trace_slot, 32, "The trace id, hex text.")
+)
+setattr(  # noqa: B010
+    FlagEvaluationEvent, "span_id", _id_property(_span_slot, 16, "The span id, hex text.")
+)
+setattr(  # noqa: B010
+    FlagEvaluationEvent,
+    "parent_span_id",
+    _id_property(_parent_slot, 16, "The parent span's id, hex text."),
+)
+
+
+def trace_key(event: FlagEvaluationEvent) -> Any:
+    """Return a hashable stand-in for ``event.trace_id``, one per distinct id, unformatted.
+
+    For code that only counts or compares traces: ``None`` when there is no trace id.
+    """
+    return _get_trace_slot(event, FlagEvaluationEvent)
+
+
 def raw_value(event: FlagEvaluationEvent) -> Any:
     """Return ``event``'s value in its stored form (``JsonText`` for containers).
 
@@ -247,7 +313,12 @@ def raw_value(event: FlagEvaluationEvent) -> Any:
 
 
 def _slot_setter(name: str) -> Callable[[FlagEvaluationEvent, Any], None]:
-    descriptor = _value_slot if name == "value" else vars(FlagEvaluationEvent)[name]
+    descriptor = {
+        "value": _value_slot,
+        "trace_id": _trace_slot,
+        "span_id": _span_slot,
+        "parent_span_id": _parent_slot,
+    }.get(name) or vars(FlagEvaluationEvent)[name]
     setter: Callable[[FlagEvaluationEvent, Any], None] = descriptor.__set__
     return setter
 
@@ -307,7 +378,7 @@ def build_event(
         context_attributes = _freeze(context_attributes)
     if type(attributes) is not MappingProxyType:
         attributes = _freeze(attributes)
-    return new_event(
+    event = new_event(
         timestamp,
         flag_key,
         value if type(value) in _SCALARS else stored_value(value),
@@ -319,14 +390,19 @@ def build_event(
         version,
         error_type,
         error_message,
-        trace_id,
-        span_id,
-        parent_span_id,
+        None,
+        None,
+        None,
         service_name,
         evaluation_duration_ms,
         attributes,
         context_attributes,
     )
+    # Ids as the user gave them: only canonical text becomes an int.
+    _set_trace_id(event, _compact_id(trace_id, 32, "%032x"))
+    _set_span_id(event, _compact_id(span_id, 16, "%016x"))
+    _set_parent_span_id(event, _compact_id(parent_span_id, 16, "%016x"))
+    return event
 
 
 def new_event(
@@ -341,9 +417,9 @@ def new_event(
     version: str | None,
     error_type: str | None,
     error_message: str | None,
-    trace_id: str | None,
-    span_id: str | None,
-    parent_span_id: str | None,
+    trace_id: str | int | None,
+    span_id: str | int | None,
+    parent_span_id: str | int | None,
     service_name: str | None,
     evaluation_duration_ms: float | None,
     attributes: Mapping[str, Any],
@@ -353,8 +429,10 @@ def new_event(
     """``build_event`` for the mapper: every field positional and already in stored form.
 
     The value must come from ``stored_value`` (or be a plain scalar), the reason
-    be normalised and both mappings read-only. Positional, because a call with
-    many keywords costs the hot path several microseconds more.
+    be normalised and both mappings read-only. Each id is the SDK's int (kept as
+    it is: the cheapest) or its canonical text, fixed-width lowercase hex as
+    ``mapping.format_trace_id`` gives it. Positional, because a call with many
+    keywords costs the hot path several microseconds more.
     """
     event: FlagEvaluationEvent = object.__new__(FlagEvaluationEvent)
     _set_timestamp(event, timestamp)
@@ -370,9 +448,15 @@ def new_event(
     _set_version(event, version)
     _set_error_type(event, error_type)
     _set_error_message(event, error_message)
-    _set_trace_id(event, trace_id)
-    _set_span_id(event, span_id)
-    _set_parent_span_id(event, parent_span_id)
+    # Ids as ints: the text's canonical form round-trips through "%032x" exactly.
+    _set_trace_id(event, int(trace_id, 16) if type(trace_id) is str else trace_id)
+    _set_span_id(event, int(span_id, 16) if type(span_id) is str else span_id)
+    if parent_span_id is not None:
+        _set_parent_span_id(
+            event, int(parent_span_id, 16) if type(parent_span_id) is str else parent_span_id
+        )
+    else:
+        _set_parent_span_id(event, None)
     _set_service_name(event, service_name)
     _set_attributes(event, attributes)
     return event

@@ -22,10 +22,11 @@ from flagscope.aggregates import (
     summarize_by_flag,
     time_buckets,
 )
-from flagscope.collector import InMemoryAnalyticsCollector
 from flagscope.filters import EventFilter, FilterArgs, build_filter
 from flagscope.impact import FlagImpact, check_scope, compute_impact
 from flagscope.models import FlagEvaluationEvent
+from flagscope.rollup import Rollups
+from flagscope.store import RecordStore
 from flagscope.waiting import wait_for, wait_for_async
 
 __all__ = ["CollectorQuery"]
@@ -36,8 +37,12 @@ def _check_paging(limit: object, offset: object) -> None:
     check_int("offset", offset, minimum=0)
 
 
+def _flag_key_of(summary: FlagSummary) -> str:
+    return summary.flag_key or ""
+
+
 class CollectorQuery:
-    """Filters, waits and aggregates over one ``InMemoryAnalyticsCollector``.
+    """Filters, waits and aggregates over one collector (any ``RecordStore``).
 
     Cheap to create and stateless: every call reads a fresh snapshot. Results
     come in recording order unless a method says otherwise.
@@ -46,13 +51,14 @@ class CollectorQuery:
         collector: The collector to read.
 
     Raises:
-        TypeError: ``collector`` is not an ``InMemoryAnalyticsCollector``.
+        TypeError: ``collector`` is not an ``InMemoryAnalyticsCollector`` (a
+            ``RecordStore``).
     """
 
     __slots__ = ("_collector",)
 
-    def __init__(self, collector: InMemoryAnalyticsCollector) -> None:
-        if not isinstance(collector, InMemoryAnalyticsCollector):
+    def __init__(self, collector: RecordStore) -> None:
+        if not isinstance(collector, RecordStore):
             raise TypeError(
                 "CollectorQuery reads an InMemoryAnalyticsCollector, "
                 f"got {type(collector).__name__}"
@@ -60,7 +66,7 @@ class CollectorQuery:
         self._collector = collector
 
     @property
-    def collector(self) -> InMemoryAnalyticsCollector:
+    def collector(self) -> RecordStore:
         """The collector this query reads."""
         return self._collector
 
@@ -76,8 +82,16 @@ class CollectorQuery:
         elif not flag_keys:
             return []
         else:
-            events = [event for _, event in collector.select(flag_keys)]
+            # Several flags: one pass over the records keeps their recording order.
+            events = [event for event in collector.events() if event.flag_key in flag_keys]
         return event_filter.apply(events)
+
+    def _rollups(self) -> Rollups | None:
+        """The rollups attached to the collector, if any."""
+        for hook in self._collector.hooks:
+            if isinstance(hook, Rollups):
+                return hook
+        return None
 
     # -- records --------------------------------------------------------------------
 
@@ -156,34 +170,40 @@ class CollectorQuery:
     def summary(self, **filters: Unpack[FilterArgs]) -> FlagSummary:
         """Return one summary of every matching record (``flag_key`` is ``None``).
 
-        With one ``flag_key`` (a str) and no other filter, on a collector made with
-        ``summary_rollups=True``, the answer comes from the flag's rollup, a summary
-        the collector keeps current once asked for
-        (``InMemoryAnalyticsCollector.summary_of``): the same figures, without
-        reading the flag's records again. Without any filter, likewise from the
-        rollup of every record (``overall_summary``).
+        With one ``flag_key`` (a str) and no other filter, or no filter at all, on a
+        collector with rollups attached (``summary_rollups=True``, see
+        ``flagscope.rollup.Rollups``), the answer comes from the rollup: the same
+        figures, without reading the records again.
         """
-        if not filters and self._collector.summary_rollups:
-            overall = self._collector.overall_summary()
-            if overall is not None:
-                return overall
-        if len(filters) == 1 and self._collector.summary_rollups:
-            flag_key = filters.get("flag_key")
-            if type(flag_key) is str:
-                rolled = self._collector.summary_of(flag_key, keyed=False)
-                if rolled is not None:
-                    return rolled
+        rollups = self._rollups() if len(filters) < 2 else None
+        if rollups is not None:
+            if not filters:
+                rolled = rollups.summary(None, label=None)
+            else:
+                flag_key = filters.get("flag_key")
+                rolled = rollups.summary(flag_key, label=None) if type(flag_key) is str else None
+            if rolled is not None:
+                return rolled
         events = self.matching(build_filter(**filters))
         return summarize(events, flag_key=None, evicted=self._collector.evicted_count)
 
     def summaries(self, **filters: Unpack[FilterArgs]) -> list[FlagSummary]:
         """Return one summary per flag with matching records, sorted by flag key.
 
-        Without filters, with ``summary_rollups``, each flag's summary comes from its
-        rollup (see ``summary``).
+        Without filters, with rollups attached, each flag's summary comes from its
+        rollup (see ``summary``); a flag without one is summarised from its records.
         """
-        if not filters and self._collector.summary_rollups:
-            return self._collector.summaries_of_all()
+        rollups = None if filters else self._rollups()
+        if rollups is not None:
+            summaries, unrolled = rollups.summaries()
+            if unrolled:
+                evicted = self._collector.evicted_count
+                for key in unrolled:
+                    records = self._collector.events(key)
+                    if records:
+                        summaries.append(summarize(records, flag_key=key, evicted=evicted))
+                summaries.sort(key=_flag_key_of)
+            return summaries
         events = self.matching(build_filter(**filters))
         return summarize_by_flag(events, evicted=self._collector.evicted_count)
 

@@ -4,28 +4,37 @@
 scattered over the collector's ring. A ``FlagRollup`` holds what that summary
 adds up to instead (counts per variant, value, reason ..., the distinct
 targeting keys and traces, the earliest and latest times), so answering costs
-time in the number of distinct values, not of records. The collector keeps one
-only for flags someone summarised, and updates it under its lock as records of
-that flag are stored (``add``) and evicted (``remove``).
+time in the number of distinct values, not of records. ``Rollups`` keeps one per
+flag and one over every record, attached to a ``RecordStore`` as a store hook:
+the store tells it of each record stored (``add``) and evicted (``remove``).
 
-A rollup relies on what the collector guarantees: a flag's records are evicted
+A rollup relies on what the store guarantees: a flag's records are evicted
 in the order they were stored, and records do not change once stored.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections import Counter, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
 from typing import Any, Final
 
 from flagscope.aggregates import FlagSummary, _ordered
-from flagscope.models import EvaluationReason, FlagEvaluationEvent
+from flagscope.models import EvaluationReason, FlagEvaluationEvent, trace_key
+from flagscope.store import RecordStore
 from flagscope.values import value_key
 
-__all__ = ["FlagRollup", "RollupSnapshot"]
+__all__ = ["MAX_ROLLUPS", "FlagRollup", "RollupSnapshot", "Rollups"]
+
+_logger = logging.getLogger("flagscope")
+
+# At most this many flags get a rollup; others are summarised from their records.
+# Bounds the memory and the recording cost rollups add.
+MAX_ROLLUPS: Final = 10_000
 
 _ERROR: Final = EvaluationReason.ERROR.value
 _variant = attrgetter("variant")
@@ -34,7 +43,6 @@ _reason = attrgetter("reason")
 _provider = attrgetter("provider_name")
 _error_type = attrgetter("error_type")
 _targeting_key = attrgetter("targeting_key")
-_trace_id = attrgetter("trace_id")
 _timestamp = attrgetter("timestamp")
 
 # value_key costs a json.dumps; the hashable scalars flags mostly serve are converted
@@ -210,7 +218,7 @@ class FlagRollup:
         targeting_keys = Counter(map(_targeting_key, events))
         targeting_keys.pop(None, None)
         rollup._targeting_keys = dict(targeting_keys)
-        traces = Counter(map(_trace_id, events))
+        traces = Counter(map(trace_key, events))
         traces.pop(None, None)
         rollup._traces = dict(traces)
         # Walking back from the newest: a record stays in _earliest when no later one
@@ -266,7 +274,7 @@ class FlagRollup:
         if targeting_key is not None:
             counts = self._targeting_keys
             counts[targeting_key] = counts.get(targeting_key, 0) + 1
-        trace_id = event.trace_id
+        trace_id = trace_key(event)
         if trace_id is not None:
             counts = self._traces
             counts[trace_id] = counts.get(trace_id, 0) + 1
@@ -295,7 +303,7 @@ class FlagRollup:
         targeting_key = event.targeting_key
         if targeting_key is not None:
             _decrement(self._targeting_keys, targeting_key)
-        trace_id = event.trace_id
+        trace_id = trace_key(event)
         if trace_id is not None:
             _decrement(self._traces, trace_id)
 
@@ -318,3 +326,151 @@ class FlagRollup:
 
     def __repr__(self) -> str:
         return f"FlagRollup(count={self.count}, profiles={len(self._profiles)})"
+
+
+class Rollups:
+    """Every flag's summary and the overall one, kept current through a store hook.
+
+    Attached to ``store`` when made (``RecordStore.add_hook``): it first rolls up
+    what the store holds, then hears of every record stored, evicted or cleared,
+    under the store's lock. Reads take only this object's own lock, so a summary
+    never waits for recording beyond one batch's update.
+
+    A flag beyond ``max_flags``, or with a record a rollup cannot count (an
+    unhashable variant, naive and aware timestamps mixed), has no rollup until its
+    records are all gone: ``summary`` answers ``None`` for it and the caller
+    summarises its records instead. Likewise the overall rollup.
+
+    Args:
+        store: The store to follow.
+        max_flags: The most flags with a rollup at once.
+    """
+
+    def __init__(self, store: RecordStore, *, max_flags: int = MAX_ROLLUPS) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        self._max_flags = max_flags
+        self._flags: dict[str, FlagRollup] = {}
+        # Flags without a rollup, and how many records each has stored: one gets a
+        # rollup again once its count is back to zero.
+        self._unrolled: dict[str, int] = {}
+        self._overall: FlagRollup | None = FlagRollup()
+        self._evicted = 0
+        self.detach: Callable[[], None] = store.add_hook(self)
+
+    # -- the store hook ------------------------------------------------------------------
+
+    def records_changed(
+        self, added: Sequence[FlagEvaluationEvent], evicted: Sequence[FlagEvaluationEvent]
+    ) -> None:
+        """Count records stored, then forget records evicted (the store hook)."""
+        with self._lock:
+            flags = self._flags
+            unrolled = self._unrolled
+            overall = self._overall
+            for event in added:
+                key = event.flag_key
+                rollup = flags.get(key)
+                if rollup is None:
+                    if key in unrolled:
+                        unrolled[key] += 1
+                        continue
+                    if len(flags) >= self._max_flags:
+                        unrolled[key] = 1
+                        continue
+                    rollup = flags[key] = FlagRollup()
+                stored = rollup.count
+                try:
+                    rollup.add(event)
+                except Exception:
+                    _logger.debug("flagscope: dropped the rollup of %r", key, exc_info=True)
+                    del flags[key]
+                    unrolled[key] = stored + 1
+            if overall is not None:
+                try:
+                    for event in added:
+                        overall.add(event)
+                    for event in evicted:
+                        overall.remove(event)
+                except Exception:
+                    _logger.debug("flagscope: dropped the overall rollup", exc_info=True)
+                    overall = self._overall = None
+            for event in evicted:
+                key = event.flag_key
+                rollup = flags.get(key)
+                if rollup is None:
+                    left = unrolled[key] - 1
+                    if left:
+                        unrolled[key] = left
+                    else:
+                        del unrolled[key]
+                    continue
+                stored = rollup.count
+                try:
+                    rollup.remove(event)
+                except Exception:
+                    _logger.debug("flagscope: dropped the rollup of %r", key, exc_info=True)
+                    del flags[key]
+                    if stored > 1:
+                        unrolled[key] = stored - 1
+                    continue
+                if not rollup.count:
+                    # The flag's last record went: stop tracking it.
+                    del flags[key]
+            if overall is None and not len(self._store):
+                self._overall = FlagRollup()
+            self._evicted = self._store.evicted_count
+
+    def records_cleared(self) -> None:
+        """Forget every record (the store hook)."""
+        with self._lock:
+            self._flags = {}
+            self._unrolled = {}
+            self._overall = FlagRollup()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def summary(self, flag_key: str | None, *, label: str | None) -> FlagSummary | None:
+        """Return what ``summarize`` gives for a flag's stored records, or for all.
+
+        Args:
+            flag_key: The flag; ``None`` summarises every stored record.
+            label: The summary's ``flag_key``.
+
+        Returns:
+            The summary, or ``None`` when that flag (or the whole) has no rollup.
+        """
+        with self._lock:
+            if flag_key is None:
+                rollup = self._overall
+            else:
+                rollup = self._flags.get(flag_key)
+                if rollup is None and flag_key not in self._unrolled:
+                    rollup = _EMPTY
+            if rollup is None:
+                return None
+            snapshot = rollup.snapshot()
+            evicted = self._evicted
+        return snapshot.summary(label, evicted)
+
+    def summaries(self) -> tuple[list[FlagSummary], list[str]]:
+        """Return the summaries of the flags with a rollup, and the keys of the others.
+
+        The summaries come from one snapshot, sorted by flag key.
+        """
+        with self._lock:
+            snapshots = [(key, rollup.snapshot()) for key, rollup in self._flags.items()]
+            unrolled = list(self._unrolled)
+            evicted = self._evicted
+        snapshots.sort(key=_first)
+        return [snapshot.summary(key, evicted) for key, snapshot in snapshots], unrolled
+
+    def __repr__(self) -> str:
+        return f"Rollups(flags={len(self._flags)}, unrolled={len(self._unrolled)})"
+
+
+_EMPTY: Final = FlagRollup()
+
+
+def _first(pair: tuple[str, RollupSnapshot]) -> str:
+    return pair[0]

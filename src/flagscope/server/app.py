@@ -17,6 +17,7 @@ from flagscope import __version__
 from flagscope.collector import InMemoryAnalyticsCollector
 from flagscope.exporter import check_value_decoding
 from flagscope.mapping import ValueDecoding
+from flagscope.rollup import Rollups
 from flagscope.server.api import JsonApi
 from flagscope.server.body import (
     DEFAULT_BODY_TIMEOUT,
@@ -92,8 +93,8 @@ def create_app(
             decompression (default 16 MiB); larger ones get 413.
         max_size: The new collector's size, when ``collector`` is ``None``.
         max_bytes: The new collector's byte budget (default 256 MiB; ``None``: none).
-            It keeps summaries current too (``summary_rollups``), so the
-            dashboard's polling costs the same at a million records as at ten.
+            Any collector gets summaries kept current (``flagscope.rollup.Rollups``),
+            so the dashboard's polling costs the same at a million records as at ten.
         value_decoding: ``"auto"`` (per producer), ``"json"`` or ``"raw"``, as for the exporters.
         allowed_hosts: Host names to answer besides the loopback names
             (``localhost``, ``127.0.0.1``, ``::1``); any other ``Host`` or
@@ -116,11 +117,10 @@ def create_app(
             "collector must be a flagscope.InMemoryAnalyticsCollector (the API queries it), "
             f"got {type(collector).__name__}"
         )
-    if collector.summary_rollups:
-        # Roll up what is stored now, so the dashboard's first poll costs no more than
-        # the next ones: from here on, recording keeps every summary current.
-        collector.query.summaries()
-        collector.query.summary()
+    if not collector.summary_rollups:
+        # The dashboard polls every summary: attach rollups (they roll up what is stored
+        # now), so each poll costs distinct values, not records, at any size.
+        Rollups(collector)
     receiver = OtlpReceiver(
         collector,
         max_body_bytes=max_body_bytes,

@@ -179,7 +179,7 @@ class OtlpReceiver:
     """Handles OTLP/HTTP export requests and records what they carry.
 
     Args:
-        collector: Where the evaluations go (anything with ``record_many``).
+        collector: Where the evaluations go (anything with ``record_batch``).
         max_body_bytes: The largest body accepted, on the wire and decompressed.
         value_decoding: ``"auto"``, ``"json"`` or ``"raw"``, as for the exporters.
         body_timeout: Seconds a whole body may take to arrive (408 after).
@@ -355,7 +355,7 @@ class OtlpReceiver:
         events = batch.events
         try:
             for start in range(0, len(events), _RECORD_SLICE):
-                self._collector.record_many(list(events[start : start + _RECORD_SLICE]))
+                self._collector.record_batch(list(events[start : start + _RECORD_SLICE]))
         except Exception:
             _logger.exception("flagscope: the collector refused %d evaluation(s)", len(events))
             raise _RecordRefusedError from None

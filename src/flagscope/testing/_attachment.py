@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Final
 
 from opentelemetry import trace
@@ -57,12 +57,10 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._sinks: tuple[EventSink, ...] = ()
 
-    def record_many(self, events: Iterable[FlagEvaluationEvent]) -> int:
-        batch = events if isinstance(events, list) else list(events)
+    def record_batch(self, events: list[FlagEvaluationEvent]) -> None:
         # Read the tuple once: captures start and stop on other threads.
         for sink in self._sinks:
-            sink.record_many(batch)
-        return len(batch)
+            sink.record_batch(events)
 
     def record_with_outcomes(
         self, events: list[FlagEvaluationEvent], items: Sequence[OutcomeItem]
@@ -73,7 +71,7 @@ class Dispatcher:
             if record_with_outcomes is not None:
                 record_with_outcomes(events, items)
             elif events:
-                sink.record_many(events)
+                sink.record_batch(events)
         return len(events)
 
     @property

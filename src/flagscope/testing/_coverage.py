@@ -77,7 +77,7 @@ class CoverageRecorder:
     """Counts flag evaluations per test; an ``EventSink`` for the shared exporter.
 
     ``begin(nodeid)`` and ``end()`` bracket a test. The exporter may call
-    ``record_many`` from any thread (the batch processor's worker too), so the
+    ``record_batch`` from any thread (the batch processor's worker too), so the
     running test is a plain attribute, not a context variable, and the tallies are
     guarded by a lock.
     """
@@ -95,7 +95,7 @@ class CoverageRecorder:
         """Stop counting for the current test; later evaluations belong to no test."""
         self._test = None
 
-    def record_many(self, events: Iterable[FlagEvaluationEvent]) -> int:
+    def record_batch(self, events: list[FlagEvaluationEvent]) -> int:
         """Count the evaluations for the running test (or for no test, between tests)."""
         test = self._test
         count = 0

@@ -285,7 +285,7 @@ class FlagEvaluationCapture:
 
     def clear(self) -> None:
         """Forget the evaluations captured so far; the capture goes on."""
-        self._collector.clear_sync()
+        self._collector.clear()
 
     def __len__(self) -> int:
         return len(self._collector)
