@@ -15,8 +15,14 @@ from types import MappingProxyType
 from typing import Any, Final, TypedDict
 
 from flagscope._validate import check_aware_datetime, check_keys, check_str
-from flagscope.mapping import format_span_id, format_trace_id, normalize_reason
-from flagscope.models import EvaluationReason, FlagEvaluationEvent, raw_value
+from flagscope.models import (
+    EvaluationReason,
+    FlagEvaluationEvent,
+    format_span_id,
+    format_trace_id,
+    normalize_reason,
+    raw_value,
+)
 from flagscope.values import value_key
 
 __all__ = ["EventFilter", "FilterArgs", "build_filter", "describe", "value_key"]

@@ -17,17 +17,25 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 from flagscope._validate import check_int, check_seconds
 from flagscope.filters import EventFilter, build_filter
 from flagscope.models import FlagEvaluationEvent
+from flagscope.store import RecordStore
 from flagscope.values import value_key
 
-if TYPE_CHECKING:
-    from flagscope.query import CollectorQuery
-
 __all__ = ["wait_for", "wait_for_async"]
+
+
+class Matcher(Protocol):
+    """What a wait reads: the store, and the records a filter matches (``CollectorQuery``)."""
+
+    @property
+    def collector(self) -> RecordStore: ...
+
+    def matching(self, event_filter: EventFilter) -> list[FlagEvaluationEvent]: ...
+
 
 _LISTED: Final = 8
 _WIDTH: Final = 60  # a long value (a JSON object) is cut to this many characters
@@ -58,7 +66,7 @@ class _Wait:
 
     def __init__(
         self,
-        query: CollectorQuery,
+        query: Matcher,
         count: object,
         timeout: object,
         filters: dict[str, Any],
@@ -178,7 +186,7 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 
 
 def wait_for(
-    query: CollectorQuery, *, count: int = 1, timeout: float | None = 5.0, **filters: Any
+    query: Matcher, *, count: int = 1, timeout: float | None = 5.0, **filters: Any
 ) -> list[FlagEvaluationEvent]:
     """Block until ``count`` stored records match ``filters``; return the matches.
 
@@ -211,7 +219,7 @@ def _threadsafe_setter(loop: asyncio.AbstractEventLoop, event: asyncio.Event) ->
 
 
 async def wait_for_async(
-    query: CollectorQuery, *, count: int = 1, timeout: float | None = 5.0, **filters: Any
+    query: Matcher, *, count: int = 1, timeout: float | None = 5.0, **filters: Any
 ) -> list[FlagEvaluationEvent]:
     """The async twin of ``wait_for``: same arguments, never blocks the event loop.
 
