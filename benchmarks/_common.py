@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from flagscope import semconv
+from flagscope._telemetry import semconv
 
 # What OpenFeature's TracingHook (openfeature-hooks-opentelemetry 0.3.1) puts on a span
 # event for a boolean flag served from a static variant (DESIGN.md section 4).

@@ -52,8 +52,8 @@ from flagscope import (
     FlagEvaluationSpanExporter,
     InMemoryAnalyticsCollector,
     map_evaluation,
-    semconv,
 )
+from flagscope._telemetry import semconv
 
 CLEAR_EVERY = 100
 RESOURCE = Resource.create({semconv.SERVICE_NAME: "checkout"})

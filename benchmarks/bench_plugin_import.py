@@ -3,7 +3,7 @@
 pytest loads every installed ``pytest11`` plugin at start, in every project that has
 flagscope installed, whether or not a test uses the fixture. Each round starts a fresh
 interpreter, imports pytest (already loaded when pytest loads plugins, so not counted),
-then ``flagscope.pytest_plugin``, and reads the plugin's cumulative import time from
+then ``flagscope.testing._plugin``, and reads the plugin's cumulative import time from
 ``-X importtime``. The figure is the median over rounds; the target is 5 ms. It also
 checks that no OpenTelemetry module was imported.
 
@@ -19,9 +19,9 @@ import subprocess
 import sys
 
 TARGET_MS = 5.0
-_LINE = re.compile(r"^import time:\s+\d+ \|\s+(\d+) \| flagscope\.pytest_plugin$", re.M)
+_LINE = re.compile(r"^import time:\s+\d+ \|\s+(\d+) \| flagscope\.testing\._plugin$", re.M)
 _PROBE = (
-    "import pytest, sys; import flagscope.pytest_plugin; "
+    "import pytest, sys; import flagscope.testing._plugin; "
     "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))"
 )
 
@@ -36,7 +36,9 @@ def one_round() -> tuple[float, str]:
     )
     match = _LINE.search(result.stderr)
     if match is None:
-        raise RuntimeError(f"no import time for flagscope.pytest_plugin:\n{result.stderr[-2000:]}")
+        raise RuntimeError(
+            f"no import time for flagscope.testing._plugin:\n{result.stderr[-2000:]}"
+        )
     return int(match.group(1)) / 1000, result.stdout.strip()
 
 

@@ -42,8 +42,9 @@ from _common import (
     typical_attribute_stream,
 )
 
-from flagscope import FlagEvaluationEvent, FlagSummary, InMemoryAnalyticsCollector, semconv
-from flagscope.mapping import map_evaluation
+from flagscope import FlagEvaluationEvent, FlagSummary, InMemoryAnalyticsCollector
+from flagscope._telemetry import semconv
+from flagscope._telemetry.mapping import map_evaluation
 
 
 def make_collector(

@@ -56,7 +56,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import SpanContext, TraceFlags
 
-from flagscope.otlp import read_traces
+from flagscope._telemetry.otlp import read_traces
 
 FLAGSCOPE = str(Path(sys.executable).with_name("flagscope"))
 START_NS = 1_700_000_000_000_000_000

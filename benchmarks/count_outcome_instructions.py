@@ -39,11 +39,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from flagscope import (
-    FlagEvaluationSpanExporter,
-    InMemoryAnalyticsCollector,
-    semconv,
-)
+from flagscope import FlagEvaluationSpanExporter, InMemoryAnalyticsCollector
+from flagscope._telemetry import semconv
 
 
 class RecordOnly:

@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from flagscope import FlagEvaluationSpanExporter, InMemoryAnalyticsCollector
-from flagscope.export import to_csv, write_jsonl
+from flagscope._query.export import to_csv, write_jsonl
 
 
 def vip_only(flag: InMemoryFlag[bool], context: EvaluationContext) -> FlagResolutionDetails[bool]:

@@ -184,7 +184,7 @@ class Server:
 
     def __init__(self, python: Path) -> None:
         self.log = OUT / "serve.log"
-        command = [str(python), "-c", "from flagscope.cli import main; main()"]
+        command = [str(python), "-c", "from flagscope._cli.main import main; main()"]
         flagscope = python.parent / "flagscope"
         if flagscope.exists():
             command = [str(flagscope)]

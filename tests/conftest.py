@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from flagscope.models import EvaluationReason, FlagEvaluationEvent
-from flagscope.query import CollectorQuery
+from flagscope._query.query import CollectorQuery
+from flagscope._store.records import EvaluationReason, FlagEvaluationEvent
 from producers import PROCESSORS, Pipeline, make_pipeline
 from traffic import Traffic, checkout_traffic
 

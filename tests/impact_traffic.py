@@ -14,7 +14,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from flagscope import FlagEvaluationSpanExporter, InMemoryAnalyticsCollector, semconv
+from flagscope import FlagEvaluationSpanExporter, InMemoryAnalyticsCollector
+from flagscope._telemetry import semconv
 
 FLAG = "new-checkout"
 _START = 1_700_000_000_000_000_000

@@ -29,8 +29,9 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanContext, TraceFlags
 
-from flagscope import FlagEvaluationSpanExporter, InMemoryAnalyticsCollector, ValueDecoding, semconv
-from flagscope.mapping import timestamp_from_ns
+from flagscope import FlagEvaluationSpanExporter, InMemoryAnalyticsCollector, ValueDecoding
+from flagscope._telemetry import semconv
+from flagscope._telemetry.mapping import timestamp_from_ns
 
 SERVICE_NAME = "checkout"
 TRACE_ID = 0x4BF92F3577B34DA6A3CE929D0E0E4736

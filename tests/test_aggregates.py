@@ -19,9 +19,9 @@ from flagscope import (
     FlagSummary,
     InMemoryAnalyticsCollector,
 )
-from flagscope.aggregates import summarize
-from flagscope.filters import value_key
-from flagscope.query import CollectorQuery
+from flagscope._query.aggregates import summarize
+from flagscope._query.filters import value_key
+from flagscope._query.query import CollectorQuery
 from producers import make_pipeline
 from traffic import PROVIDER_NAME, THEME, Traffic, checkout_traffic
 

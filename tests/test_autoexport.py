@@ -27,7 +27,7 @@ from openfeature.provider.in_memory_provider import InMemoryFlag, InMemoryProvid
 from opentelemetry import trace
 from opentelemetry._logs import LogRecord, get_logger_provider
 
-from flagscope.server.autoexport import shared_server
+from flagscope.server._autoexport import shared_server
 
 api.set_provider(
     InMemoryProvider({"new-checkout": InMemoryFlag("on", {"on": True, "off": False})})

@@ -15,9 +15,10 @@ from opentelemetry._logs import LogRecord
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext, TraceFlags
 
-from flagscope import FlagEvaluationLogExporter, FlagEvaluationSpanExporter, semconv
-from flagscope.collector import InMemoryAnalyticsCollector
-from flagscope.otlp import read_logs, read_traces
+from flagscope import FlagEvaluationLogExporter, FlagEvaluationSpanExporter
+from flagscope._query.collector import InMemoryAnalyticsCollector
+from flagscope._telemetry import semconv
+from flagscope._telemetry.otlp import read_logs, read_traces
 from otlp_payloads import emit_logs, logs_json, logs_protobuf, traces_json, traces_protobuf
 from producers import START_NS, TRACE_ID, flag_event, readable_span
 

@@ -23,8 +23,9 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from flagscope import __version__, semconv
-from flagscope.cli import cli
+from flagscope import __version__
+from flagscope._cli.main import cli
+from flagscope._telemetry import semconv
 from flagscope.server import BackgroundServer, serve_in_background
 from otlp_payloads import traces_protobuf
 from producers import flag_event, readable_span

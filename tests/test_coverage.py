@@ -15,7 +15,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flagscope.models import EvaluationReason, FlagEvaluationEvent
+from flagscope._store.records import EvaluationReason, FlagEvaluationEvent
 from flagscope.testing._coverage import CoverageRecorder, build_report, render_summary
 from flagscope.testing._declarations import DeclaredFlag, load_declared_flags
 

@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from browser import find_chromium
-from flagscope import semconv
+from flagscope._telemetry import semconv
 from flagscope.server import BackgroundServer, serve_in_background
 
 CHROMIUM = find_chromium()

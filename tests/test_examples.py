@@ -9,14 +9,18 @@ from pathlib import Path
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-def test_quickstart_prints_every_captured_evaluation() -> None:
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLES / "quickstart.py")],
+def _run(example: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / example)],
         capture_output=True,
         text=True,
         timeout=120,
         check=True,
     )
+
+
+def test_quickstart_prints_every_captured_evaluation() -> None:
+    result = _run("quickstart.py")
     lines = result.stdout.splitlines()
     assert lines[0] == "captured 8 flag evaluations:"
     rows = [line.split() for line in lines[2:10]]
@@ -34,13 +38,7 @@ def test_quickstart_prints_every_captured_evaluation() -> None:
 
 
 def test_variant_impact_finds_the_worse_rollout() -> None:
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLES / "variant_impact.py")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
+    result = _run("variant_impact.py")
     lines = result.stdout.splitlines()
     assert lines[0] == "flag pricing-engine, baseline legacy, judged per request"
     assert lines[1].split()[0] == "legacy"
@@ -50,24 +48,12 @@ def test_variant_impact_finds_the_worse_rollout() -> None:
 
 
 def test_log_events_example_records_the_log_based_evaluation() -> None:
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLES / "log_events.py")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
+    result = _run("log_events.py")
     assert result.stdout.splitlines() == ["new-checkout True on targeting_match alice"]
 
 
 def test_serve_in_process_example_serves_its_own_evaluations() -> None:
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLES / "serve_in_process.py")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
+    result = _run("serve_in_process.py")
     url, summary = result.stdout.splitlines()
     assert url.startswith("http://127.0.0.1:")
     assert summary == "new-checkout: 1 evaluation, variants {'on': 1}"

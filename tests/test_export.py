@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flagscope import FlagEvaluationEvent
-from flagscope.export import to_csv, to_json, to_jsonl, write_csv, write_json, write_jsonl
-from flagscope.models import json_safe
-from flagscope.query import CollectorQuery
+from flagscope._query.export import to_csv, to_json, to_jsonl, write_csv, write_json, write_jsonl
+from flagscope._query.query import CollectorQuery
+from flagscope._store.records import json_safe
 from traffic import THEME
 
 EventFactory = Callable[..., FlagEvaluationEvent]

@@ -23,9 +23,9 @@ from flagscope import (
     FlagEvaluationSpanExporter,
     InMemoryAnalyticsCollector,
     SkipReason,
-    semconv,
 )
-from flagscope.mapping import timestamp_from_ns
+from flagscope._telemetry import semconv
+from flagscope._telemetry.mapping import timestamp_from_ns
 from producers import (
     END_NS,
     SERVICE_NAME,

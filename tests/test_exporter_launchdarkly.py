@@ -7,7 +7,8 @@ from ldclient import Context
 from ldclient.integrations.test_data import TestData
 from ldotel.tracing import HookOptions
 
-from flagscope import EvaluationReason, FlagEvaluationEvent, semconv
+from flagscope import EvaluationReason, FlagEvaluationEvent
+from flagscope._telemetry import semconv
 from producers import (
     SERVICE_NAME,
     Pipeline,

@@ -11,8 +11,9 @@ from openfeature.client import OpenFeatureClient
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.provider.in_memory_provider import InMemoryFlag
 
-from flagscope import EvaluationReason, FlagEvaluationEvent, semconv
-from flagscope.mapping import timestamp_from_ns
+from flagscope import EvaluationReason, FlagEvaluationEvent
+from flagscope._telemetry import semconv
+from flagscope._telemetry.mapping import timestamp_from_ns
 from producers import SERVICE_NAME, Pipeline, hex_ids, make_pipeline, within_span
 from traffic import PROVIDER_NAME, openfeature_client, vip_only
 

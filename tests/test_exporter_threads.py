@@ -16,8 +16,9 @@ from collections.abc import Iterable
 import pytest
 from opentelemetry.trace import Tracer
 
-from flagscope import FlagEvaluationEvent, InMemoryAnalyticsCollector, semconv
-from flagscope.store import Done
+from flagscope import FlagEvaluationEvent, InMemoryAnalyticsCollector
+from flagscope._store.ring import Done
+from flagscope._telemetry import semconv
 from producers import ProcessorKind, make_pipeline
 
 THREADS = 8

@@ -26,9 +26,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from flagscope import semconv
+from flagscope._telemetry import semconv
 from flagscope.server import create_app, serve_in_background
-from flagscope.server.grpc_receiver import GrpcReceiver
+from flagscope.server._grpc_receiver import GrpcReceiver
 from serve_process import FLAGSCOPE, ServeProcess, serving
 
 _GRPC = re.compile(r"and http://127\.0\.0\.1:(\d+) \(OTLP/gRPC\)")

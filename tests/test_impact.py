@@ -13,8 +13,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from flagscope import FlagEvaluationSpanExporter, InMemoryAnalyticsCollector, semconv
-from flagscope.impact import MIN_REQUESTS, VERDICTS, FlagImpact
+from flagscope import FlagEvaluationSpanExporter, InMemoryAnalyticsCollector
+from flagscope._query.impact import MIN_REQUESTS, VERDICTS, FlagImpact
+from flagscope._telemetry import semconv
 from impact_traffic import FLAG, Behaviour, drive
 
 CONTROL = Behaviour(error_rate=0.02, median_ms=100.0)

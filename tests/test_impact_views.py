@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from flagscope.cli import cli
-from flagscope.impact_report import IMPACT_CSV_COLUMNS
+from flagscope._cli.impact_report import IMPACT_CSV_COLUMNS
+from flagscope._cli.main import cli
 from flagscope.server import BackgroundServer, serve_in_background
 from flagscope.testing import FlagEvaluationCapture, capture_flag_evaluations
 from impact_traffic import FLAG, Behaviour, drive_into, send_requests

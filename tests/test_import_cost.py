@@ -27,7 +27,7 @@ def _modules_after(code: str) -> list[str]:
 
 
 def test_loading_the_pytest_plugin_imports_no_opentelemetry_module() -> None:
-    assert _modules_after("import pytest, flagscope.pytest_plugin") == []
+    assert _modules_after("import pytest, flagscope.testing._plugin") == []
 
 
 def test_import_flagscope_imports_no_opentelemetry_module_until_a_name_needs_it() -> None:
@@ -42,7 +42,7 @@ def test_a_pytest_run_that_never_asks_for_the_fixture_imports_no_opentelemetry_m
 ) -> None:
     (tmp_path / "test_plain.py").write_text(
         "import sys\n\n\ndef test_nothing_imported():\n"
-        "    assert 'flagscope.pytest_plugin' in sys.modules\n"
+        "    assert 'flagscope.testing._plugin' in sys.modules\n"
         "    assert not [m for m in sys.modules if m.startswith('opentelemetry')]\n"
     )
     result = subprocess.run(

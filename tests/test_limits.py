@@ -8,17 +8,17 @@ from typing import Any
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from flagscope import semconv
-from flagscope.limits import (
+from flagscope._store.records import FlagEvaluationEvent
+from flagscope._telemetry import semconv
+from flagscope._telemetry.limits import (
     DEFAULT_LIMITS,
     DROPPED_ATTRIBUTES_KEY,
     TRUNCATED_VALUES_KEY,
     AttributeLimits,
     limit_evaluation,
 )
-from flagscope.mapping import map_evaluation
-from flagscope.models import FlagEvaluationEvent
-from flagscope.otlp import map_traces
+from flagscope._telemetry.mapping import map_evaluation
+from flagscope._telemetry.otlp import map_traces
 
 BASE = {
     semconv.KEY: "new-checkout",

@@ -24,10 +24,10 @@ from flagscope import (
     FlagEvaluationEvent,
     FlagEvaluationSpanExporter,
     InMemoryAnalyticsCollector,
-    semconv,
 )
-from flagscope.log_exporter import FlagEvaluationLogExporter
-from flagscope.mapping import timestamp_from_ns
+from flagscope._telemetry import semconv
+from flagscope._telemetry.log_exporter import FlagEvaluationLogExporter
+from flagscope._telemetry.mapping import timestamp_from_ns
 from producers import SERVICE_NAME, hex_ids, within_span
 
 Way = Literal["span event", "log record"]

@@ -17,8 +17,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flagscope import semconv
-from flagscope.mapping import (
+from flagscope._store.records import EvaluationReason, FlagEvaluationEvent, json_safe
+from flagscope._telemetry import semconv
+from flagscope._telemetry.mapping import (
     SkipReason,
     decode_value,
     format_span_id,
@@ -27,7 +28,6 @@ from flagscope.mapping import (
     normalize_reason,
     timestamp_from_ns,
 )
-from flagscope.models import EvaluationReason, FlagEvaluationEvent, json_safe
 
 KEY = semconv.KEY
 TRACE_HEX = "0af7651916cd43dd8448eb211c80319c"

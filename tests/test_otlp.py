@@ -1,4 +1,4 @@
-"""OTLP payloads (protobuf and JSON, traces and logs) mapped by ``flagscope.otlp``."""
+"""OTLP payloads (protobuf and JSON, traces and logs) mapped by ``flagscope._telemetry.otlp``."""
 
 from __future__ import annotations
 
@@ -26,10 +26,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from flagscope import EvaluationReason, InMemoryAnalyticsCollector, mapping, semconv
-from flagscope.log_exporter import FlagEvaluationLogExporter
-from flagscope.mapping import timestamp_from_ns
-from flagscope.otlp import (
+from flagscope import EvaluationReason, InMemoryAnalyticsCollector
+from flagscope._telemetry import mapping, semconv
+from flagscope._telemetry.log_exporter import FlagEvaluationLogExporter
+from flagscope._telemetry.mapping import timestamp_from_ns
+from flagscope._telemetry.otlp import (
     OtlpBatch,
     OtlpDecodeError,
     any_value,
@@ -220,7 +221,7 @@ def test_an_item_the_mapper_fails_on_is_rejected_and_the_rest_of_the_request_kep
             raise RuntimeError("mapper bug")
         return real(attributes, *args)
 
-    monkeypatch.setattr("flagscope.classify.map_attributes", fragile)
+    monkeypatch.setattr("flagscope._telemetry.classify.map_attributes", fragile)
     spans = [readable_span(events=[flag_event(key)]) for key in ("a", "boom", "b")]
     records = emit_logs(
         [

@@ -18,9 +18,9 @@ import httpx
 import pytest
 
 from flagscope import FlagEvaluationEvent
-from flagscope.mapping import timestamp_from_ns
+from flagscope._store.values import values_equal
+from flagscope._telemetry.mapping import timestamp_from_ns
 from flagscope.server import BackgroundServer, serve_in_background
-from flagscope.values import values_equal
 
 FIXTURES = Path(__file__).parent / "fixtures" / "otlp-js"
 RUNS = sorted(path.name for path in FIXTURES.iterdir() if path.is_dir())

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 
-from flagscope import semconv
-from flagscope.export import to_csv, to_json, write_csv, write_jsonl
-from flagscope.otlp import (
+from flagscope._query.export import to_csv, to_json, write_csv, write_jsonl
+from flagscope._telemetry import semconv
+from flagscope._telemetry.otlp import (
     OtlpBatch,
     OtlpDecodeError,
     decode_traces,

@@ -19,9 +19,9 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 
-from flagscope.flag_metrics import FlagMetricsStore
-from flagscope.otlp_batch import OtlpDecodeError
-from flagscope.otlp_metrics import map_metrics, read_metrics
+from flagscope._telemetry.flag_metrics import FlagMetricsStore
+from flagscope._telemetry.otlp_batch import OtlpDecodeError
+from flagscope._telemetry.otlp_metrics import map_metrics, read_metrics
 from flagscope.server import BackgroundServer, serve_in_background
 
 FIXTURES = Path(__file__).parent / "fixtures" / "otlp-js-metrics"

@@ -31,11 +31,11 @@ from flagscope import (
     FlagEvaluationLogExporter,
     FlagEvaluationSpanExporter,
     InMemoryAnalyticsCollector,
-    semconv,
 )
-from flagscope import outcomes as outcomes_module
-from flagscope.otlp import decode_traces, map_traces
-from flagscope.outcomes import NO_OUTCOME, OutcomeStore, SpanOutcome, raw_outcome
+from flagscope._store import outcomes as outcomes_module
+from flagscope._store.outcomes import NO_OUTCOME, OutcomeStore, SpanOutcome, raw_outcome
+from flagscope._telemetry import semconv
+from flagscope._telemetry.otlp import decode_traces, map_traces
 from otlp_payloads import traces_json, traces_protobuf
 
 EVALUATION = {
@@ -355,15 +355,15 @@ def test_the_outcome_store_imports_nothing_from_the_query_layer_or_above() -> No
         for alias in node.names
     }
     above = {
-        "flagscope.query",
-        "flagscope.filters",
-        "flagscope.aggregates",
-        "flagscope.waiting",
-        "flagscope.rollup",
-        "flagscope.export",
-        "flagscope.impact",
-        "flagscope.significance",
-        "flagscope.collector",
+        "flagscope._query.query",
+        "flagscope._query.filters",
+        "flagscope._query.aggregates",
+        "flagscope._query.waiting",
+        "flagscope._query.rollup",
+        "flagscope._query.export",
+        "flagscope._query.impact",
+        "flagscope._query.significance",
+        "flagscope._query.collector",
     }
     assert not imported & above, imported & above
     assert not any(name.startswith(("flagscope.server", "flagscope.testing")) for name in imported)

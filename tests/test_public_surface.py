@@ -35,6 +35,12 @@ SURFACE: dict[str, set[str]] = {
         "capture_flag_evaluations",
         "decode_value",
         "map_evaluation",
+        "to_csv",
+        "to_json",
+        "to_jsonl",
+        "write_csv",
+        "write_json",
+        "write_jsonl",
     },
     "flagscope.testing": {
         "DEFAULT_SNAPSHOT_FIELDS",

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flagscope import EvaluationReason, FlagEvaluationEvent, InMemoryAnalyticsCollector
-from flagscope.filters import value_key
-from flagscope.query import CollectorQuery
+from flagscope._query.filters import value_key
+from flagscope._query.query import CollectorQuery
 from producers import SERVICE_NAME
 from traffic import PROVIDER_NAME, THEME, Traffic
 

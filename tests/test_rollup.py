@@ -15,12 +15,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from flagscope.aggregates import FlagSummary, summarize, summarize_by_flag
-from flagscope.collector import InMemoryAnalyticsCollector
-from flagscope.filters import value_key
-from flagscope.models import EvaluationReason, FlagEvaluationEvent
-from flagscope.rollup import FlagRollup, Rollups, cached_value_key
-from flagscope.store import RecordStore
+from flagscope._query.aggregates import FlagSummary, summarize, summarize_by_flag
+from flagscope._query.collector import InMemoryAnalyticsCollector
+from flagscope._query.filters import value_key
+from flagscope._query.rollup import FlagRollup, Rollups, cached_value_key
+from flagscope._store.records import EvaluationReason, FlagEvaluationEvent
+from flagscope._store.ring import RecordStore
 
 FLAGS = ("a", "b", "c")
 _START = datetime(2025, 1, 1, tzinfo=UTC)

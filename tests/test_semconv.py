@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from flagscope import semconv
-from flagscope.models import EvaluationReason
+from flagscope._store.records import EvaluationReason
+from flagscope._telemetry import semconv
 
 ALIAS_GROUPS = {
     "variant": semconv.VARIANT_KEYS,

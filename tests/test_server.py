@@ -29,14 +29,15 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from flagscope import FlagEvaluationSpanExporter, InMemoryAnalyticsCollector, semconv
+from flagscope import FlagEvaluationSpanExporter, InMemoryAnalyticsCollector
+from flagscope._telemetry import semconv
 from flagscope.server import (
     BackgroundServer,
     PortInUseError,
     create_app,
     serve_in_background,
 )
-from flagscope.server.runner import bind
+from flagscope.server._runner import bind
 from otlp_payloads import json_body, openfeature_client, string_attr, traces_protobuf
 from producers import TRACE_HEX, flag_event, readable_span
 
@@ -386,9 +387,13 @@ def test_the_core_imports_without_the_server_stack() -> None:
     ("blocked", "module", "message"),
     [
         ("starlette", "flagscope.server", "flagscope.server needs the 'server' extra"),
-        ("google.protobuf", "flagscope.otlp", "flagscope.otlp needs the 'server' extra"),
-        ("click", "flagscope.cli", "the flagscope command needs the 'server' extra"),
-        ("openfeature", "flagscope.demo", "flagscope demo needs the 'demo' extra"),
+        (
+            "google.protobuf",
+            "flagscope._telemetry.otlp",
+            "flagscope._telemetry.otlp needs the 'server' extra",
+        ),
+        ("click", "flagscope._cli.main", "the flagscope command needs the 'server' extra"),
+        ("openfeature", "flagscope._cli.demo", "flagscope demo needs the 'demo' extra"),
     ],
 )
 def test_a_missing_extra_names_the_package_and_what_to_install(

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from opentelemetry.sdk.resources import Resource
 
-from flagscope import semconv
+from flagscope._telemetry import semconv
 from flagscope.server import BackgroundServer, serve_in_background
 from otlp_payloads import traces_protobuf
 from producers import flag_event, readable_span, span_context

@@ -20,9 +20,9 @@ import pytest
 from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from flagscope.limits import DROPPED_ATTRIBUTES_KEY
+from flagscope._telemetry.limits import DROPPED_ATTRIBUTES_KEY
 from flagscope.server import DEFAULT_MAX_BODY_BYTES, BackgroundServer, serve_in_background
-from flagscope.server.body import BodyError, Inflater, read_body
+from flagscope.server._body import BodyError, Inflater, read_body
 from otlp_payloads import traces_json, traces_protobuf
 from producers import flag_event, readable_span
 from serve_process import ServeProcess, serving

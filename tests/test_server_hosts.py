@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from flagscope.server import create_app
-from flagscope.server.hosts import check_allowed_hosts, host_of, is_loopback
+from flagscope.server._hosts import check_allowed_hosts, host_of, is_loopback
 from otlp_payloads import traces_protobuf
 from producers import flag_event, readable_span
 from serve_process import ServeProcess, serving

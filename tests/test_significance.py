@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flagscope.significance import (
+from flagscope._query.significance import (
     error_rate_p_value,
     fisher_exact_p_value,
     holm,

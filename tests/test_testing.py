@@ -27,7 +27,8 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, SynchronousMultiSpanProcessor, TracerProvider
 
-from flagscope import EvaluationReason, semconv
+from flagscope import EvaluationReason
+from flagscope._telemetry import semconv
 from flagscope.testing import (
     DEFAULT_SNAPSHOT_FIELDS,
     FlagEvaluationCapture,

@@ -1,6 +1,6 @@
 """flagscope's one value-equality rule, as one table run through every entry point.
 
-The rule (``flagscope.values``): values compare by their canonical JSON, so ``1``
+The rule (``flagscope._store.values``): values compare by their canonical JSON, so ``1``
 equals ``1.0``, ``True`` is not ``1``, NaN matches NaN, ``-0.0`` is ``0.0``,
 mappings compare by content and tuples equal lists; strings compare exactly.
 """
@@ -20,11 +20,12 @@ from hypothesis import strategies as st
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
-from flagscope import FlagEvaluationEvent, semconv
-from flagscope.aggregates import check_inventory
+from flagscope import FlagEvaluationEvent
+from flagscope._query.aggregates import check_inventory
+from flagscope._store.values import clean_text, plain_value, value_key, values_equal
+from flagscope._telemetry import semconv
 from flagscope.server import BackgroundServer, serve_in_background
 from flagscope.testing import FlagEvaluationCapture, capture_flag_evaluations
-from flagscope.values import clean_text, plain_value, value_key, values_equal
 
 # (what a Python producer sent as feature_flag.result.value, what a reader asks for, equal?)
 TABLE: list[tuple[str, Any, bool]] = [

@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from flagscope import FlagEvaluationEvent, FlagEvaluationSpanExporter, InMemoryAnalyticsCollector
-from flagscope.query import CollectorQuery
+from flagscope._query.query import CollectorQuery
 from producers import Pipeline, make_pipeline
 from traffic import context, openfeature_client, request
 

@@ -11,17 +11,25 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
-    from flagscope.aggregates import FlagSummary, InventoryReport, TimeBucket
-    from flagscope.collector import AnalyticsCollector, InMemoryAnalyticsCollector
-    from flagscope.exporter import EventSink, FlagEvaluationSpanExporter
-    from flagscope.filters import FilterArgs
-    from flagscope.impact import FlagImpact, VariantImpact
-    from flagscope.log_exporter import FlagEvaluationLogExporter
-    from flagscope.mapping import SkipReason, ValueDecoding, decode_value, map_evaluation
-    from flagscope.models import EvaluationReason, FlagEvaluationEvent
-    from flagscope.outcomes import SpanOutcome
-    from flagscope.query import CollectorQuery
-    from flagscope.stats import ExporterStats
+    from flagscope._query.aggregates import FlagSummary, InventoryReport, TimeBucket
+    from flagscope._query.collector import AnalyticsCollector, InMemoryAnalyticsCollector
+    from flagscope._query.export import (
+        to_csv,
+        to_json,
+        to_jsonl,
+        write_csv,
+        write_json,
+        write_jsonl,
+    )
+    from flagscope._query.filters import FilterArgs
+    from flagscope._query.impact import FlagImpact, VariantImpact
+    from flagscope._query.query import CollectorQuery
+    from flagscope._store.outcomes import SpanOutcome
+    from flagscope._store.records import EvaluationReason, FlagEvaluationEvent
+    from flagscope._telemetry.exporter import EventSink, FlagEvaluationSpanExporter
+    from flagscope._telemetry.log_exporter import FlagEvaluationLogExporter
+    from flagscope._telemetry.mapping import SkipReason, ValueDecoding, decode_value, map_evaluation
+    from flagscope._telemetry.stats import ExporterStats
     from flagscope.testing import FlagEvaluationCapture, capture_flag_evaluations
 
 __all__ = [
@@ -47,6 +55,12 @@ __all__ = [
     "capture_flag_evaluations",
     "decode_value",
     "map_evaluation",
+    "to_csv",
+    "to_json",
+    "to_jsonl",
+    "write_csv",
+    "write_json",
+    "write_jsonl",
 ]
 
 if TYPE_CHECKING:
@@ -56,28 +70,34 @@ if TYPE_CHECKING:
 
 # Public name -> the module that defines it.
 _WHERE: Final = {
-    "AnalyticsCollector": "flagscope.collector",
-    "CollectorQuery": "flagscope.query",
-    "EvaluationReason": "flagscope.models",
-    "EventSink": "flagscope.exporter",
-    "ExporterStats": "flagscope.stats",
-    "FilterArgs": "flagscope.filters",
+    "AnalyticsCollector": "flagscope._query.collector",
+    "CollectorQuery": "flagscope._query.query",
+    "EvaluationReason": "flagscope._store.records",
+    "EventSink": "flagscope._telemetry.exporter",
+    "ExporterStats": "flagscope._telemetry.stats",
+    "FilterArgs": "flagscope._query.filters",
     "FlagEvaluationCapture": "flagscope.testing",
-    "FlagEvaluationEvent": "flagscope.models",
-    "FlagEvaluationLogExporter": "flagscope.log_exporter",
-    "FlagEvaluationSpanExporter": "flagscope.exporter",
-    "FlagImpact": "flagscope.impact",
-    "FlagSummary": "flagscope.aggregates",
-    "InMemoryAnalyticsCollector": "flagscope.collector",
-    "InventoryReport": "flagscope.aggregates",
-    "SkipReason": "flagscope.mapping",
-    "SpanOutcome": "flagscope.outcomes",
-    "TimeBucket": "flagscope.aggregates",
-    "ValueDecoding": "flagscope.mapping",
-    "VariantImpact": "flagscope.impact",
+    "FlagEvaluationEvent": "flagscope._store.records",
+    "FlagEvaluationLogExporter": "flagscope._telemetry.log_exporter",
+    "FlagEvaluationSpanExporter": "flagscope._telemetry.exporter",
+    "FlagImpact": "flagscope._query.impact",
+    "FlagSummary": "flagscope._query.aggregates",
+    "InMemoryAnalyticsCollector": "flagscope._query.collector",
+    "InventoryReport": "flagscope._query.aggregates",
+    "SkipReason": "flagscope._telemetry.mapping",
+    "SpanOutcome": "flagscope._store.outcomes",
+    "TimeBucket": "flagscope._query.aggregates",
+    "ValueDecoding": "flagscope._telemetry.mapping",
+    "VariantImpact": "flagscope._query.impact",
     "capture_flag_evaluations": "flagscope.testing",
-    "decode_value": "flagscope.mapping",
-    "map_evaluation": "flagscope.mapping",
+    "decode_value": "flagscope._telemetry.mapping",
+    "map_evaluation": "flagscope._telemetry.mapping",
+    "to_csv": "flagscope._query.export",
+    "to_json": "flagscope._query.export",
+    "to_jsonl": "flagscope._query.export",
+    "write_csv": "flagscope._query.export",
+    "write_json": "flagscope._query.export",
+    "write_jsonl": "flagscope._query.export",
 }
 
 

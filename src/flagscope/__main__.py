@@ -15,7 +15,7 @@ __all__ = ["main"]
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the ``flagscope`` command."""
     try:
-        from flagscope.cli import main as run
+        from flagscope._cli.main import main as run
     except ImportError as error:
         print(f"flagscope: {error}", file=sys.stderr)
         raise SystemExit(1) from None

@@ -15,10 +15,10 @@ try:
 except ImportError as error:  # pragma: no cover - depends on the installed extras
     raise missing_extra(error, "flagscope.server", "server") from error
 
-from flagscope.server.app import create_app
-from flagscope.server.body import DEFAULT_MAX_BODY_BYTES
-from flagscope.server.receiver import ReceiverStats
-from flagscope.server.runner import BackgroundServer, PortInUseError, serve_in_background
+from flagscope.server._app import create_app
+from flagscope.server._body import DEFAULT_MAX_BODY_BYTES
+from flagscope.server._receiver import ReceiverStats
+from flagscope.server._runner import BackgroundServer, PortInUseError, serve_in_background
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",

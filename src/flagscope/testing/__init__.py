@@ -25,12 +25,12 @@ from flagscope.testing._kinds import PROCESSOR_KINDS, SpanProcessorKind
 if TYPE_CHECKING:
     from flagscope.testing._assertions import UNSET
     from flagscope.testing._attachment import resolve_tracer_provider
-    from flagscope.testing._snapshot import DEFAULT_SNAPSHOT_FIELDS
-    from flagscope.testing.capture import (
+    from flagscope.testing._capture import (
         FlagEvaluationCapture,
         UnexpectedFlagWarning,
         capture_flag_evaluations,
     )
+    from flagscope.testing._snapshot import DEFAULT_SNAPSHOT_FIELDS
 
 __all__ = [
     "DEFAULT_SNAPSHOT_FIELDS",
@@ -46,9 +46,9 @@ __all__ = [
 _WHERE: Final = {
     "DEFAULT_SNAPSHOT_FIELDS": "flagscope.testing._snapshot",
     "UNSET": "flagscope.testing._assertions",
-    "FlagEvaluationCapture": "flagscope.testing.capture",
-    "UnexpectedFlagWarning": "flagscope.testing.capture",
-    "capture_flag_evaluations": "flagscope.testing.capture",
+    "FlagEvaluationCapture": "flagscope.testing._capture",
+    "UnexpectedFlagWarning": "flagscope.testing._capture",
+    "capture_flag_evaluations": "flagscope.testing._capture",
     "resolve_tracer_provider": "flagscope.testing._attachment",
 }
 

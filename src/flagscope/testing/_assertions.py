@@ -10,10 +10,10 @@ import enum
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any, Final
 
+from flagscope._store.records import FlagEvaluationEvent, json_safe
+from flagscope._store.values import values_equal
 from flagscope._validate import check_keys, check_str
-from flagscope.models import FlagEvaluationEvent, json_safe
 from flagscope.testing._table import column_names, describe_counts, how_often, plural, short, table
-from flagscope.values import values_equal
 
 __all__ = [
     "UNSET",

@@ -24,10 +24,10 @@ from opentelemetry.sdk.trace.export import (
     SpanExportResult,
 )
 
-from flagscope.exporter import EventSink, FlagEvaluationSpanExporter
-from flagscope.mapping import ValueDecoding
-from flagscope.models import FlagEvaluationEvent
-from flagscope.outcomes import OutcomeItem
+from flagscope._store.outcomes import OutcomeItem
+from flagscope._store.records import FlagEvaluationEvent
+from flagscope._telemetry.exporter import EventSink, FlagEvaluationSpanExporter
+from flagscope._telemetry.mapping import ValueDecoding
 from flagscope.testing._kinds import PROCESSOR_KINDS, SpanProcessorKind
 
 __all__ = [

@@ -23,8 +23,8 @@ import types
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from flagscope.filters import value_key
-from flagscope.models import EvaluationReason, FlagEvaluationEvent
+from flagscope._query.filters import value_key
+from flagscope._store.records import EvaluationReason, FlagEvaluationEvent
 from flagscope.testing._declarations import DeclaredFlag
 
 __all__ = [

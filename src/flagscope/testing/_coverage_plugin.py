@@ -1,6 +1,6 @@
 """The pytest side of flag coverage: registered only when ``--flagscope-coverage`` is on.
 
-``flagscope.pytest_plugin`` imports this module and registers ``FlagCoveragePlugin``
+``flagscope.testing._plugin`` imports this module and registers ``FlagCoveragePlugin``
 from ``pytest_configure`` when coverage is asked for, so a run without it loads and
 runs nothing of this.
 
@@ -51,7 +51,7 @@ _WORKER_OUTPUT_KEY: Final = "flagscope_coverage"
 class FlagCoveragePlugin:
     """Records every flag evaluation of the run per test; reports, writes JSON, fails.
 
-    Build it with ``from_config``; ``flagscope.pytest_plugin`` registers it.
+    Build it with ``from_config``; ``flagscope.testing._plugin`` registers it.
     """
 
     def __init__(

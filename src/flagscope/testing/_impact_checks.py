@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flagscope.impact import MIN_REQUESTS, FlagImpact, VariantImpact
+from flagscope._query.impact import MIN_REQUESTS, FlagImpact, VariantImpact
 
 __all__ = ["no_regression"]
 

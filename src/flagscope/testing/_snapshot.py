@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
-from flagscope.models import FlagEvaluationEvent, json_safe
+from flagscope._store.records import FlagEvaluationEvent, json_safe
 
 __all__ = ["DEFAULT_SNAPSHOT_FIELDS", "snapshot_rows"]
 

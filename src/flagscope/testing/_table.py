@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from typing import Final
 
-from flagscope.models import FlagEvaluationEvent, json_safe
+from flagscope._store.records import FlagEvaluationEvent, json_safe
 
 __all__ = ["column_names", "describe_counts", "how_often", "plural", "short", "table"]
 

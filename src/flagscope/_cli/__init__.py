@@ -1,0 +1,1 @@
+"""The command line and the demo: views over the rest."""

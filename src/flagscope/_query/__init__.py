@@ -1,0 +1,1 @@
+"""Queries over the store: filters, waiting, aggregates, rollups, impact, exports."""

@@ -1,0 +1,1 @@
+"""The store: records, values and their one equality rule, the bounded ring."""

@@ -1,0 +1,1 @@
+"""Telemetry in: semantic conventions, the mapper, OTLP decoding, the exporters."""

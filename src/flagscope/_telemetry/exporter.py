@@ -1,0 +1,406 @@
+"""OpenTelemetry exporters that record feature-flag evaluations into a collector."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import StatusCode
+
+from flagscope._store.outcomes import (
+    OutcomeItem,
+    RawOutcome,
+    evaluation_span_item,
+    http_status,
+)
+from flagscope._store.records import FlagEvaluationEvent
+from flagscope._telemetry import semconv
+from flagscope._telemetry.classify import Source, classify_span, source_of
+from flagscope._telemetry.mapping import (
+    VALUE_DECODINGS,
+    SkipReason,
+    ValueDecoding,
+    format_span_id,
+    format_trace_id,
+)
+from flagscope._telemetry.stats import ExporterStats, StatsCounter
+
+__all__ = ["EventSink", "FlagEvaluationSpanExporter"]
+
+_logger = logging.getLogger("flagscope")
+_EVENT_NAMES = semconv.EVENT_NAMES
+_SPAN_NAME = semconv.SPAN_NAME
+_HTTP_STATUS = semconv.HTTP_RESPONSE_STATUS_CODE
+_HTTP_STATUS_OLD = semconv.HTTP_STATUS_CODE_OLD
+_ERROR = StatusCode.ERROR
+_OK = StatusCode.OK
+
+
+def _NO_ATTRIBUTES() -> None:  # noqa: N802 - a constant, called only for evaluation spans
+    return None
+
+
+# In-process telemetry comes from hooks in this Python process, whatever the
+# resource says (a hand-made Resource may lack telemetry.sdk.language).
+_IN_PROCESS_LANGUAGE = "python"
+_Item = TypeVar("_Item")  # what the SDK hands to export(): spans, log records
+_Result = TypeVar("_Result")  # what export() answers: the SDK's result enum
+
+
+@runtime_checkable
+class EventSink(Protocol):
+    """Where exporters put records: anything with a thread-safe, synchronous ``record_batch``."""
+
+    def record_batch(self, events: list[FlagEvaluationEvent]) -> object:
+        """Store the records now; called from the SDK's threads, must not block long.
+
+        What it returns is ignored (the collector's is an already finished awaitable).
+        """
+        ...
+
+
+def check_sink(collector: object) -> EventSink:
+    """Return ``collector`` if exporters can record into it.
+
+    Raises:
+        TypeError: It has no synchronous, callable ``record_batch``.
+    """
+    # ``isinstance`` on a Protocol only checks that the name exists; an async
+    # ``record_batch`` (litestar-flags') would return coroutines nobody awaits and lose
+    # every record.
+    record_batch = getattr(collector, "record_batch", None)
+    if (
+        not isinstance(collector, EventSink)
+        or not callable(record_batch)
+        or inspect.iscoroutinefunction(record_batch)
+    ):
+        raise TypeError(
+            "collector must have a synchronous record_batch(events) method, such as "
+            f"flagscope.InMemoryAnalyticsCollector; got {type(collector).__name__}"
+        )
+    return collector
+
+
+def check_value_decoding(value_decoding: object) -> ValueDecoding:
+    """Return ``value_decoding`` if it is ``"auto"``, ``"json"`` or ``"raw"``.
+
+    Raises:
+        ValueError: It is anything else.
+    """
+    if value_decoding == "auto":
+        return "auto"
+    if value_decoding == "json":
+        return "json"
+    if value_decoding == "raw":
+        return "raw"
+    raise ValueError(f"value_decoding must be one of {VALUE_DECODINGS}, got {value_decoding!r}")
+
+
+class BaseFlagExporter(Generic[_Item, _Result]):
+    """What the span and log exporters share: sink, decoding, stats, ``export()``.
+
+    A subclass maps one item with ``_map_item`` and passes its SDK's success
+    and failure results to ``__init__``.
+    """
+
+    _ITEMS = "items"  # what the SDK hands to export(), for log messages
+
+    def __init__(
+        self,
+        collector: EventSink,
+        value_decoding: ValueDecoding,
+        *,
+        success: _Result,
+        failure: _Result,
+    ) -> None:
+        self._collector = check_sink(collector)
+        self._value_decoding = check_value_decoding(value_decoding)
+        self._stats = StatsCounter(type(self).__name__)
+        # (resource, Source): a provider gives every item the same resource, so
+        # its name and language are read once. One tuple, so threads exporting at
+        # once never pair a Source with another resource.
+        self._source_cache: tuple[Any, Source | None] = (None, None)
+        self._shutdown = False
+        self._success = success
+        self._failure = failure
+        # Outcomes go where the sink can keep them (``record_with_outcomes``); its store's
+        # wanted tables tell the span path, cheaply, whether a plain span may matter.
+        record_outcomes = getattr(collector, "record_with_outcomes", None)
+        self._record_outcomes = record_outcomes if callable(record_outcomes) else None
+        store = getattr(collector, "outcomes", None) if self._record_outcomes else None
+        self._want_spans: dict[str, int] | None = getattr(store, "want_spans", None)
+        self._want_requests: dict[Any, int] | None = getattr(store, "want_requests", None)
+        self._outcome_store = store
+        # A sink that keeps outcomes without a store of its own (the test capture's
+        # dispatcher, fanning out to several collectors) is offered every local root.
+        self._offer_roots = self._record_outcomes is not None and store is None
+
+    @property
+    def collector(self) -> EventSink:
+        """The collector records go to."""
+        return self._collector
+
+    @property
+    def stats(self) -> ExporterStats:
+        """A snapshot of what this exporter has seen, mapped, skipped and ignored."""
+        return self._stats.snapshot()
+
+    def _map_item(
+        self,
+        item: _Item,
+        records: list[FlagEvaluationEvent],
+        skipped: dict[str, int],
+        outcomes: list[OutcomeItem] | None,
+    ) -> bool:
+        """Append ``item``'s records, count its skips; False when it is no flag telemetry.
+
+        ``outcomes`` (``None`` when the sink keeps none) gets the outcome items
+        of spans that explain evaluations, and what the evaluations want.
+        """
+        raise NotImplementedError
+
+    def _source(self, resource: Any) -> Source:
+        """Return the ``Source`` of items with this resource."""
+        cached_resource, source = self._source_cache
+        if resource is cached_resource and source is not None:
+            return source
+        attributes = getattr(resource, "attributes", None)
+        source = source_of(
+            attributes if isinstance(attributes, Mapping) else {},
+            self._value_decoding,
+            _IN_PROCESS_LANGUAGE,
+        )
+        self._source_cache = (resource, source)
+        return source
+
+    def export(self, batch: Sequence[_Item]) -> _Result:
+        """Map and record the flag evaluations in ``batch``; never raises.
+
+        Succeeds even when some telemetry was skipped (``stats`` counts it); fails
+        after ``shutdown()`` and when the collector raises. An item that cannot
+        be mapped is a ``mapping_error`` skip; a batch that breaks while being
+        iterated keeps what was mapped before.
+        """
+        if self._shutdown:
+            self._stats.add(items=0, mapped=0, failed=True)
+            return self._failure
+        records: list[FlagEvaluationEvent] = []
+        skipped: dict[str, int] = {}
+        count = 0
+        ignored = 0
+        map_item = self._map_item
+        record_outcomes = self._record_outcomes
+        outcomes: list[OutcomeItem] | None = [] if record_outcomes is not None else None
+        try:
+            for item in batch:
+                count += 1
+                try:
+                    if not map_item(item, records, skipped, outcomes):
+                        ignored += 1
+                except Exception:
+                    _logger.debug("flagscope: could not map %r", item, exc_info=True)
+                    reason = SkipReason.MAPPING_ERROR.value
+                    skipped[reason] = skipped.get(reason, 0) + 1
+        except Exception:
+            # The batch itself misbehaved; keep what was mapped so far.
+            _logger.warning(
+                "flagscope: could not iterate the %s to export", self._ITEMS, exc_info=True
+            )
+        try:
+            if outcomes:
+                # One call, one hold of the lock: the outcomes know their records' seqs.
+                record_outcomes(records, outcomes)  # type: ignore[misc]
+            elif records:
+                self._collector.record_batch(records)
+        except Exception:
+            _logger.exception("flagscope: the collector refused %d evaluation(s)", len(records))
+            self._stats.add(items=count, mapped=0, ignored=ignored, skipped=skipped, failed=True)
+            return self._failure
+        self._stats.add(items=count, mapped=len(records), ignored=ignored, skipped=skipped)
+        return self._success
+
+    def shutdown(self) -> None:
+        """Stop accepting telemetry; the collector and its records are left as they are."""
+        self._shutdown = True
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Nothing is buffered here; always True."""
+        return True
+
+
+class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult], SpanExporter):
+    """A ``SpanExporter`` that records every feature-flag evaluation span event.
+
+    Attach it with a ``SimpleSpanProcessor`` or a ``BatchSpanProcessor``. It maps
+    ``feature_flag.evaluation`` and ``feature_flag`` span events (and spans named
+    ``feature_flag.evaluation`` that carry the keys themselves) and ignores the
+    rest, such as ``exception`` events and LaunchDarkly's ``variation`` spans.
+    ``export()`` never raises: what cannot be mapped is counted in ``stats``.
+
+    Args:
+        collector: Where records go, usually an ``InMemoryAnalyticsCollector``.
+        value_decoding: ``"auto"`` (the default) decodes values as their producer
+            encoded them (see the README's "What gets recorded"); ``"json"``
+            decodes every JSON string; ``"raw"`` keeps attributes as sent.
+
+    Raises:
+        TypeError: ``collector`` has no synchronous ``record_batch``.
+        ValueError: ``value_decoding`` is not ``"auto"``, ``"json"`` or ``"raw"``.
+    """
+
+    _ITEMS = "spans"
+
+    def __init__(self, collector: EventSink, *, value_decoding: ValueDecoding = "auto") -> None:
+        super().__init__(
+            collector,
+            value_decoding,
+            success=SpanExportResult.SUCCESS,
+            failure=SpanExportResult.FAILURE,
+        )
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Map and record the flag evaluations in ``spans``; never raises.
+
+        Keeps ``SpanExporter.export``'s parameter name, so keyword callers work.
+        """
+        return BaseFlagExporter.export(self, spans)
+
+    def _map_item(
+        self,
+        span: ReadableSpan,
+        records: list[FlagEvaluationEvent],
+        skipped: dict[str, int],
+        outcomes: list[OutcomeItem] | None,
+    ) -> bool:
+        # ``span.events`` builds a new tuple on every access: read it once. A span
+        # with neither flag events nor the evaluation span's name costs only that,
+        # and, while evaluations wait for their spans, a look in two dicts.
+        events = span.events
+        name = span.name
+        if name != _SPAN_NAME:
+            for event in events:
+                if event.name in _EVENT_NAMES:
+                    break
+            else:
+                if outcomes is not None and (
+                    self._want_spans or self._want_requests or self._offer_roots
+                ):
+                    self._offer(span, name, outcomes)
+                return True
+        context = span.context
+        parent = span.parent
+        resource = span.resource
+        cached_resource, source = self._source_cache
+        if resource is not cached_resource or source is None:
+            source = self._source(resource)
+        # The SDK stamps every event, so a span's own times are only read for an
+        # evaluation span (its duration); each property read is a Python call here.
+        evaluation_span = name == _SPAN_NAME
+        before = len(records)
+        classify_span(  # positional: keywords cost this hot path
+            source,
+            name,
+            events,
+            (lambda: span.attributes) if evaluation_span else _NO_ATTRIBUTES,
+            context.trace_id if context is not None else None,
+            context.span_id if context is not None else None,
+            parent.span_id if parent is not None else None,
+            span.start_time if evaluation_span else None,
+            span.end_time if evaluation_span else None,
+            records,
+            skipped,
+        )
+        if outcomes is not None and len(records) > before:
+            # The ids as the records hold them: the store joins on those.
+            record = records[-1]
+            if evaluation_span:
+                # A SpanHook-style span: what it explains is the span it was made in.
+                outcomes.append(
+                    evaluation_span_item(
+                        record.trace_id, record.span_id, source.service_name, record.parent_span_id
+                    )
+                )
+            else:
+                outcomes.append(
+                    (
+                        record.trace_id,
+                        record.span_id,
+                        source.service_name,
+                        None,
+                        parent is None or parent.is_remote,
+                        1,
+                        _raw_outcome(span, name),
+                    )
+                )
+        # A span without flag telemetry is not counted as ignored: that count is for
+        # log records, where it tells flag events from ordinary logs.
+        return True
+
+    def _offer(self, span: ReadableSpan, name: str, outcomes: list[OutcomeItem]) -> None:
+        """Add a span without evaluations if a waiting evaluation wants it."""
+        context = span.context
+        if context is None:
+            return
+        parent = span.parent
+        is_root = parent is None or parent.is_remote
+        want_spans = self._want_spans
+        # The span's own id matters only while some span is wanted: a root otherwise
+        # joins by its trace id alone.
+        span_id: str | None = None
+        if want_spans:
+            span_id = format_span_id(context.span_id)
+            if span_id not in want_spans and not is_root:
+                return
+        elif not is_root:
+            return
+        # A local root nobody asked for yet is offered too: the store keeps a few
+        # recent ones, for evaluations recorded after their request ended.
+        resource = span.resource
+        cached_resource, source = self._source_cache
+        if resource is not cached_resource or source is None:
+            source = self._source(resource)
+        trace_id = format_trace_id(context.trace_id)
+        outcomes.append(
+            (trace_id, span_id, source.service_name, None, is_root, 0, _raw_outcome(span, name))
+        )
+
+
+def _raw_outcome(span: ReadableSpan, name: str) -> RawOutcome:
+    """Read what the outcome store keeps of an ended SDK span, cheaply.
+
+    The SDK's ``ReadableSpan`` keeps status, times and attributes in plain fields
+    behind properties; reading the fields costs a third of the properties here,
+    and the public ``span.attributes`` wraps ``BoundedAttributes``, whose ``get``
+    raises and catches a ``KeyError`` for a missing key (0.7 µs). Any other span
+    type (or a future SDK without those fields) is read through the public API.
+    """
+    try:
+        status = span._status
+        code = status._status_code
+        start = span._start_time
+        end = span._end_time
+        attributes = span._attributes._dict  # type: ignore[union-attr]
+        if type(attributes) is not dict:
+            raise AttributeError("_dict")
+    except AttributeError:
+        status = span.status
+        code = status.status_code
+        start = span.start_time
+        end = span.end_time
+        attributes = dict(span.attributes or {})
+    if code is _ERROR:
+        status_code, description = 2, status.description
+    else:
+        status_code, description = (1 if code is _OK else 0), None
+    http = attributes.get(_HTTP_STATUS)
+    if http is None:
+        http = attributes.get(_HTTP_STATUS_OLD)
+        if http is None:
+            return (name, status_code, description, start or 0, end or 0, 0)
+    if type(http) is not int:
+        http = http_status(http) or 0
+    return (name, status_code, description, start or 0, end or 0, http)

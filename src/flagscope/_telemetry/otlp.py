@@ -1,0 +1,481 @@
+"""OTLP payloads (traces and logs, protobuf or JSON) to ``FlagEvaluationEvent``s.
+
+Pure functions, no server: ``flagscope serve`` calls them on request bodies, and
+tests call them on bytes. Decoding is done by ``opentelemetry-proto``; mapping
+follows the exporters' rules (DESIGN.md section 5) through the same mapper:
+
+* span events named ``feature_flag.evaluation`` or ``feature_flag``;
+* spans named ``feature_flag.evaluation`` that carry ``feature_flag.key``;
+* log records whose event name (the ``event_name`` field, or an ``event.name``
+  attribute) is one of those names.
+
+A payload is decoded completely before anything is mapped, so a malformed one
+raises ``OtlpDecodeError`` and a caller records nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from functools import partial
+from types import MappingProxyType
+from typing import Any, Final, Literal
+
+from flagscope._extras import missing_extra
+from flagscope._telemetry import semconv
+from flagscope._telemetry.classify import Source, source_of
+from flagscope._telemetry.mapping import ValueDecoding
+from flagscope._telemetry.otlp_batch import OtlpBatch, OtlpDecodeError, SpanEvent, Tally
+from flagscope._telemetry.otlp_json import load_json, read_json_logs, read_json_traces
+
+try:
+    from google.protobuf import json_format
+    from google.protobuf.message import DecodeError
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+        ExportLogsServiceRequest,
+        ExportLogsServiceResponse,
+    )
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+        ExportTraceServiceResponse,
+    )
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+except ImportError as error:  # pragma: no cover - depends on the installed extras
+    raise missing_extra(error, "flagscope._telemetry.otlp", "server") from error
+
+__all__ = [
+    "Encoding",
+    "OtlpBatch",
+    "OtlpDecodeError",
+    "any_value",
+    "decode_logs",
+    "decode_traces",
+    "encoding_for",
+    "language_from_user_agent",
+    "logs_response",
+    "map_logs",
+    "map_traces",
+    "media_type",
+    "parse_in_slices",
+    "read_logs",
+    "read_traces",
+    "traces_response",
+]
+
+Encoding = Literal["protobuf", "json"]
+
+_MEDIA_TYPES: Final[Mapping[str, Encoding]] = {
+    "application/x-protobuf": "protobuf",
+    "application/protobuf": "protobuf",
+    "application/json": "json",
+}
+_logger = logging.getLogger("flagscope")
+# (word in a lowercased User-Agent, telemetry.sdk.language); "java" after "javascript".
+_USER_AGENT_LANGUAGES: Final = (
+    ("python", "python"),
+    ("javascript", "nodejs"),
+    ("java", "java"),
+    ("dotnet", "dotnet"),
+    (" go", "go"),
+)
+_EVENT_NAMES: Final = semconv.EVENT_NAMES
+
+
+# -- encodings -------------------------------------------------------------------------
+
+
+def encoding_for(content_type: str | None) -> Encoding | None:
+    """Return the OTLP encoding a ``Content-Type`` header names, or ``None``."""
+    if not content_type:
+        return None
+    media = content_type.split(";", 1)[0].strip().lower()
+    return _MEDIA_TYPES.get(media)
+
+
+def media_type(encoding: Encoding) -> str:
+    """Return the ``Content-Type`` to answer a request of ``encoding`` with."""
+    return "application/x-protobuf" if encoding == "protobuf" else "application/json"
+
+
+# -- decoding ----------------------------------------------------------------------------
+
+
+def decode_traces(body: bytes, encoding: Encoding) -> ExportTraceServiceRequest:
+    """Decode an ``ExportTraceServiceRequest``.
+
+    Raises:
+        OtlpDecodeError: The body is not a valid request in that encoding.
+    """
+    request = ExportTraceServiceRequest()
+    if encoding == "protobuf":
+        _parse_protobuf(request, body)
+    else:
+        document = load_json(body)
+        for resource in _items(document, "resourceSpans", "resource_spans"):
+            for scope in _items(resource, "scopeSpans", "scope_spans"):
+                for span in _items(scope, "spans"):
+                    _hex_ids_to_base64(span, ("traceId", "trace_id"), ("spanId", "span_id"))
+                    _hex_ids_to_base64(span, ("parentSpanId", "parent_span_id"))
+                    for link in _items(span, "links"):
+                        _hex_ids_to_base64(link, ("traceId", "trace_id"), ("spanId", "span_id"))
+        _parse_json(request, document)
+    return request
+
+
+def decode_logs(body: bytes, encoding: Encoding) -> ExportLogsServiceRequest:
+    """Decode an ``ExportLogsServiceRequest``.
+
+    Raises:
+        OtlpDecodeError: The body is not a valid request in that encoding.
+    """
+    request = ExportLogsServiceRequest()
+    if encoding == "protobuf":
+        _parse_protobuf(request, body)
+    else:
+        document = load_json(body)
+        for resource in _items(document, "resourceLogs", "resource_logs"):
+            for scope in _items(resource, "scopeLogs", "scope_logs"):
+                for record in _items(scope, "logRecords", "log_records"):
+                    _hex_ids_to_base64(record, ("traceId", "trace_id"), ("spanId", "span_id"))
+        _parse_json(request, document)
+    return request
+
+
+def _parse_protobuf(message: Any, body: bytes) -> None:
+    try:
+        if len(body) > _PARSE_WHOLE_BYTES:
+            parse_in_slices(message, body)
+        else:
+            message.ParseFromString(body)
+    except (DecodeError, RecursionError, ValueError) as error:
+        raise OtlpDecodeError(f"invalid OTLP protobuf payload: {error}") from None
+
+
+# Protobuf parses a message in one C call that holds the GIL: 15 ms for 40,000 spans,
+# during which the server's event loop cannot answer anyone. Bodies above this size
+# are parsed a slice at a time instead (the same message, see ``parse_in_slices``).
+_PARSE_WHOLE_BYTES: Final = 1 << 20
+_SLICE_BYTES: Final = 1 << 17
+# Which length-delimited fields to descend into when one is larger than a slice: the
+# request's resource_spans/resource_logs (1), then their scope_spans/scope_logs (2).
+_DESCEND: Final[Mapping[str, Mapping[int, str]]] = {
+    "opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest": {1: "resource_spans"},
+    "opentelemetry.proto.trace.v1.ResourceSpans": {2: "scope_spans"},
+    "opentelemetry.proto.collector.logs.v1.ExportLogsServiceRequest": {1: "resource_logs"},
+    "opentelemetry.proto.logs.v1.ResourceLogs": {2: "scope_logs"},
+}
+
+
+def _varint(body: bytes, position: int, end: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if position >= end or shift > 63:
+            raise DecodeError("truncated or overlong varint")
+        byte = body[position]
+        position += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, position
+        shift += 7
+
+
+def parse_in_slices(message: Any, body: bytes, slice_bytes: int = _SLICE_BYTES) -> None:
+    """Parse ``body`` into ``message`` a slice of whole fields at a time.
+
+    Merging the serialised fields of a message one run at a time gives the
+    message one parse would (repeated fields append, sub-messages merge); a
+    field larger than a slice that holds many spans or log records (a
+    ``ResourceSpans``, a ``ScopeSpans``) is itself parsed in slices. So no single
+    C call, holding the GIL, parses more than about ``slice_bytes``.
+
+    Raises:
+        DecodeError: The body is not valid protobuf.
+    """
+    _merge_slices(message, body, 0, len(body), slice_bytes)
+
+
+def _merge_slices(message: Any, body: bytes, start: int, end: int, slice_bytes: int) -> None:
+    descend = _DESCEND.get(message.DESCRIPTOR.full_name, {})
+    run = position = start
+    while position < end:
+        field_start = position
+        tag, position = _varint(body, position, end)
+        wire = tag & 7
+        value_start = position
+        if wire == 2:
+            length, value_start = _varint(body, position, end)
+            position = value_start + length
+        elif wire == 0:
+            _, position = _varint(body, position, end)
+        elif wire == 1:
+            position += 8
+        elif wire == 5:
+            position += 4
+        else:
+            # Groups (wire types 3 and 4) are not in OTLP: let protobuf judge the rest.
+            message.MergeFromString(body[run:end])
+            return
+        if position > end:
+            raise DecodeError("truncated field")
+        name = descend.get(tag >> 3)
+        if name is not None and wire == 2 and length > slice_bytes:
+            if run < field_start:
+                message.MergeFromString(body[run:field_start])
+            _merge_slices(getattr(message, name).add(), body, value_start, position, slice_bytes)
+            run = position
+        elif position - run >= slice_bytes:
+            message.MergeFromString(body[run:position])
+            run = position
+    if run < end:
+        message.MergeFromString(body[run:end])
+
+
+def _parse_json(message: Any, document: dict[str, Any]) -> None:
+    try:
+        # Unknown fields are ignored, as OTLP asks of receivers.
+        json_format.ParseDict(document, message, ignore_unknown_fields=True)
+    except (json_format.ParseError, TypeError, ValueError, OverflowError, RecursionError) as error:
+        # OverflowError: a number too large for a float (``1e400``) in an enum field.
+        raise OtlpDecodeError(f"invalid OTLP JSON payload: {error}") from None
+
+
+def _items(container: Any, *names: str) -> Iterable[Any]:
+    # Wrong shapes are left in place for ``ParseDict`` to reject with its message.
+    if not isinstance(container, dict):
+        return ()
+    for name in names:
+        value = container.get(name)
+        if isinstance(value, list):
+            return value
+    return ()
+
+
+def _hex_ids_to_base64(item: Any, *spellings: tuple[str, ...]) -> None:
+    # OTLP/JSON writes ids as hex, but protobuf's JSON mapping reads bytes as base64.
+    if not isinstance(item, dict):
+        return
+    for names in spellings:
+        for name in names:
+            value = item.get(name)
+            if not isinstance(value, str):
+                continue
+            try:
+                raw = bytes.fromhex(value)
+            except ValueError:
+                raise OtlpDecodeError(f"{name} must be hex, got {value[:40]!r}") from None
+            item[name] = base64.b64encode(raw).decode("ascii")
+
+
+# -- values -----------------------------------------------------------------------------
+
+
+def any_value(value: AnyValue) -> Any:
+    """Unwrap an OTLP ``AnyValue`` as the SDK holds attributes.
+
+    Strings, bools, ints, floats and bytes come out as themselves, arrays as
+    tuples, key-value lists as read-only mappings; an empty value is ``None``.
+    """
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "int_value":
+        return value.int_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "double_value":
+        return value.double_value
+    if kind == "array_value":
+        return tuple(any_value(item) for item in value.array_value.values)
+    if kind == "kvlist_value":
+        return MappingProxyType(_attributes(value.kvlist_value.values))
+    if kind == "bytes_value":
+        return value.bytes_value
+    return None
+
+
+def _attributes(pairs: Iterable[KeyValue]) -> dict[str, Any]:
+    return {pair.key: any_value(pair.value) for pair in pairs}
+
+
+def language_from_user_agent(user_agent: str | None) -> str | None:
+    """Return the SDK language an OTLP exporter's ``User-Agent`` names, if any.
+
+    The fallback for resources without ``telemetry.sdk.language`` (a hand-made
+    ``Resource({...})`` in Python, the JS SDK's ``resourceFromAttributes``):
+    ``OTel-OTLP-Exporter-Python/1.39.0`` is Python, ``...-JavaScript/0.223.1``
+    JavaScript.
+    """
+    if not user_agent:
+        return None
+    text = user_agent.lower()
+    if "otlp" not in text:
+        return None
+    for word, language in _USER_AGENT_LANGUAGES:
+        if word in text:
+            return language
+    return None
+
+
+def _pb_source(
+    resource_attributes: Iterable[KeyValue], decoding: ValueDecoding, language: str | None
+) -> Source:
+    wanted = (semconv.SERVICE_NAME, semconv.TELEMETRY_SDK_LANGUAGE)
+    return source_of(
+        {pair.key: any_value(pair.value) for pair in resource_attributes if pair.key in wanted},
+        decoding,
+        language,
+    )
+
+
+def map_traces(
+    request: ExportTraceServiceRequest,
+    *,
+    value_decoding: ValueDecoding = "auto",
+    default_language: str | None = None,
+) -> OtlpBatch:
+    """Map the flag evaluations in a decoded trace request; never raises for content.
+
+    Args:
+        request: A decoded ``ExportTraceServiceRequest``.
+        value_decoding: ``"auto"``, ``"json"`` or ``"raw"``, as for the exporters.
+        default_language: The producer's language where a resource does not say
+            (``language_from_user_agent``).
+    """
+    tally = Tally()
+    for resource_spans in request.resource_spans:
+        source = _pb_source(resource_spans.resource.attributes, value_decoding, default_language)
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                tally.add_span(
+                    source,
+                    span.name,
+                    [
+                        SpanEvent(event.name, _attributes(event.attributes), event.time_unix_nano)
+                        for event in span.events
+                        if event.name in _EVENT_NAMES
+                    ],
+                    partial(_attributes, span.attributes),
+                    span.trace_id,
+                    span.span_id,
+                    span.parent_span_id,
+                    span.start_time_unix_nano,
+                    span.end_time_unix_nano,
+                    span.status.code,
+                    span.status.message,
+                    span.flags,
+                    span.kind,
+                )
+    return tally.batch()
+
+
+def map_logs(
+    request: ExportLogsServiceRequest,
+    *,
+    value_decoding: ValueDecoding = "auto",
+    default_language: str | None = None,
+) -> OtlpBatch:
+    """Map the flag evaluations in a decoded logs request; never raises for content.
+
+    Args:
+        request: A decoded ``ExportLogsServiceRequest``.
+        value_decoding: ``"auto"``, ``"json"`` or ``"raw"``, as for the exporters.
+        default_language: The producer's language where a resource does not say.
+    """
+    tally = Tally()
+    for resource_logs in request.resource_logs:
+        source = _pb_source(resource_logs.resource.attributes, value_decoding, default_language)
+        for scope_logs in resource_logs.scope_logs:
+            for record in scope_logs.log_records:
+                tally.add_log(
+                    source,
+                    event_name=record.event_name,
+                    attributes=_attributes(record.attributes),
+                    body=any_value(record.body),
+                    time_ns=record.time_unix_nano,
+                    observed_ns=record.observed_time_unix_nano,
+                    trace_id=record.trace_id,
+                    span_id=record.span_id,
+                )
+    return tally.batch()
+
+
+def read_traces(
+    body: bytes,
+    encoding: Encoding,
+    *,
+    value_decoding: ValueDecoding = "auto",
+    default_language: str | None = None,
+) -> OtlpBatch:
+    """Decode and map an OTLP trace request body (what ``POST /v1/traces`` receives).
+
+    Protobuf goes through ``opentelemetry-proto``; JSON is read straight from the
+    parsed document (``flagscope._otlp_json``), with OTLP/JSON's rules.
+
+    Raises:
+        OtlpDecodeError: The body is not a valid request; nothing of it is kept.
+    """
+    if encoding == "protobuf":
+        return map_traces(
+            decode_traces(body, "protobuf"),
+            value_decoding=value_decoding,
+            default_language=default_language,
+        )
+    tally = Tally()
+    read_json_traces(load_json(body), value_decoding, tally, default_language)
+    return tally.batch()
+
+
+def read_logs(
+    body: bytes,
+    encoding: Encoding,
+    *,
+    value_decoding: ValueDecoding = "auto",
+    default_language: str | None = None,
+) -> OtlpBatch:
+    """Decode and map an OTLP logs request body (what ``POST /v1/logs`` receives).
+
+    Raises:
+        OtlpDecodeError: The body is not a valid request; nothing of it is kept.
+    """
+    if encoding == "protobuf":
+        return map_logs(
+            decode_logs(body, "protobuf"),
+            value_decoding=value_decoding,
+            default_language=default_language,
+        )
+    tally = Tally()
+    read_json_logs(load_json(body), value_decoding, tally, default_language)
+    return tally.batch()
+
+
+# -- responses ----------------------------------------------------------------------------
+
+
+def traces_response(batch: OtlpBatch, encoding: Encoding) -> bytes:
+    """Encode the ``ExportTraceServiceResponse`` for ``batch``.
+
+    ``partial_success`` is set only when spans were rejected, as OTLP asks.
+    """
+    response = ExportTraceServiceResponse()
+    if batch.rejected:
+        response.partial_success.rejected_spans = batch.rejected
+        response.partial_success.error_message = batch.error_message
+    return _encode(response, encoding)
+
+
+def logs_response(batch: OtlpBatch, encoding: Encoding) -> bytes:
+    """Encode the ``ExportLogsServiceResponse`` for ``batch``."""
+    response = ExportLogsServiceResponse()
+    if batch.rejected:
+        response.partial_success.rejected_log_records = batch.rejected
+        response.partial_success.error_message = batch.error_message
+    return _encode(response, encoding)
+
+
+def _encode(message: Any, encoding: Encoding) -> bytes:
+    if encoding == "protobuf":
+        data: bytes = message.SerializeToString()
+        return data
+    return json.dumps(json_format.MessageToDict(message), separators=(",", ":")).encode()

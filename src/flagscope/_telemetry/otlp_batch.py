@@ -1,0 +1,286 @@
+"""What one OTLP request held, and the tally both OTLP decoders fill."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Final, NamedTuple
+
+from flagscope._store.outcomes import (
+    NO_OUTCOME,
+    OutcomeItem,
+    RawOutcome,
+    evaluation_span_item,
+    raw_outcome,
+)
+from flagscope._store.records import EMPTY_MAPPING, FlagEvaluationEvent
+from flagscope._telemetry import semconv
+from flagscope._telemetry.classify import Source, classify_log, classify_span
+from flagscope._telemetry.mapping import SkipReason, format_span_id, format_trace_id
+
+__all__ = ["OtlpBatch", "OtlpDecodeError", "SpanEvent", "Tally"]
+
+_MAX_SKIP_DETAIL: Final = 5
+_SPAN_NAME: Final = semconv.SPAN_NAME
+_HTTP_STATUS: Final = semconv.HTTP_RESPONSE_STATUS_CODE
+_HTTP_STATUS_OLD: Final = semconv.HTTP_STATUS_CODE_OLD
+# OTLP span flags (proto 1.1+): bit 8 says whether bit 9, "the parent is remote", is set.
+_HAS_IS_REMOTE: Final = 0x100
+_IS_REMOTE: Final = 0x200
+# Span kinds that start a service's part of a trace: SERVER and CONSUMER.
+_ENTRY_KINDS: Final = frozenset({2, 5, "SPAN_KIND_SERVER", "SPAN_KIND_CONSUMER"})
+_STATUS_CODES: Final = {
+    0: 0,
+    1: 1,
+    2: 2,
+    "STATUS_CODE_UNSET": 0,
+    "STATUS_CODE_OK": 1,
+    "STATUS_CODE_ERROR": 2,
+}
+_logger = logging.getLogger("flagscope")
+
+
+class OtlpDecodeError(ValueError):
+    """The payload is not a valid OTLP request of the expected signal."""
+
+
+@dataclass(frozen=True, slots=True)
+class OtlpBatch:
+    """What one OTLP request held.
+
+    Attributes:
+        events: The evaluations mapped from it, in payload order.
+        received: Spans (or log records) in the request.
+        rejected: Of those, how many carried flag telemetry that could not be
+            mapped (OTLP's ``rejected_spans`` / ``rejected_log_records``).
+        skipped_by_reason: Unmapped evaluations, by ``SkipReason`` value.
+        outcomes: The outcomes of spans that explain evaluations (their own,
+            their requests'), for ``record_outcomes`` after the events.
+    """
+
+    events: tuple[FlagEvaluationEvent, ...]
+    received: int
+    rejected: int = 0
+    skipped_by_reason: Mapping[str, int] = field(default_factory=lambda: EMPTY_MAPPING)
+    outcomes: tuple[OutcomeItem, ...] = ()
+
+    @property
+    def error_message(self) -> str:
+        """A short account of what was skipped; empty when nothing was."""
+        if not self.skipped_by_reason:
+            return ""
+        parts = sorted(self.skipped_by_reason.items(), key=lambda item: (-item[1], item[0]))
+        detail = ", ".join(f"{count} {reason}" for reason, count in parts[:_MAX_SKIP_DETAIL])
+        return f"flagscope skipped flag evaluations it could not map: {detail}"
+
+
+class SpanEvent(NamedTuple):
+    """A span event as the classifier reads it (the SDK's ``Event`` has these names)."""
+
+    name: str
+    attributes: Any
+    timestamp: int | None
+
+
+class Tally:
+    """The records and counts of one request, filled span by span (or record by record)."""
+
+    __slots__ = (
+        "_plain",
+        "_wanted_parents",
+        "events",
+        "outcomes",
+        "received",
+        "rejected",
+        "skipped",
+    )
+
+    def __init__(self) -> None:
+        self.events: list[FlagEvaluationEvent] = []
+        self.received = 0
+        self.rejected = 0
+        self.skipped: dict[str, int] = {}
+        self.outcomes: list[OutcomeItem] = []
+        # Spans that are neither local roots nor hold evaluations, by span id, until
+        # the end of the request: an evaluation span later in it may name one its parent.
+        self._plain: dict[Any, tuple[Source, Any, Callable[[], RawOutcome]]] = {}
+        self._wanted_parents: list[Any] = []
+
+    def add_span(
+        self,
+        source: Source,
+        name: str,
+        flag_events: Sequence[SpanEvent],
+        span_attributes: Callable[[], Any],
+        trace_id: Any,
+        span_id: Any,
+        parent_span_id: Any,
+        start_ns: int | None,
+        end_ns: int | None,
+        status_code: Any = 0,
+        status_message: Any = None,
+        flags: Any = 0,
+        kind: Any = 0,
+    ) -> None:
+        """Count one span and map its evaluations (see ``classify_span``).
+
+        ``status_code`` and ``status_message`` are the span's status, ``flags``
+        its OTLP flags and ``kind`` its span kind (numbers or OTLP/JSON enum
+        names): they say what happened to it and whether it is a local root.
+        """
+        self.received += 1
+        is_root = _is_local_root(parent_span_id, flags, kind)
+
+        def outcome() -> RawOutcome:
+            return _outcome(name, status_code, status_message, start_ns, end_ns, span_attributes)
+
+        if not flag_events and name != _SPAN_NAME:
+            try:
+                if is_root:
+                    self.outcomes.append(
+                        (
+                            format_trace_id(trace_id),
+                            format_span_id(span_id),
+                            source.service_name,
+                            None,
+                            True,
+                            0,
+                            outcome(),
+                        )
+                    )
+                elif span_id:
+                    self._plain[span_id] = (source, trace_id, outcome)
+            except Exception:
+                _logger.debug("flagscope: could not read an OTLP span's outcome", exc_info=True)
+            return
+        before = sum(self.skipped.values())
+        count = len(self.events)
+        try:
+            classify_span(
+                source,
+                name,
+                flag_events,
+                span_attributes,
+                trace_id,
+                span_id,
+                parent_span_id,
+                start_ns,
+                end_ns,
+                self.events,
+                self.skipped,
+            )
+        except Exception:
+            # One odd span must not lose the rest of the request.
+            _logger.debug("flagscope: could not map an OTLP span", exc_info=True)
+            self._skip_item()
+        if sum(self.skipped.values()) != before:
+            self.rejected += 1
+        if len(self.events) > count:
+            record = self.events[-1]
+            if name == _SPAN_NAME:
+                # The JS SpanHook's span: it explains nothing; the span it was made in does.
+                self._wanted_parents.append(parent_span_id)
+                self.outcomes.append(
+                    evaluation_span_item(
+                        record.trace_id, record.span_id, source.service_name, record.parent_span_id
+                    )
+                )
+            else:
+                try:
+                    raw = outcome()
+                except Exception:
+                    _logger.debug("flagscope: could not read an OTLP span's outcome", exc_info=True)
+                    raw = NO_OUTCOME
+                self.outcomes.append(
+                    (record.trace_id, record.span_id, source.service_name, None, is_root, 1, raw)
+                )
+
+    def add_log(self, source: Source, **record: Any) -> None:
+        """Count one log record and map its evaluation (see ``classify_log``)."""
+        self.received += 1
+        before = sum(self.skipped.values())
+        count = len(self.events)
+        try:
+            classify_log(source, records=self.events, skipped=self.skipped, **record)
+        except Exception:
+            _logger.debug("flagscope: could not map an OTLP log record", exc_info=True)
+            self._skip_item()
+        if sum(self.skipped.values()) != before:
+            self.rejected += 1
+        if len(self.events) > count:
+            # Made inside a span: that span and its request explain it, when they come.
+            event = self.events[-1]
+            self.outcomes.append(
+                (event.trace_id, event.span_id, source.service_name, None, False, 3, NO_OUTCOME)
+            )
+
+    def _skip_item(self) -> None:
+        reason = SkipReason.MAPPING_ERROR.value
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+    def batch(self) -> OtlpBatch:
+        """The request's ``OtlpBatch``."""
+        skipped = MappingProxyType(self.skipped) if self.skipped else EMPTY_MAPPING
+        outcomes = self.outcomes
+        plain = self._plain
+        for parent in self._wanted_parents:
+            entry = plain.pop(parent, None) if parent else None
+            if entry is None:
+                continue
+            source, trace_id, outcome = entry
+            try:
+                outcomes.append(
+                    (
+                        format_trace_id(trace_id),
+                        format_span_id(parent),
+                        source.service_name,
+                        None,
+                        False,
+                        0,
+                        outcome(),
+                    )
+                )
+            except Exception:
+                _logger.debug("flagscope: could not read an OTLP span's outcome", exc_info=True)
+        return OtlpBatch(tuple(self.events), self.received, self.rejected, skipped, tuple(outcomes))
+
+
+def _is_local_root(parent_span_id: Any, flags: Any, kind: Any) -> bool:
+    """Whether a span starts its service's part of the trace.
+
+    No parent: yes. A parent: the OTLP flags say whether it is remote (SDKs set
+    them since proto 1.1); where they do not, a SERVER or CONSUMER span counts
+    as the entry point.
+    """
+    if not parent_span_id:
+        return True
+    if type(flags) is int and flags & _HAS_IS_REMOTE:
+        return bool(flags & _IS_REMOTE)
+    return kind in _ENTRY_KINDS
+
+
+def _outcome(
+    name: str,
+    status_code: Any,
+    status_message: Any,
+    start_ns: Any,
+    end_ns: Any,
+    span_attributes: Callable[[], Any],
+) -> RawOutcome:
+    code = _STATUS_CODES.get(status_code, 0) if type(status_code) in (int, str) else 0
+    attributes = span_attributes()
+    http = None
+    if isinstance(attributes, Mapping):
+        http = attributes.get(_HTTP_STATUS)
+        if http is None:
+            http = attributes.get(_HTTP_STATUS_OLD)
+    return raw_outcome(
+        name,
+        code,
+        status_message if type(status_message) is str else None,
+        start_ns if type(start_ns) is int else None,
+        end_ns if type(end_ns) is int else None,
+        http,
+    )

@@ -1,0 +1,452 @@
+r"""OTLP/JSON read straight from the parsed document, without building protobuf messages.
+
+OTLP/JSON is the protobuf JSON mapping with OTLP's own rules: trace and span
+ids are hex (not base64), 64-bit integers come as strings or numbers, enums as
+names or numbers, and receivers accept the lowerCamelCase field names and the
+original snake_case ones, and ignore fields they do not know. Every field of
+the spans, events, links and log records is checked as protobuf's JSON parser
+would check it (a malformed request is refused whole with ``OtlpDecodeError``),
+with three tolerances for what the JavaScript exporters send:
+
+* an ``intValue`` outside int64 (JavaScript's ``1e+21``, ``9223372036854776000``)
+  or with a fraction becomes a float;
+* ``doubleValue: null`` (JavaScript's NaN and Infinity) is an empty value, ``None``;
+* strings with lone surrogates (``"\ud800"`` escapes) are kept with U+FFFD in
+  their place by the mapper, so no view or export ever fails on them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any, Final
+
+from flagscope._telemetry import semconv
+from flagscope._telemetry.classify import Source, source_of
+from flagscope._telemetry.mapping import ValueDecoding
+from flagscope._telemetry.otlp_batch import OtlpDecodeError, SpanEvent, Tally
+
+__all__ = ["load_json", "read_json_logs", "read_json_traces"]
+
+_EVENT_NAMES: Final = semconv.EVENT_NAMES
+_INT64_MIN: Final = -(1 << 63)
+_INT64_MAX: Final = (1 << 63) - 1
+_UINT64_MAX: Final = (1 << 64) - 1
+_DOUBLE_WORDS: Final = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
+# AnyValue's one-of: each spelling to its lowerCamelCase name.
+_ANY_KIND: Final = {
+    spelling: camel
+    for camel, snake in (
+        ("stringValue", "string_value"),
+        ("boolValue", "bool_value"),
+        ("intValue", "int_value"),
+        ("doubleValue", "double_value"),
+        ("arrayValue", "array_value"),
+        ("kvlistValue", "kvlist_value"),
+        ("bytesValue", "bytes_value"),
+    )
+    for spelling in (camel, snake)
+}
+
+
+def load_json(body: bytes) -> dict[str, Any]:
+    """Parse a request body as a JSON object.
+
+    Raises:
+        OtlpDecodeError: It is not JSON, or not an object.
+    """
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError) as error:
+        raise OtlpDecodeError(f"invalid JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise OtlpDecodeError("an OTLP JSON payload must be an object")
+    return document
+
+
+# -- field readers: each returns the field's value or raises OtlpDecodeError --------------
+
+
+def _field(message: dict[str, Any], camel: str, snake: str) -> Any:
+    value = message.get(camel)
+    return message.get(snake) if value is None else value
+
+
+def _message(value: Any, where: str) -> dict[str, Any]:
+    if type(value) is not dict:
+        raise OtlpDecodeError(f"{where} must be an object, got {_kind(value)}")
+    return value
+
+
+def _repeated(message: dict[str, Any], camel: str, snake: str, where: str) -> list[Any]:
+    value = _field(message, camel, snake)
+    if value is None:
+        return []
+    if type(value) is not list:
+        raise OtlpDecodeError(f"{where}.{camel} must be an array, got {_kind(value)}")
+    return value
+
+
+def _string(value: Any, where: str) -> str:
+    if value is None:
+        return ""
+    if type(value) is not str:
+        raise OtlpDecodeError(f"{where} must be a string, got {_kind(value)}")
+    return value
+
+
+def _integer(value: Any, where: str, low: int, high: int) -> int:
+    """An integer field: a JSON number or a string holding one, as protobuf reads them."""
+    if value is None:
+        return 0
+    kind = type(value)
+    number: Any = value
+    if kind is str:
+        try:
+            number = int(value)
+        except ValueError:
+            try:
+                number = float(value)
+            except ValueError:
+                raise OtlpDecodeError(f"{where} must be an integer, got {value[:40]!r}") from None
+        kind = type(number)
+    if kind is float:
+        if not number.is_integer():
+            raise OtlpDecodeError(f"{where} must be an integer, got {value!r}")
+        number = int(number)
+    elif kind is not int:
+        raise OtlpDecodeError(f"{where} must be an integer, got {_kind(value)}")
+    if not low <= number <= high:
+        raise OtlpDecodeError(f"{where} is out of range: {value!r}")
+    result: int = number
+    return result
+
+
+def _time(message: dict[str, Any], camel: str, snake: str, where: str) -> int:
+    return _integer(_field(message, camel, snake), f"{where}.{camel}", 0, _UINT64_MAX)
+
+
+def _count(message: dict[str, Any], camel: str, snake: str, where: str) -> None:
+    _integer(_field(message, camel, snake), f"{where}.{camel}", 0, 0xFFFFFFFF)
+
+
+def _enum(value: Any, where: str) -> None:
+    # Names protobuf does not know are ignored, as with ignore_unknown_fields.
+    if value is not None and type(value) is not str:
+        _integer(value, where, -(1 << 31), (1 << 31) - 1)
+
+
+def _hex_id(message: dict[str, Any], camel: str, snake: str, where: str) -> str | None:
+    value = _field(message, camel, snake)
+    if value is None or value == "":
+        return None
+    if type(value) is not str:
+        raise OtlpDecodeError(f"{where}.{camel} must be hex text, got {_kind(value)}")
+    try:
+        bytes.fromhex(value)
+    except ValueError:
+        raise OtlpDecodeError(f"{camel} must be hex, got {value[:40]!r}") from None
+    return value
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+# -- values --------------------------------------------------------------------------------
+
+
+def _any_value(value: Any, where: str) -> Any:
+    """Unwrap an ``AnyValue`` as ``otlp.any_value`` unwraps the protobuf one."""
+    if value is None:
+        return None
+    if type(value) is not dict:
+        raise OtlpDecodeError(f"{where} must be an object, got {_kind(value)}")
+    kind = ""
+    found: Any = None
+    # Walk the (usually one) keys present rather than look up all fourteen spellings.
+    for name, item in value.items():
+        known = _ANY_KIND.get(name)
+        if known is None or item is None:
+            continue  # unknown fields are ignored; null is unset (doubleValue: null is NaN)
+        if kind:
+            raise OtlpDecodeError(f"{where} sets both {kind} and {known}")
+        kind, found = known, item
+    if kind == "stringValue":
+        if type(found) is str:
+            return found
+        raise OtlpDecodeError(f"{where}.stringValue must be a string, got {_kind(found)}")
+    if not kind:
+        return None  # an empty value
+    if kind == "boolValue":
+        if type(found) is not bool:
+            raise OtlpDecodeError(f"{where}.boolValue must be true or false, got {_kind(found)}")
+        return found
+    if kind == "intValue":
+        return _int_value(found, f"{where}.intValue")
+    if kind == "doubleValue":
+        return _double_value(found, f"{where}.doubleValue")
+    if kind == "arrayValue":
+        array = _message(found, f"{where}.arrayValue")
+        items = _repeated(array, "values", "values", f"{where}.arrayValue")
+        return tuple(_any_value(item, f"{where}.arrayValue.values") for item in items)
+    if kind == "kvlistValue":
+        kvlist = _message(found, f"{where}.kvlistValue")
+        pairs = _repeated(kvlist, "values", "values", f"{where}.kvlistValue")
+        return MappingProxyType(_attributes(pairs, f"{where}.kvlistValue"))
+    if type(found) is not str:
+        raise OtlpDecodeError(f"{where}.bytesValue must be base64 text, got {_kind(found)}")
+    try:
+        return base64.b64decode(found, validate=True)
+    except (binascii.Error, ValueError):
+        raise OtlpDecodeError(f"{where}.bytesValue is not base64: {found[:40]!r}") from None
+
+
+def _int_value(value: Any, where: str) -> int | float:
+    kind = type(value)
+    if kind is int:
+        # JavaScript writes integral numbers of 2**63 and more as out-of-range ints.
+        return value if _INT64_MIN <= value <= _INT64_MAX else float(value)
+    if kind is float:
+        return int(value) if value.is_integer() and _INT64_MIN <= value <= _INT64_MAX else value
+    if kind is str:
+        try:
+            return _int_value(int(value), where)
+        except ValueError:
+            pass
+        try:
+            number = float(value)
+        except ValueError:
+            raise OtlpDecodeError(f"{where} must be an integer, got {value[:40]!r}") from None
+        return _int_value(number, where)
+    raise OtlpDecodeError(f"{where} must be an integer, got {_kind(value)}")
+
+
+def _double_value(value: Any, where: str) -> float:
+    kind = type(value)
+    if kind is float:
+        result: float = value
+        return result
+    if kind is int:
+        return float(value)
+    if kind is str:
+        word = _DOUBLE_WORDS.get(value)
+        if word is not None:
+            return word
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise OtlpDecodeError(f"{where} must be a number, got {_kind(value)}")
+
+
+def _attributes(pairs: list[Any], where: str) -> dict[str, Any]:
+    attributes: dict[str, Any] = {}
+    for pair in pairs:
+        if type(pair) is not dict:
+            raise OtlpDecodeError(f"{where}.attributes must hold objects, got {_kind(pair)}")
+        key = pair.get("key")
+        if type(key) is not str:
+            key = _string(key, f"{where}.attributes.key")
+        try:
+            attributes[key] = _any_value(pair.get("value"), "value")
+        except OtlpDecodeError as error:
+            # Where it failed is spelt out only on failure: formatting it per attribute costs.
+            raise OtlpDecodeError(f"{where}.attributes[{key!r}].{error}") from None
+    return attributes
+
+
+def _attribute_list(message: dict[str, Any], where: str) -> dict[str, Any]:
+    pairs = message.get("attributes")
+    if pairs is None:
+        return {}
+    if type(pairs) is not list:
+        raise OtlpDecodeError(f"{where}.attributes must be an array, got {_kind(pairs)}")
+    return _attributes(pairs, where)
+
+
+def _source(
+    resource_message: dict[str, Any], decoding: ValueDecoding, language: str | None
+) -> Source:
+    resource = resource_message.get("resource")
+    attributes: Mapping[str, Any] = {}
+    if resource is not None:
+        resource = _message(resource, "resource")
+        attributes = _attribute_list(resource, "resource")
+        _count(resource, "droppedAttributesCount", "dropped_attributes_count", "resource")
+    return source_of(attributes, decoding, language)
+
+
+def _scope(scope_message: dict[str, Any]) -> None:
+    scope = scope_message.get("scope")
+    if scope is not None:
+        scope = _message(scope, "scope")
+        _string(scope.get("name"), "scope.name")
+        _string(scope.get("version"), "scope.version")
+        _attribute_list(scope, "scope")
+    _string(_field(scope_message, "schemaUrl", "schema_url"), "schemaUrl")
+
+
+# -- traces ---------------------------------------------------------------------------------
+
+
+def read_json_traces(
+    document: dict[str, Any], decoding: ValueDecoding, tally: Tally, language: str | None = None
+) -> None:
+    """Map a parsed OTLP/JSON trace request into ``tally``.
+
+    ``language`` is the producer's where a resource does not say.
+
+    Raises:
+        OtlpDecodeError: The document is not a valid ``ExportTraceServiceRequest``.
+    """
+    _checked(_read_traces, document, decoding, tally, language)
+
+
+def _checked(
+    read: Callable[[dict[str, Any], ValueDecoding, Tally, str | None], None],
+    document: dict[str, Any],
+    decoding: ValueDecoding,
+    tally: Tally,
+    language: str | None,
+) -> None:
+    try:
+        read(document, decoding, tally, language)
+    except OtlpDecodeError as error:
+        raise OtlpDecodeError(f"invalid OTLP JSON payload: {error}") from None
+    except RecursionError:
+        raise OtlpDecodeError("invalid OTLP JSON payload: values nested too deeply") from None
+
+
+def _read_traces(
+    document: dict[str, Any], decoding: ValueDecoding, tally: Tally, language: str | None
+) -> None:
+    for resource_spans in _repeated(document, "resourceSpans", "resource_spans", "request"):
+        resource_spans = _message(resource_spans, "resourceSpans")
+        source = _source(resource_spans, decoding, language)
+        _string(_field(resource_spans, "schemaUrl", "schema_url"), "schemaUrl")
+        for scope_spans in _repeated(resource_spans, "scopeSpans", "scope_spans", "resourceSpans"):
+            scope_spans = _message(scope_spans, "scopeSpans")
+            _scope(scope_spans)
+            for span in _repeated(scope_spans, "spans", "spans", "scopeSpans"):
+                _read_span(_message(span, "span"), source, tally)
+
+
+def _read_span(span: dict[str, Any], source: Source, tally: Tally) -> None:
+    name = _string(span.get("name"), "span.name")
+    trace_id = _hex_id(span, "traceId", "trace_id", "span")
+    span_id = _hex_id(span, "spanId", "span_id", "span")
+    parent_span_id = _hex_id(span, "parentSpanId", "parent_span_id", "span")
+    start_ns = _time(span, "startTimeUnixNano", "start_time_unix_nano", "span")
+    end_ns = _time(span, "endTimeUnixNano", "end_time_unix_nano", "span")
+    attributes = _attribute_list(span, "span")
+    flag_events: list[SpanEvent] = []
+    for event in _repeated(span, "events", "events", "span"):
+        event = _message(event, "span.events")
+        event_name = _string(event.get("name"), "event.name")
+        event_attributes = _attribute_list(event, "event")
+        timestamp = _time(event, "timeUnixNano", "time_unix_nano", "event")
+        _count(event, "droppedAttributesCount", "dropped_attributes_count", "event")
+        if event_name in _EVENT_NAMES:
+            flag_events.append(SpanEvent(event_name, event_attributes, timestamp))
+    _check_span_rest(span)
+    status = span.get("status") or {}
+    tally.add_span(
+        source,
+        name,
+        flag_events,
+        lambda: attributes,
+        trace_id,
+        span_id,
+        parent_span_id,
+        start_ns,
+        end_ns,
+        status.get("code"),
+        status.get("message"),
+        _integer(_field(span, "flags", "flags"), "span.flags", 0, 0xFFFFFFFF),
+        span.get("kind"),
+    )
+
+
+def _check_span_rest(span: dict[str, Any]) -> None:
+    """Check the span's fields flagscope does not read, as protobuf's parser would."""
+    _string(_field(span, "traceState", "trace_state"), "span.traceState")
+    _count(span, "flags", "flags", "span")
+    _enum(span.get("kind"), "span.kind")
+    for camel, snake in (
+        ("droppedAttributesCount", "dropped_attributes_count"),
+        ("droppedEventsCount", "dropped_events_count"),
+        ("droppedLinksCount", "dropped_links_count"),
+    ):
+        _count(span, camel, snake, "span")
+    for link in _repeated(span, "links", "links", "span"):
+        link = _message(link, "span.links")
+        _hex_id(link, "traceId", "trace_id", "link")
+        _hex_id(link, "spanId", "span_id", "link")
+        _string(_field(link, "traceState", "trace_state"), "link.traceState")
+        _attribute_list(link, "link")
+        _count(link, "droppedAttributesCount", "dropped_attributes_count", "link")
+        _count(link, "flags", "flags", "link")
+    status = span.get("status")
+    if status is not None:
+        status = _message(status, "span.status")
+        _string(status.get("message"), "span.status.message")
+        _enum(status.get("code"), "span.status.code")
+
+
+# -- logs -----------------------------------------------------------------------------------
+
+
+def read_json_logs(
+    document: dict[str, Any], decoding: ValueDecoding, tally: Tally, language: str | None = None
+) -> None:
+    """Map a parsed OTLP/JSON logs request into ``tally``.
+
+    ``language`` is the producer's where a resource does not say.
+
+    Raises:
+        OtlpDecodeError: The document is not a valid ``ExportLogsServiceRequest``.
+    """
+    _checked(_read_logs, document, decoding, tally, language)
+
+
+def _read_logs(
+    document: dict[str, Any], decoding: ValueDecoding, tally: Tally, language: str | None
+) -> None:
+    for resource_logs in _repeated(document, "resourceLogs", "resource_logs", "request"):
+        resource_logs = _message(resource_logs, "resourceLogs")
+        source = _source(resource_logs, decoding, language)
+        _string(_field(resource_logs, "schemaUrl", "schema_url"), "schemaUrl")
+        for scope_logs in _repeated(resource_logs, "scopeLogs", "scope_logs", "resourceLogs"):
+            scope_logs = _message(scope_logs, "scopeLogs")
+            _scope(scope_logs)
+            for record in _repeated(scope_logs, "logRecords", "log_records", "scopeLogs"):
+                _read_log_record(_message(record, "logRecord"), source, tally)
+
+
+def _read_log_record(record: dict[str, Any], source: Source, tally: Tally) -> None:
+    where = "logRecord"
+    event_name = _string(_field(record, "eventName", "event_name"), f"{where}.eventName")
+    attributes = _attribute_list(record, where)
+    body = _any_value(record.get("body"), f"{where}.body")
+    time_ns = _time(record, "timeUnixNano", "time_unix_nano", where)
+    observed_ns = _time(record, "observedTimeUnixNano", "observed_time_unix_nano", where)
+    trace_id = _hex_id(record, "traceId", "trace_id", where)
+    span_id = _hex_id(record, "spanId", "span_id", where)
+    _enum(_field(record, "severityNumber", "severity_number"), f"{where}.severityNumber")
+    _string(_field(record, "severityText", "severity_text"), f"{where}.severityText")
+    _count(record, "droppedAttributesCount", "dropped_attributes_count", where)
+    _count(record, "flags", "flags", where)
+    tally.add_log(
+        source,
+        event_name=event_name,
+        attributes=attributes,
+        body=body,
+        time_ns=time_ns,
+        observed_ns=observed_ns,
+        trace_id=trace_id,
+        span_id=span_id,
+    )
