@@ -15,6 +15,7 @@ from typing import Literal, TypeGuard, TypeVar, overload
 
 __all__ = [
     "check_aware_datetime",
+    "check_bool",
     "check_choice",
     "check_int",
     "check_keys",
@@ -95,6 +96,17 @@ def check_seconds(
     elif not (value > 0 and math.isfinite(value)):
         raise ValueError(f"{name} must be a finite number of seconds above 0, got {value}")
     return float(value)
+
+
+def check_bool(name: str, value: object) -> bool:
+    """Return ``value`` if it is a bool.
+
+    Raises:
+        TypeError: It is not (``0`` and ``1`` included).
+    """
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return value
 
 
 def check_str(name: str, value: object) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from flagscope._query.query import CollectorQuery
 from flagscope._query.rollup import Rollups
 from flagscope._store.ring import AnalyticsCollector, RecordStore, estimate_size
+from flagscope._validate import check_bool
 
 __all__ = ["AnalyticsCollector", "InMemoryAnalyticsCollector", "estimate_size"]
 
@@ -46,8 +47,7 @@ class InMemoryAnalyticsCollector(RecordStore):
         max_bytes: int | None = None,
         summary_rollups: bool = False,
     ) -> None:
-        if not isinstance(summary_rollups, bool):
-            raise TypeError(f"summary_rollups must be a bool, got {type(summary_rollups).__name__}")
+        check_bool("summary_rollups", summary_rollups)
         super().__init__(max_size, max_bytes=max_bytes)
         self._query: CollectorQuery | None = None
         if summary_rollups:

@@ -23,7 +23,7 @@ from flagscope._store.records import (
     raw_value,
 )
 from flagscope._store.values import value_key
-from flagscope._validate import check_aware_datetime, check_keys, check_str
+from flagscope._validate import check_aware_datetime, check_bool, check_keys, check_str
 
 __all__ = ["EventFilter", "FilterArgs", "build_filter", "describe", "value_key"]
 
@@ -187,8 +187,7 @@ def build_filter(**kwargs: Any) -> EventFilter:
         checks.append(_value_check(kwargs["value"]))
     if "errors_only" in kwargs:
         errors_only = kwargs["errors_only"]
-        if not isinstance(errors_only, bool):
-            raise TypeError(f"errors_only must be a bool, got {type(errors_only).__name__}")
+        check_bool("errors_only", errors_only)
         if errors_only:
             checks.append(_is_error)
     if "predicate" in kwargs:

@@ -28,6 +28,7 @@ from flagscope._store.records import (
     build_event,
     raw_value,
 )
+from flagscope._validate import check_int, check_optional_int
 
 __all__ = ["AnalyticsCollector", "Done", "RecordStore", "StoreHook", "estimate_size"]
 
@@ -193,21 +194,11 @@ class StoreHook(Protocol):
 
 
 def _check_max_size(max_size: object) -> int:
-    if isinstance(max_size, bool) or not isinstance(max_size, int):
-        raise TypeError(f"max_size must be an int, got {type(max_size).__name__}")
-    if max_size < 1:
-        raise ValueError(f"max_size must be at least 1, got {max_size}")
-    return max_size
+    return check_int("max_size", max_size, minimum=1)
 
 
 def _check_max_bytes(max_bytes: object) -> int | None:
-    if max_bytes is None:
-        return None
-    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int):
-        raise TypeError(f"max_bytes must be an int or None, got {type(max_bytes).__name__}")
-    if max_bytes < 1:
-        raise ValueError(f"max_bytes must be at least 1, got {max_bytes}")
-    return max_bytes
+    return check_optional_int("max_bytes", max_bytes, minimum=1)
 
 
 class RecordStore:

@@ -38,6 +38,7 @@ from flagscope._telemetry.otlp import (
     traces_response,
 )
 from flagscope._telemetry.otlp_metrics import map_metrics, metrics_response
+from flagscope._validate import check_int
 from flagscope.server._body import check_max_body_bytes
 from flagscope.server._receiver import OtlpReceiver
 
@@ -100,11 +101,8 @@ class GrpcReceiver:
         if not isinstance(receiver, OtlpReceiver):
             raise TypeError(f"receiver must be an OtlpReceiver, got {type(receiver).__name__}")
         max_body_bytes = check_max_body_bytes(max_body_bytes)
-        for name, value in (("max_workers", max_workers), ("max_pending", max_pending)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-            if value < 1:
-                raise ValueError(f"{name} must be at least 1, got {value}")
+        check_int("max_workers", max_workers, minimum=1)
+        check_int("max_pending", max_pending, minimum=1)
         self._receiver = receiver
         self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix="flagscope-grpc")
         self._server = grpc.server(

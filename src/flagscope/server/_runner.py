@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 from flagscope._query.collector import InMemoryAnalyticsCollector
 from flagscope._telemetry.exporter import BaseFlagExporter, FlagEvaluationSpanExporter
 from flagscope._telemetry.log_exporter import FlagEvaluationLogExporter
-from flagscope._validate import check_int
+from flagscope._validate import check_int, check_optional_int
 from flagscope.server._app import DEFAULT_MAX_BYTES, create_app
 from flagscope.server._body import DEFAULT_MAX_BODY_BYTES, check_seconds
 from flagscope.server._connections import DEFAULT_HEADER_TIMEOUT, guarded_protocol
@@ -120,11 +120,7 @@ def make_server(
         ValueError: A limit out of range.
     """
     header_timeout = check_seconds("header_timeout", header_timeout)
-    if max_connections is not None:
-        if isinstance(max_connections, bool) or not isinstance(max_connections, int):
-            raise TypeError(f"max_connections must be an int, got {type(max_connections).__name__}")
-        if max_connections < 1:
-            raise ValueError(f"max_connections must be at least 1, got {max_connections}")
+    max_connections = check_optional_int("max_connections", max_connections, minimum=1)
     protocol = guarded_protocol(max_connections=max_connections, header_timeout=header_timeout)
     config = uvicorn.Config(
         app,

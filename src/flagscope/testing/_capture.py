@@ -20,6 +20,7 @@ from flagscope._query.impact import FlagImpact
 from flagscope._store.records import EvaluationReason, FlagEvaluationEvent
 from flagscope._telemetry.exporter import check_value_decoding
 from flagscope._telemetry.mapping import ValueDecoding
+from flagscope._validate import check_bool
 from flagscope.testing import _assertions, _impact_checks
 from flagscope.testing._assertions import UNSET, Unset, check_flag_keys, unexpected_flags
 from flagscope.testing._attachment import (
@@ -109,8 +110,7 @@ class FlagEvaluationCapture:
     ) -> None:
         if processor not in PROCESSOR_KINDS:
             raise ValueError(f"processor must be one of {PROCESSOR_KINDS}, got {processor!r}")
-        if not isinstance(strict, bool):
-            raise TypeError(f"strict must be a bool, got {strict!r}")
+        check_bool("strict", strict)
         self._expected = (
             None if expected_flags is None else check_flag_keys("expected_flags", expected_flags)
         )
