@@ -294,7 +294,8 @@ def compute_impact(
         tests.append((label, "errors", error_p))
         p_values[(label, "errors")] = error_p
         if len(mine.durations) >= MIN_REQUESTS and len(base.durations) >= MIN_REQUESTS:
-            u, duration_p = mann_whitney(mine.durations, base.durations)
+            # The store's durations are int nanoseconds.
+            u, duration_p = mann_whitney(mine.durations, base.durations, ints=True)
             mine.u_above_half = u > len(mine.durations) * len(base.durations) / 2
             tests.append((label, "durations", duration_p))
             p_values[(label, "durations")] = duration_p
