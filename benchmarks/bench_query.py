@@ -43,6 +43,7 @@ from _common import (
 )
 
 from flagscope import FlagEvaluationEvent, FlagSummary, InMemoryAnalyticsCollector
+from flagscope._store.outcomes import raw_outcome
 from flagscope._telemetry import semconv
 from flagscope._telemetry.mapping import map_evaluation
 
@@ -249,7 +250,8 @@ def impact_collector(rng: random.Random, size: int) -> InMemoryAnalyticsCollecto
         failed = rng.random() < (0.02 if variant == "on" else 0.01)
         start = now + index * 1000
         duration = int(rng.lognormvariate(18.4, 0.5))  # about 100 ms
-        outcome = ("GET /checkout", 2 if failed else 1, None, start, start + duration, 200)
+        code = 2 if failed else 1
+        outcome = raw_outcome("GET /checkout", code, None, start, start + duration, 200)
         outcomes.append((event.trace_id, event.span_id, "checkout", None, True, 1, outcome))
     collector.record_batch(events)
     collector.record_outcomes(outcomes)

@@ -24,7 +24,9 @@ Run, for example::
       .venv/bin/python benchmarks/count_outcome_instructions.py none one 0 2>&1 | grep Collected
 
 (with - without) / spans is what capture adds per span; (none[COUNT] - none[0]) /
-spans is the SDK's own span, to express it as a share of a span's cost.
+spans is the SDK's own span, to express it as a share of a span's cost. An optional
+fourth argument is the collector's ``max_size`` (default 1000); 10000 is what
+``bench_exporter.py`` uses (run more spans than that, so the collector evicts).
 """
 
 from __future__ import annotations
@@ -74,10 +76,11 @@ def finished_spans(workload: Any, count: int) -> list[ReadableSpan]:
 
 def main() -> None:
     mode, workload, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    max_size = int(sys.argv[4]) if len(sys.argv) > 4 else 1000
     spans = finished_spans({"one": one, "request": request}[workload], count)
     if mode == "none":
         return
-    sink: Any = InMemoryAnalyticsCollector(1000)
+    sink: Any = InMemoryAnalyticsCollector(max_size)
     if mode == "without":
         sink = RecordOnly(sink)
     elif mode != "with":

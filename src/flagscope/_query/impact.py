@@ -25,8 +25,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from itertools import compress, repeat
-from operator import attrgetter, eq, ge, itemgetter, or_, sub
+from operator import attrgetter
 from typing import Any, Final, Literal
 
 from flagscope._query.significance import (
@@ -36,7 +35,6 @@ from flagscope._query.significance import (
     percentile,
     wilson_interval,
 )
-from flagscope._store.outcomes import RawOutcome
 from flagscope._store.records import EvaluationReason, FlagEvaluationEvent
 from flagscope._store.ring import RecordStore
 
@@ -221,12 +219,9 @@ _VARIANT = attrgetter("variant")
 _TRACE_ID = attrgetter("trace_id")
 _SERVICE = attrgetter("service_name")
 _REASON = attrgetter("reason")
-_CODE = itemgetter(1)
-_START = itemgetter(3)
-_END = itemgetter(4)
-_HTTP = itemgetter(5)
-# Up to this many variants, each is picked out of the columns in its own pass.
-_COLUMN_PASSES = 16
+_SPAN_ID = attrgetter("span_id")
+_LABEL_PASSES = 16
+_DURATION = attrgetter("evaluation_duration_ms")
 
 
 def _span_key(event: FlagEvaluationEvent) -> str | None:
@@ -255,29 +250,33 @@ def compute_impact(
     labels: list[str] = list(map(_VARIANT, events))
     if None in labels:
         labels = [variant_label(event) for event in events]
-    keys: list[Any]
+    store = collector.outcomes
     if scope == "request":
-        keys = list(zip(map(_TRACE_ID, events), map(_SERVICE, events), strict=True))
+        found = store.figures(
+            scope, labels, list(map(_TRACE_ID, events)), list(map(_SERVICE, events))
+        )
     else:
-        keys = [_span_key(event) for event in events]
-    evaluations = Counter(labels)
-    # A request counts once per variant it saw.
-    if len(evaluations) <= _COLUMN_PASSES:
-        distinct = {
-            label: set(compress(keys, map(eq, labels, repeat(label)))) for label in evaluations
-        }
-    else:
-        distinct = {label: set() for label in evaluations}
-        for label, key in set(zip(labels, keys, strict=True)):
-            distinct[label].add(key)
-    per_variant = collector.outcomes.raw_outcomes_by_group(scope, distinct)
+        durations = list(map(_DURATION, events))
+        if durations.count(None) == len(durations):
+            span_ids = list(map(_SPAN_ID, events))
+        else:
+            span_ids = [_span_key(event) for event in events]
+        found = store.figures(scope, labels, span_ids)
+    distinct_labels = set(labels)
+    # Few labels are counted a C-level pass each; a Counter costs more per label.
+    evaluations = (
+        Counter({label: labels.count(label) for label in distinct_labels})
+        if len(distinct_labels) <= _LABEL_PASSES
+        else Counter(labels)
+    )
+    # A request counts once per variant it saw (the store counts distinct ones).
+    figures = {label: _Figures(*found.get(label, (0, 0, []))) for label in evaluations}
 
     chosen = _baseline(baseline, evaluations, events, labels)
-    if chosen is not None and chosen not in per_variant:
-        per_variant[chosen] = []
+    if chosen is not None and chosen not in figures:
+        figures[chosen] = _Figures(0, 0, [])
         evaluations[chosen] = 0
-    figures = {label: _figures(outcomes) for label, outcomes in per_variant.items()}
-    order = sorted(per_variant, key=lambda label: (label != chosen, -evaluations[label], label))
+    order = sorted(figures, key=lambda label: (label != chosen, -evaluations[label], label))
     if chosen is None:
         return FlagImpact(flag_key, None, scope, ())
 
@@ -295,7 +294,8 @@ def compute_impact(
         tests.append((label, "errors", error_p))
         p_values[(label, "errors")] = error_p
         if len(mine.durations) >= MIN_REQUESTS and len(base.durations) >= MIN_REQUESTS:
-            u, duration_p = mann_whitney(mine.durations, base.durations)
+            # The store's durations are int nanoseconds.
+            u, duration_p = mann_whitney(mine.durations, base.durations, ints=True)
             mine.u_above_half = u > len(mine.durations) * len(base.durations) / 2
             tests.append((label, "durations", duration_p))
             p_values[(label, "durations")] = duration_p
@@ -384,23 +384,6 @@ def _ms(value: float | None) -> float | None:
     return None if value is None else value / 1e6
 
 
-def _figures(outcomes: list[RawOutcome]) -> _Figures:
-    if not outcomes:
-        return _Figures(0, 0, [])
-    codes = map(_CODE, outcomes)
-    https = map(_HTTP, outcomes)
-    errors = sum(map(or_, map(eq, codes, repeat(2)), map(ge, https, repeat(500))))
-    starts = list(map(_START, outcomes))
-    ends = list(map(_END, outcomes))
-    durations = list(map(sub, ends, starts))
-    if 0 in starts or 0 in ends or min(durations) < 0:
-        # Some times unknown (0) or out of order: leave those spans' durations out.
-        durations = [
-            end - start for start, end in zip(starts, ends, strict=True) if start and end >= start
-        ]
-    return _Figures(len(outcomes), errors, durations)
-
-
 def _baseline(
     given: str | None,
     evaluations: Counter[str],
@@ -412,9 +395,9 @@ def _baseline(
         return given
     if not evaluations:
         return None
-    reasons = list(map(_REASON, events))
     defaults: Counter[str] = Counter()
-    if EvaluationReason.DEFAULT in reasons:
+    if EvaluationReason.DEFAULT in map(_REASON, events):
+        reasons = list(map(_REASON, events))
         defaults.update(
             label
             for label, reason in zip(labels, reasons, strict=True)

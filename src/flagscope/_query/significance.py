@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, bisect_right
-from collections import Counter
 from collections.abc import Sequence
-from itertools import chain, compress, count, repeat
-from operator import add, and_, mul
+from itertools import chain, compress, count, islice, repeat
+from operator import add, and_, eq, mul
 from typing import Final
 
 __all__ = [
@@ -122,28 +121,39 @@ def error_rate_p_value(errors_a: int, n_a: int, errors_b: int, n_b: int) -> floa
     return two_proportion_p_value(errors_a, n_a, errors_b, n_b)
 
 
-def mann_whitney(sorted_a: Sequence[float], sorted_b: Sequence[float]) -> tuple[float, float]:
+def mann_whitney(
+    sorted_a: Sequence[float], sorted_b: Sequence[float], *, ints: bool = False
+) -> tuple[float, float]:
     """The Mann-Whitney U test of two sorted samples: ``(U of a, two-sided p)``.
 
     ``U`` counts the pairs where a's value is larger (ties count one half); it
     is above ``len(a) * len(b) / 2`` when a tends to be larger. The p-value uses
     the normal approximation with the tie correction, no continuity correction.
     Both inputs must be sorted ascending (the caller sorts them for percentiles
-    anyway); one merge pass counts the pairs and the ties.
+    anyway); one merge pass counts the pairs and the ties. ``ints`` says both
+    hold only ints, which saves checking every value.
     """
     n_a = len(sorted_a)
     n_b = len(sorted_b)
     if n_a == 0 or n_b == 0:
         return (0.0, 1.0)
     n = n_a + n_b
-    if _all_ints(sorted_a) and _all_ints(sorted_b):
+    if ints or (_all_ints(sorted_a) and _all_ints(sorted_b)):
         u = _u_of_ints(sorted_a, sorted_b)
     else:
         u = _u_by_merge(sorted_a, sorted_b)
+    # Equal values sit side by side in a sorted sample: the tied values are those
+    # with an equal neighbour or in both samples, found in C-level passes, and only
+    # those are counted (a Counter of every value costs ten times more).
+    tied = _tied_values(sorted_a) | _tied_values(sorted_b)
+    tied.update(set(sorted_a).intersection(sorted_b))
     tie_term = 0.0  # sum of t^3 - t over groups of t equal values
-    if len(set(sorted_a).union(sorted_b)) < n:
-        counts = Counter(chain(sorted_a, sorted_b))
-        tie_term = float(sum(t * t * t - t for t in counts.values() if t > 1))
+    if tied:
+        total = 0
+        for value in tied:
+            t = _occurrences(sorted_a, value) + _occurrences(sorted_b, value)
+            total += t * t * t - t
+        tie_term = float(total)
     mean = n_a * n_b / 2
     variance = n_a * n_b / 12 * ((n + 1) - tie_term / (n * (n - 1)))
     if variance <= 0:
@@ -152,11 +162,21 @@ def mann_whitney(sorted_a: Sequence[float], sorted_b: Sequence[float]) -> tuple[
 
 
 def _all_ints(values: Sequence[float]) -> bool:
-    return type(values[0]) is int and type(values[-1]) is int and all(map(_is_int, values))
+    # The types in one C-level pass: a Python test per value costs 10 ms per 100,000.
+    return type(values[0]) is int and set(map(type, values)) == _INT_ONLY
 
 
-def _is_int(value: object) -> bool:
-    return type(value) is int
+_INT_ONLY: Final = {int}
+
+
+def _tied_values(sorted_values: Sequence[float]) -> set[float]:
+    """The values that occur more than once in a sorted sample."""
+    rest = islice(sorted_values, 1, None)
+    return set(compress(rest, map(eq, sorted_values, islice(sorted_values, 1, None))))
+
+
+def _occurrences(sorted_values: Sequence[float], value: float) -> int:
+    return bisect_right(sorted_values, value) - bisect_left(sorted_values, value)
 
 
 def _u_of_ints(sorted_a: Sequence[float], sorted_b: Sequence[float]) -> float:

@@ -20,21 +20,26 @@ bounded (DESIGN.md section 9):
   ended) wait in a small ring of recent roots, so the join works in either
   order.
 
-This is the store layer: it imports nothing from the query layer. Outcomes are
-kept as plain tuples on the exporters' path (a frozen dataclass costs a
-microsecond to build) and become ``SpanOutcome`` records when read.
+This is the store layer: it imports nothing from the query layer. The ways in
+hand over one plain tuple per span (a frozen dataclass costs a microsecond to
+build); the store keeps outcomes as rows of compact columns (arrays of status,
+failure, duration and HTTP status, beside lists of names), found by span id or
+request key, so ``impact`` reads whole columns at once. Rows become
+``SpanOutcome`` records only when read one by one.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from operator import itemgetter
-from typing import Any, Final, Literal, TypeVar
+from itertools import compress, repeat
+from operator import eq, ge, is_not, lt
+from typing import Any, Final, Literal
 
 __all__ = [
+    "HTTP_LIMIT",
     "NO_OUTCOME",
     "OUTCOME_STATUSES",
     "OutcomeItem",
@@ -42,6 +47,7 @@ __all__ = [
     "OutcomeStore",
     "RawOutcome",
     "SpanOutcome",
+    "duration_ns",
     "http_status",
     "outcome_of",
     "raw_outcome",
@@ -50,10 +56,10 @@ __all__ = [
 OutcomeStatus = Literal["unset", "ok", "error"]
 OUTCOME_STATUSES: Final[tuple[OutcomeStatus, ...]] = ("unset", "ok", "error")
 
-# (name, status code 0 unset / 1 ok / 2 error, status description, start ns, end ns,
-#  http.response.status_code): what the ways in capture per span. Unknown numbers are
-# 0, not None, so the query layer can compare whole columns at C speed.
-RawOutcome = tuple[str, int, str | None, int, int, int]
+# (name, status code 0 unset / 1 ok / 2 error, status description, duration ns,
+#  http.response.status_code): what the ways in capture per span. An unknown duration
+# is -1 and an unknown HTTP status 0, not None: the store keeps them in int arrays.
+RawOutcome = tuple[str, int, str | None, int, int]
 
 # A request is one service's part of a trace: (trace id, service name).
 RequestKey = tuple[str, str | None]
@@ -64,7 +70,7 @@ RequestKey = tuple[str, str | None]
 OutcomeItem = tuple[str | None, str | None, str | None, str | None, bool, int, RawOutcome]
 
 # An evaluation span's or log record's own outcome is never kept: only the spans it wants.
-NO_OUTCOME: Final[RawOutcome] = ("", 0, None, 0, 0, 0)
+NO_OUTCOME: Final[RawOutcome] = ("", 0, None, -1, 0)
 
 
 def evaluation_span_item(
@@ -128,40 +134,68 @@ def raw_outcome(
         http_status_code: The span's HTTP response status code attribute, any type.
     """
     code = status_code if type(status_code) is int and 0 <= status_code <= 2 else 0
-    http = http_status_code if type(http_status_code) is int else http_status(http_status_code)
-    return (
-        name,
-        code,
-        description or None,
-        start_ns if type(start_ns) is int and start_ns > 0 else 0,
-        end_ns if type(end_ns) is int and end_ns > 0 else 0,
-        http or 0,
-    )
+    http = http_status(http_status_code)
+    return (name, code, description or None, duration_ns(start_ns, end_ns), http or 0)
+
+
+def duration_ns(start_ns: int | None, end_ns: int | None) -> int:
+    """Return ``end_ns - start_ns``, or -1 when either time is unknown or they are out of order."""
+    if type(start_ns) is int and type(end_ns) is int and 0 < start_ns <= end_ns:
+        return end_ns - start_ns
+    return -1
+
+
+# HTTP status codes at or above this (or below 1) are no status: the store keeps
+# them in a 32-bit column.
+HTTP_LIMIT: Final = 1 << 31
 
 
 def http_status(value: object) -> int | None:
     """Return an HTTP status code attribute as an int; text ("500") and whole floats too."""
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        return int(value)
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return None
+    number: int | None = None
+    if type(value) is int:
+        number = value
+    elif (isinstance(value, str) and value.isascii() and value.isdigit()) or (
+        isinstance(value, float) and value.is_integer()
+    ):
+        number = int(value)
+    return number if number is not None and 0 < number < HTTP_LIMIT else None
 
 
 def outcome_of(raw: RawOutcome) -> SpanOutcome:
     """Return the ``SpanOutcome`` for a stored tuple."""
-    name, code, description, start, end, http = raw
-    duration = (end - start) / 1e6 if start and end and end >= start else None
-    return SpanOutcome(name, OUTCOME_STATUSES[code], description, duration, http or None)
+    name, code, description, duration, http = raw
+    return SpanOutcome(
+        name,
+        OUTCOME_STATUSES[code],
+        description,
+        duration / 1e6 if duration >= 0 else None,
+        http or None,
+    )
+
+
+# Rows are added this many at a time: each column grows once per block, and the
+# write path only pops a free row.
+_ROW_BLOCK: Final = 256
+# Up to this many labels, ``figures`` picks each label's rows in a pass of its own.
+_LABEL_PASSES: Final = 16
 
 
 class OutcomeStore:
     """Bounded, thread-safe outcomes of the spans and requests evaluations happened in.
 
     Writers (the exporters, the OTLP receiver) call ``add``; readers call
-    ``span_outcomes`` and ``request_outcomes``. ``seq`` arguments are the
-    collector's sequence numbers: an entry whose evaluations have all been
-    evicted (``seq`` below the collector's oldest) is dropped.
+    ``span_outcomes``, ``request_outcomes`` and ``figures``. ``seq`` arguments
+    are the collector's sequence numbers: an outcome is kept while an
+    evaluation it explains is stored (``seq`` at or above the collector's
+    oldest), and dropped at the next trim after the last one is evicted.
+
+    Each outcome is one row of columns (the outcome tuple, and beside it a
+    bytearray of failures and a list of durations for ``figures``), shared by
+    the span and, for a local root, its request; ``_spans`` and ``_requests``
+    (per service, by trace id) find rows, and a row's ``seq`` is the newest
+    evaluation it explains. Rows come from a free list, so writing one is a
+    few stores.
 
     Args:
         capacity: The most entries each table holds (spans, requests, and the
@@ -185,20 +219,33 @@ class OutcomeStore:
         # dict is atomic, and a stale answer only means one more look under the lock.
         self.want_spans: dict[str, int] = {}
         self.want_requests: dict[RequestKey, int] = {}
-        self._spans: dict[str, tuple[RawOutcome, int]] = {}
-        self._requests: dict[RequestKey, tuple[RawOutcome, int]] = {}
+        self._spans: dict[str, int] = {}
+        self._requests: dict[str | None, dict[str, int]] = {}
         self._recent_roots: dict[RequestKey, RawOutcome] = {}
-        # Per table, its keys in the order written, with the sequence number written:
-        # the oldest go first (capacity) and those whose evaluations are evicted. A
-        # dict emptied from the front would make ``next(iter())`` walk every deleted
-        # slot (30 us per span, measured); a deque of (key, seq) stays O(1), and an
-        # entry rewritten since is recognised by its seq and left alone.
-        self._orders: tuple[deque[tuple[Any, int]], ...] = tuple(deque() for _ in range(4))
         self._recent_order: deque[RequestKey] = deque()
+        # The columns, one entry per row: the newest evaluation it explains, the
+        # outcome as the way in gave it, and what ``figures`` reads in bulk.
+        # Lists, not arrays, for seqs and durations: an array's item assignment parses
+        # its argument (0.05 µs a store), and each int is already held by the outcome
+        # tuple or the batch, so a list costs a pointer per row all the same.
+        self._seqs: list[int] = []
+        self._outcomes: list[RawOutcome] = []
+        self._failed = bytearray()
+        self._durations: list[int] = []
+        # What finds each row, to forget it when the row is freed. Only the keys are
+        # cleared then: the other columns are overwritten when the row is taken again.
+        self._span_keys: list[str | None] = []
+        self._trace_keys: list[str | None] = []
+        self._services: list[str | None] = []
+        self._free: list[int] = []
+        # Rows whose seq is below this are free (or dead, until the next trim frees
+        # them): a trim looks only between the last cut and the new one.
+        self._cut = 0
         # Items written since the last trim: each adds at most one entry to a table, so
-        # trimming after a quarter of capacity keeps every table within ``limit``.
+        # trimming after half of capacity keeps every table within ``limit``. Each trim
+        # scans every row (in C), so half of capacity costs a couple of rows per item.
         self._since_trim = 0
-        self._trim_every = capacity // 4 + 1
+        self._trim_every = capacity // 2 + 1
         self._limit = capacity + self._trim_every
 
     @property
@@ -208,7 +255,7 @@ class OutcomeStore:
 
     @property
     def limit(self) -> int:
-        """The most entries a table holds between trims: a quarter past ``capacity``."""
+        """The most entries a table holds between trims: half past ``capacity``."""
         return self._limit
 
     @property
@@ -218,7 +265,7 @@ class OutcomeStore:
 
     def __len__(self) -> int:
         """How many outcomes are kept (spans and requests)."""
-        return len(self._spans) + len(self._requests)
+        return len(self._spans) + sum(map(len, self._requests.values()))
 
     def add(self, items: Sequence[OutcomeItem], seq: int, first_seq: int) -> None:
         """``add_locked``, taking the store's lock."""
@@ -247,66 +294,126 @@ class OutcomeStore:
         want_requests = self.want_requests
         spans = self._spans
         requests = self._requests
-        want_span_order, want_request_order, span_order, request_order = self._orders
+        seqs = self._seqs
+        free = self._free
+        span_keys = self._span_keys
         for trace_id, span_id, service, wanted_span, is_root, kind, outcome in items:
             if trace_id is None:
                 continue
-            request_key = (trace_id, service)
             if kind == 1:
-                # The common case, inline: a span holding evaluations.
-                entry = (outcome, seq)
+                # The common case, a span holding evaluations, inline: one row of a few
+                # stores (a Python call per span would cost as much again).
+                if not free:
+                    self._grow()
+                row = free.pop()
+                seqs[row] = seq
+                self._outcomes[row] = outcome
+                self._failed[row] = outcome[1] == 2 or outcome[4] >= 500
+                self._durations[row] = outcome[3]
+                span_keys[row] = span_id
                 if span_id is not None:
                     if want_spans:
                         want_spans.pop(span_id, None)
-                    spans[span_id] = entry
-                    span_order.append((span_id, seq))
+                    spans[span_id] = row
+                by_trace = requests.get(service)
                 if is_root:
                     if want_requests:
-                        want_requests.pop(request_key, None)
-                    requests[request_key] = entry
-                    request_order.append((request_key, seq))
+                        want_requests.pop((trace_id, service), None)
+                    if by_trace is None:
+                        by_trace = requests[service] = {}
+                    by_trace[trace_id] = row
+                    self._trace_keys[row] = trace_id
+                    self._services[row] = service
                     continue
-            elif kind == 2 and wanted_span is not None:
-                _want(want_spans, want_span_order, spans, span_order, wanted_span, seq)
-            elif kind == 3 and span_id is not None:
-                _want(want_spans, want_span_order, spans, span_order, span_id, seq)
-            if kind:
-                root = self._recent_roots.pop(request_key, None)
-                if root is not None:
-                    requests[request_key] = (root, seq)
-                    request_order.append((request_key, seq))
-                    continue
-                known = requests.get(request_key)
-                if known is None:
-                    # The common case, inline: the request has not ended yet.
-                    want_requests[request_key] = seq
-                    want_request_order.append((request_key, seq))
-                else:
+                self._trace_keys[row] = None
+                known = by_trace.get(trace_id) if by_trace is not None else None
+                if known is not None:
                     # Another evaluation of an ended request: it explains this one too.
-                    requests[request_key] = (known[0], seq)
-                    request_order.append((request_key, seq))
-                continue
-            if span_id is not None:
-                wanted = want_spans.pop(span_id, None)
-                if wanted is not None:
-                    spans[span_id] = (outcome, wanted)
-                    span_order.append((span_id, wanted))
-            if is_root:
-                wanted = want_requests.pop(request_key, None)
-                if wanted is not None:
-                    requests[request_key] = (outcome, wanted)
-                    request_order.append((request_key, wanted))
+                    seqs[known] = seq
                 else:
-                    self._remember_root(request_key, outcome)
-        # Trimmed back to capacity in bulk, and of entries whose evaluations were
-        # evicted, every quarter of capacity: reads only ever look up live
-        # evaluations' outcomes, so a late trim costs memory for a moment, never
-        # an answer.
+                    self._want_request(trace_id, service, seq)
+            elif kind == 2 or kind == 3:
+                wanted = wanted_span if kind == 2 else span_id
+                if wanted is not None:
+                    row_of_span = spans.get(wanted)
+                    if row_of_span is None:
+                        want_spans[wanted] = seq
+                    else:
+                        # Already here (another evaluation in the same span): now
+                        # explains this one too.
+                        seqs[row_of_span] = seq
+                by_trace = requests.get(service)
+                known = by_trace.get(trace_id) if by_trace is not None else None
+                if known is not None:
+                    seqs[known] = seq
+                else:
+                    self._want_request(trace_id, service, seq)
+            else:
+                if span_id is not None and want_spans:
+                    wanted_seq = want_spans.pop(span_id, None)
+                    if wanted_seq is not None:
+                        row = self._row(outcome, wanted_seq)
+                        spans[span_id] = row
+                        span_keys[row] = span_id
+                if is_root:
+                    wanted_seq = want_requests.pop((trace_id, service), None)
+                    if wanted_seq is None:
+                        self._remember_root((trace_id, service), outcome)
+                    else:
+                        self._set_request(self._row(outcome, wanted_seq), trace_id, service)
         written = self._since_trim + len(items)
         if written >= self._trim_every:
             self._trim(first_seq)
             written = 0
         self._since_trim = written
+
+    def _row(self, outcome: RawOutcome, seq: int) -> int:
+        """Write ``outcome`` into a free row and return the row."""
+        free = self._free
+        if not free:
+            self._grow()
+        row = free.pop()
+        # An outcome wanted by evaluations evicted since goes at the next trim.
+        self._seqs[row] = max(seq, self._cut)
+        self._span_keys[row] = None
+        self._trace_keys[row] = None
+        self._outcomes[row] = outcome
+        self._failed[row] = outcome[1] == 2 or outcome[4] >= 500
+        self._durations[row] = outcome[3]
+        return row
+
+    def _grow(self) -> None:
+        """Add ``_ROW_BLOCK`` free rows to every column."""
+        first = len(self._seqs)
+        self._seqs.extend(repeat(-1, _ROW_BLOCK))
+        self._outcomes.extend(repeat(NO_OUTCOME, _ROW_BLOCK))
+        self._failed.extend(bytes(_ROW_BLOCK))
+        self._durations.extend(repeat(-1, _ROW_BLOCK))
+        for column in (
+            self._span_keys,
+            self._trace_keys,
+            self._services,
+        ):
+            column.extend(repeat(None, _ROW_BLOCK))
+        # Popped from the end: the lowest rows first.
+        self._free.extend(range(first + _ROW_BLOCK - 1, first - 1, -1))
+
+    def _set_request(self, row: int, trace_id: str, service: str | None) -> None:
+        by_trace = self._requests.get(service)
+        if by_trace is None:
+            by_trace = self._requests[service] = {}
+        by_trace[trace_id] = row
+        self._trace_keys[row] = trace_id
+        self._services[row] = service
+
+    def _want_request(self, trace_id: str, service: str | None, seq: int) -> None:
+        """An evaluation at ``seq`` wants its request's outcome, not yet known."""
+        key = (trace_id, service)
+        root = self._recent_roots.pop(key, None) if self._recent_roots else None
+        if root is not None:
+            self._set_request(self._row(root, seq), trace_id, service)
+        else:
+            self.want_requests[key] = seq
 
     def _remember_root(self, key: RequestKey, outcome: RawOutcome) -> None:
         """Keep a local root nobody wanted yet among the ``RECENT_ROOTS`` newest."""
@@ -318,22 +425,43 @@ class OutcomeStore:
             recent.pop(self._recent_order.popleft(), None)
 
     def _trim(self, first_seq: int) -> None:
-        """Drop the oldest entries past capacity, and those whose evaluations are gone."""
+        """Drop what only evicted evaluations wanted, then the oldest past capacity."""
         capacity = self._capacity
-        tables: tuple[dict[Any, Any], ...] = (
-            self.want_spans,
-            self.want_requests,
-            self._spans,
-            self._requests,
-        )
-        for table, order in zip(tables, self._orders, strict=True):
-            while order and (
-                len(table) > capacity or len(order) > capacity or order[0][1] < first_seq
-            ):
-                key, written = order.popleft()
-                entry = table.get(key)
-                if entry is not None and (entry if type(entry) is int else entry[1]) == written:
-                    del table[key]
+        _trim_wants(self.want_spans, first_seq, capacity)
+        _trim_wants(self.want_requests, first_seq, capacity)
+        seqs = self._seqs
+        # Whole columns at a time, in C: no Python step per row.
+        if first_seq > self._cut:
+            dying = range(self._cut, first_seq).__contains__
+            self._cut = first_seq
+            self._drop_rows(list(compress(range(len(seqs)), map(dying, seqs))))
+        excess = len(self) - 2 * capacity
+        if excess > 0:
+            # Past capacity (a store not fed by a collector's evictions): the oldest go.
+            # A row holds one or two keys, so dropping ``excess`` rows is enough.
+            live = sorted(compress(seqs, map(ge, seqs, repeat(self._cut))))
+            cut = live[min(excess, len(live)) - 1] + 1
+            dying = range(self._cut, cut).__contains__
+            self._cut = cut
+            self._drop_rows(list(compress(range(len(seqs)), map(dying, seqs))))
+
+    def _drop_rows(self, rows: list[int]) -> None:
+        """Free rows and forget the keys that find them (unless a newer row took one)."""
+        if not rows:
+            return
+        _pop_owned(self._spans, list(map(self._span_keys.__getitem__, rows)), rows)
+        trace_ids = list(map(self._trace_keys.__getitem__, rows))
+        if trace_ids.count(None) < len(trace_ids):
+            services = list(map(self._services.__getitem__, rows))
+            for service in set(compress(services, map(is_not, trace_ids, repeat(None)))):
+                by_trace = self._requests.get(service)
+                if by_trace is None:
+                    continue
+                mine = list(map(eq, services, repeat(service)))
+                _pop_owned(by_trace, list(compress(trace_ids, mine)), list(compress(rows, mine)))
+                if not by_trace:
+                    del self._requests[service]
+        self._free.extend(rows)
 
     def prune(self, first_seq: int) -> None:
         """Drop entries whose evaluations have all been evicted."""
@@ -353,87 +481,135 @@ class OutcomeStore:
         self._spans.clear()
         self._requests.clear()
         self._recent_roots.clear()
-        for order in self._orders:
-            order.clear()
         self._recent_order.clear()
+        self._cut = 0
+        for column in (
+            self._seqs,
+            self._outcomes,
+            self._failed,
+            self._durations,
+            self._span_keys,
+            self._trace_keys,
+            self._services,
+            self._free,
+        ):
+            del column[:]
+
+    def _outcome_at(self, row: int) -> SpanOutcome:
+        return outcome_of(self._outcomes[row])
 
     def span_outcomes(self, span_ids: Iterable[str | None]) -> dict[str, SpanOutcome]:
         """Return the known outcomes of these spans, by span id."""
         with self._lock:
             spans = self._spans
-            found = {
-                span_id: entry[0]
+            return {
+                span_id: self._outcome_at(row)
                 for span_id in set(span_ids)
-                if span_id is not None and (entry := spans.get(span_id)) is not None
+                if span_id is not None and (row := spans.get(span_id)) is not None
             }
-        return _built(found)
 
     def request_outcomes(self, keys: Iterable[RequestKey]) -> dict[RequestKey, SpanOutcome]:
         """Return the known outcomes of these requests, by ``(trace_id, service)``."""
+        found: dict[RequestKey, SpanOutcome] = {}
         with self._lock:
-            requests = self._requests
-            found = {
-                key: entry[0]
-                for key in set(keys)
-                if key[0] is not None and (entry := requests.get(key)) is not None
-            }
-        return _built(found)
+            for key in set(keys):
+                by_trace = self._requests.get(key[1])
+                row = by_trace.get(key[0]) if by_trace is not None else None
+                if row is not None:
+                    found[key] = self._outcome_at(row)
+        return found
 
-    def raw_outcomes(
-        self, scope: Literal["span", "request"], keys: Iterable[Any]
-    ) -> dict[Any, RawOutcome]:
-        """Return the stored tuples (``RawOutcome``) for span ids or request keys.
+    def figures(
+        self,
+        scope: Literal["span", "request"],
+        labels: Sequence[str],
+        keys: Sequence[str | None],
+        services: Sequence[str | None] | None = None,
+    ) -> dict[str, tuple[int, int, list[int]]]:
+        """Per label, what the distinct spans or requests of its evaluations did.
 
-        The query layer's bulk read: ``impact`` reads tens of thousands at once,
-        and a ``SpanOutcome`` per outcome would cost more than the rest.
+        The query layer's bulk read (``impact``): whole columns at a time, no
+        object per outcome. Evaluation ``i`` has label ``labels[i]`` and is
+        explained by span ``keys[i]`` (scope ``"span"``) or by the request of
+        trace ``keys[i]`` in service ``services[i]`` (scope ``"request"``).
+
+        Returns:
+            Per label: distinct spans or requests with a known outcome, how many
+            of them failed, and the durations (ns) of those whose times are
+            known, unsorted. Labels without a known outcome are left out.
         """
         with self._lock:
-            table: dict[Any, tuple[RawOutcome, int]] = (
-                self._spans if scope == "span" else self._requests
-            )
-            get = table.get
-            return {key: entry[0] for key in keys if (entry := get(key)) is not None}
+            rows: list[int]
+            if scope == "span":
+                rows = list(map(self._spans.get, keys, repeat(-1)))  # type: ignore[arg-type]
+            else:
+                rows = self._request_rows(keys, services or ())
+            by_label: dict[str, set[int]] = {}
+            distinct_labels = set(labels)
+            if len(distinct_labels) <= _LABEL_PASSES:
+                # A pass over the columns per label, all in C.
+                for label in distinct_labels:
+                    by_label[label] = set(compress(rows, map(eq, labels, repeat(label))))
+            else:
+                for label, row in set(zip(labels, rows, strict=True)):
+                    by_label.setdefault(label, set()).add(row)
+            failed = self._failed
+            durations = self._durations
+            result: dict[str, tuple[int, int, list[int]]] = {}
+            for label, found in by_label.items():
+                found.discard(-1)
+                if not found:
+                    continue
+                known = list(map(durations.__getitem__, found))
+                if -1 in known:
+                    known = [duration for duration in known if duration >= 0]
+                result[label] = (len(found), sum(map(failed.__getitem__, found)), known)
+            return result
 
-    def raw_outcomes_by_group(
-        self, scope: Literal["span", "request"], groups: Mapping[Any, Iterable[Any]]
-    ) -> dict[Any, list[RawOutcome]]:
-        """For each group of span ids or request keys, the stored tuples of those known."""
-        with self._lock:
-            table: dict[Any, tuple[RawOutcome, int]] = (
-                self._spans if scope == "span" else self._requests
-            )
-            get = table.get
-            found = {group: list(filter(None, map(get, keys))) for group, keys in groups.items()}
-        first = itemgetter(0)
-        return {group: list(map(first, entries)) for group, entries in found.items()}
+    def _request_rows(
+        self, trace_ids: Sequence[str | None], services: Sequence[str | None]
+    ) -> list[int]:
+        requests = self._requests
+        distinct_services = set(services)
+        if len(distinct_services) == 1:
+            (service,) = distinct_services
+            by_trace = requests.get(service, {})
+            return list(map(by_trace.get, trace_ids, repeat(-1)))  # type: ignore[arg-type]
+        rows = []
+        for trace_id, service in zip(trace_ids, services, strict=True):
+            table = requests.get(service)
+            row = table.get(trace_id) if table is not None and trace_id is not None else None
+            rows.append(-1 if row is None else row)
+        return rows
 
     def __repr__(self) -> str:
         return (
-            f"OutcomeStore(spans={len(self._spans)}, requests={len(self._requests)}, "
+            f"OutcomeStore(spans={len(self._spans)}, "
+            f"requests={len(self) - len(self._spans)}, "
             f"waiting={len(self.want_spans) + len(self.want_requests)})"
         )
 
 
-_K = TypeVar("_K")
+def _pop_owned(table: dict[str, int], keys: list[str | None], rows: list[int]) -> None:
+    """Remove ``keys[i]`` from ``table`` where it finds ``rows[i]``, in C-level passes."""
+    if None in keys:
+        kept = list(map(is_not, keys, repeat(None)))
+        keys = list(compress(keys, kept))
+        rows = list(compress(rows, kept))
+    popped = list(map(table.pop, keys, repeat(-1)))  # type: ignore[arg-type]
+    if popped != rows:
+        # Rare: a newer row took the key (a span or request written again); give it back.
+        for key, row, found in zip(keys, rows, popped, strict=True):
+            if found != row and found != -1:
+                table[key] = found  # type: ignore[index]
 
 
-def _built(found: dict[_K, RawOutcome]) -> dict[_K, SpanOutcome]:
-    return {key: outcome_of(raw) for key, raw in found.items()}
-
-
-def _want(
-    wants: dict[_K, int],
-    want_order: deque[tuple[Any, int]],
-    outcomes: dict[_K, tuple[RawOutcome, int]],
-    outcome_order: deque[tuple[Any, int]],
-    key: _K,
-    seq: int,
-) -> None:
-    known = outcomes.get(key)
-    if known is not None:
-        # Already here (another evaluation in the same span): now explains this one too.
-        outcomes[key] = (known[0], seq)
-        outcome_order.append((key, seq))
-        return
-    wants[key] = seq
-    want_order.append((key, seq))
+def _trim_wants(wants: dict[Any, int], first_seq: int, capacity: int) -> None:
+    """Drop what only evicted evaluations wanted, then the oldest past ``capacity``."""
+    if wants and min(wants.values()) < first_seq:
+        old = list(compress(wants, map(lt, wants.values(), repeat(first_seq))))
+        deque(map(wants.pop, old), maxlen=0)
+    if len(wants) > capacity:
+        # Past capacity (a store not fed by a collector's evictions): the oldest go.
+        oldest = sorted(wants, key=wants.__getitem__)[: len(wants) - capacity]
+        deque(map(wants.pop, oldest), maxlen=0)
