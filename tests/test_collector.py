@@ -6,13 +6,11 @@ import asyncio
 import gc
 import inspect
 import logging
-import re
 import threading
 import warnings
 from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,7 +26,6 @@ from hypothesis.stateful import (
 from litestar_flags.analytics import AnalyticsCollector as LitestarCollectorProtocol
 from litestar_flags.analytics import InMemoryAnalyticsCollector as LitestarCollector
 
-import flagscope._store.ring
 from flagscope._query.aggregates import summarize, summarize_by_flag
 from flagscope._query.collector import AnalyticsCollector, InMemoryAnalyticsCollector, estimate_size
 from flagscope._store.records import EvaluationReason, FlagEvaluationEvent
@@ -818,10 +815,3 @@ def test_a_hook_that_raises_is_detached_and_the_store_goes_on() -> None:
     events = record_flags(store, "abc")
     assert store.hooks == ()
     assert store.events() == events
-
-
-def test_the_store_module_imports_nothing_from_the_query_layer() -> None:
-    source = Path(flagscope._store.ring.__file__).read_text(encoding="utf-8")
-    imported = set(re.findall(r"^\s*(?:from|import) flagscope\.(\w+)", source, re.M))
-    query_layer = {"aggregates", "rollup", "query", "waiting", "filters", "export", "impact"}
-    assert imported.isdisjoint(query_layer | {"significance", "collector"}), imported

@@ -123,8 +123,32 @@ def test_wakes_when_another_thread_records_while_waiting(
     assert collector.query.count() == 1
 
 
-def _has_listener(collector: InMemoryAnalyticsCollector) -> bool:
-    return bool(collector._listeners)
+class _CountingSubscribers(InMemoryAnalyticsCollector):
+    """A collector that counts the listeners subscribed and not yet unsubscribed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.subscribed = 0
+        self.subscriptions = 0  # ever made
+
+    def subscribe(self, listener: Callable[[], None]) -> Callable[[], None]:
+        unsubscribe = super().subscribe(listener)
+        self.subscribed += 1
+        self.subscriptions += 1
+        done = False
+
+        def counted_unsubscribe() -> None:
+            nonlocal done
+            if not done:
+                done = True
+                self.subscribed -= 1
+            unsubscribe()
+
+        return counted_unsubscribe
+
+
+def _has_listener(collector: _CountingSubscribers) -> bool:
+    return collector.subscribed > 0
 
 
 @pytest.mark.asyncio
@@ -262,17 +286,18 @@ def test_waiting_checks_again_only_when_the_collector_changes(
 def test_waiters_unsubscribe_when_done(
     mode: str, make_event: Callable[..., FlagEvaluationEvent]
 ) -> None:
-    collector = InMemoryAnalyticsCollector()
+    collector = _CountingSubscribers()
     collector.record(make_event("a"))
     wait(mode, collector.query, flag_key="a")
     with pytest.raises(TimeoutError):
         wait(mode, collector.query, flag_key="b", timeout=0)
+    assert collector.subscriptions == 2
     assert not _has_listener(collector)
 
 
 @pytest.mark.asyncio
 async def test_a_cancelled_async_wait_unsubscribes() -> None:
-    collector = InMemoryAnalyticsCollector()
+    collector = _CountingSubscribers()
     waiting = asyncio.create_task(collector.query.wait_for_async(flag_key="a", timeout=None))
     await asyncio.sleep(0)
     assert _has_listener(collector)
