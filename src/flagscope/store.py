@@ -184,6 +184,7 @@ class StoreHook(Protocol):
 
         Records are evicted oldest first, so ``evicted`` holds records stored
         before (or just before, in ``added``), in the order they were stored.
+        Both are the hook's to keep: the store makes them for this call only.
         """
         ...
 
@@ -638,6 +639,15 @@ class RecordStore:
             except Exception:
                 # A broken waiter must not fail recording (or the exporter's export()).
                 _logger.debug("flagscope: a store listener raised", exc_info=True)
+
+    @property
+    def lock(self) -> threading.Lock:
+        """The lock that guards every change, held while hooks hear of it.
+
+        For a hook's reads (``flagscope.rollup.Rollups``): holding it, what the hook
+        has heard is what the store holds. Never record while holding it.
+        """
+        return self._lock
 
     @property
     def hooks(self) -> tuple[StoreHook, ...]:
