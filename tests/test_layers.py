@@ -167,7 +167,7 @@ def test_the_check_catches_an_upward_or_sideways_import(module: str, source: str
         ("flagscope._query.query", "from flagscope._store.ring import RecordStore"),
         ("flagscope._telemetry.exporter", "from flagscope._store import records"),
         ("flagscope._store.ring", "from flagscope._validate import check_int"),
-        ("flagscope.server.app", "from flagscope._query.query import CollectorQuery"),
+        ("flagscope.server._app", "from flagscope._query.query import CollectorQuery"),
         ("flagscope._cli.main", "from flagscope.server import create_app"),
         ("flagscope._store.ring", "from . import records"),
     ],

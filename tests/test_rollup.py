@@ -18,7 +18,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from flagscope._query.aggregates import FlagSummary, summarize, summarize_by_flag
 from flagscope._query.collector import InMemoryAnalyticsCollector
 from flagscope._query.filters import value_key
-from flagscope._query.rollup import FlagRollup, Rollups, cached_value_key
+from flagscope._query.rollup import CATCH_UP_AT, FlagRollup, Rollups, cached_value_key
 from flagscope._store.records import EvaluationReason, FlagEvaluationEvent
 from flagscope._store.ring import RecordStore
 
@@ -164,6 +164,28 @@ def test_rollup_follows_adds_and_oldest_first_removals(
             rollup.remove(stored.pop(0))
         assert rollup.count == len(stored)
         assert_same(rollup.summary("f", 7), summarize(stored, flag_key="f", evicted=7))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    batch=st.lists(events, max_size=150),
+    steps=st.lists(st.tuples(st.integers(0, 70), st.integers(0, 70)), min_size=1, max_size=8),
+)
+def test_rollup_follows_batches_added_and_evicted_at_once(
+    batch: list[FlagEvaluationEvent], steps: list[tuple[int, int]]
+) -> None:
+    # What the store hook hands over: a batch stored, then a batch of the oldest evicted.
+    rollup = FlagRollup()
+    stored: list[FlagEvaluationEvent] = []
+    remaining = batch
+    for taken, evicted in steps:
+        added, remaining = remaining[:taken], remaining[taken:]
+        rollup.extend(added)
+        stored.extend(added)
+        gone, stored = stored[: min(evicted, len(stored))], stored[min(evicted, len(stored)) :]
+        rollup.evict(gone)
+        assert rollup.count == len(stored)
+        assert_same(rollup.summary("f", 3), summarize(stored, flag_key="f", evicted=3))
 
 
 def test_cached_value_keys_keep_true_apart_from_one_and_one_point_zero_with_one() -> None:
@@ -354,6 +376,40 @@ def test_summaries_from_rollups_equal_the_pass_over_records_on_realistic_traffic
             collector.query.summaries()
     assert collector.query.summaries() == summarize_by_flag(
         collector.events(), evicted=collector.evicted_count
+    )
+
+
+def test_summaries_match_after_more_records_than_are_queued_between_reads() -> None:
+    # No read for several catch-up bounds: the hook counts its queue as it fills,
+    # evictions and a record no rollup can count included.
+    rng = random.Random(11)
+    collector = InMemoryAnalyticsCollector(max_size=3000, summary_rollups=True)
+    batches = []
+    for _ in range(3 * CATCH_UP_AT // 100):
+        batches.append(
+            [
+                FlagEvaluationEvent(
+                    _START + timedelta(seconds=rng.randrange(10_000)),
+                    f"flag-{rng.randrange(30)}",
+                    rng.choice([True, False, 2, 2.0, "x", {"a": [1]}]),
+                    rng.choice(["static", "error", "split"]),
+                    variant=rng.choice(["on", "off", None]),
+                    targeting_key=rng.choice([None, f"u{rng.randrange(500)}"]),
+                    trace_id=f"{rng.randrange(5000):032x}",
+                )
+                for _ in range(100)
+            ]
+        )
+    unhashable: Any = ["bad"]  # a variant no rollup can count, mid-stream
+    batches[40][0] = FlagEvaluationEvent(_START, "flag-0", 1, "static", variant=unhashable)
+    for batch in batches:
+        collector.record_batch(batch)
+    assert collector.query.summaries() == summarize_by_flag(
+        collector.events(), evicted=collector.evicted_count
+    )
+    assert_same(
+        collector.query.summary(),
+        summarize(collector.events(), flag_key=None, evicted=collector.evicted_count),
     )
 
 

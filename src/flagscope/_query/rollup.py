@@ -14,21 +14,30 @@ in the order they were stored, and records do not change once stored.
 
 from __future__ import annotations
 
+import json
 import logging
-import threading
 from collections import Counter, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from operator import attrgetter
+from functools import partial
+from itertools import chain, compress, groupby
+from operator import attrgetter, is_not, not_, sub
 from typing import Any, Final
 
 from flagscope._query.aggregates import FlagSummary, _ordered
-from flagscope._store.records import EvaluationReason, FlagEvaluationEvent, trace_key
+from flagscope._store.records import (
+    EvaluationReason,
+    FlagEvaluationEvent,
+    JsonText,
+    raw_value,
+    raw_values,
+    trace_keys,
+)
 from flagscope._store.ring import RecordStore
 from flagscope._store.values import value_key
 
-__all__ = ["MAX_ROLLUPS", "FlagRollup", "RollupSnapshot", "Rollups"]
+__all__ = ["CATCH_UP_AT", "MAX_ROLLUPS", "FlagRollup", "RollupSnapshot", "Rollups"]
 
 _logger = logging.getLogger("flagscope")
 
@@ -36,14 +45,22 @@ _logger = logging.getLogger("flagscope")
 # Bounds the memory and the recording cost rollups add.
 MAX_ROLLUPS: Final = 10_000
 
+# Queued records (stored plus evicted) past which the store hook counts its queue: a
+# batch this size is counted at C speed, and a read never has more to count first.
+CATCH_UP_AT: Final = 8192
+# Record times per block: a part-evicted block is scanned again, a read takes the
+# extremes of every block.
+_BLOCK: Final = 64
+
 _ERROR: Final = EvaluationReason.ERROR.value
+_flag_key = attrgetter("flag_key")
 _variant = attrgetter("variant")
-_value = attrgetter("value")
 _reason = attrgetter("reason")
 _provider = attrgetter("provider_name")
 _error_type = attrgetter("error_type")
 _targeting_key = attrgetter("targeting_key")
 _timestamp = attrgetter("timestamp")
+_is_not_none: Final = partial(is_not, None)
 
 # value_key costs a json.dumps; the hashable scalars flags mostly serve are converted
 # once. Keyed by (type, value): True, 1 and 1.0 are equal in Python but not as values.
@@ -79,18 +96,9 @@ def cached_value_key(value: Any) -> str:
 
 # What a record is counted under, apart from its targeting key, trace and time:
 # (variant, value_key(value), reason, provider_name, error_type). A flag's records
-# mostly share a few such profiles, so one count per profile costs one dict update
-# per record where five counters would cost five.
+# mostly share a few such profiles, so a batch is counted by profile at C speed and
+# only each distinct profile is added to five counts (``RollupSnapshot.summary``).
 Profile = tuple[Any, str, Any, Any, Any]
-
-
-def _decrement(counts: dict[Any, int], key: Any) -> None:
-    """Take one off ``key``'s count, dropping the key at zero; KeyError if absent."""
-    left = counts[key] - 1
-    if left:
-        counts[key] = left
-    else:
-        del counts[key]
 
 
 def _count_into(counts: dict[Any, int], key: Any, count: int) -> None:
@@ -155,169 +163,130 @@ class RollupSnapshot:
 class FlagRollup:
     """What ``aggregates.summarize`` needs of one flag's stored records, kept current.
 
-    ``add`` each record as it is stored and ``remove`` each as it is evicted,
-    oldest first (the order the collector evicts a flag's records in). Not
-    thread-safe by itself: the collector calls every method under its lock.
-    Any method may raise on a record ``summarize`` would also fail on (an
-    unhashable variant, naive and aware timestamps mixed ...); the collector
-    then drops the rollup and summarises that flag the ordinary way.
+    ``extend`` it with records as they are stored and ``evict`` records as they
+    are evicted, oldest first (the order the store evicts a flag's records in).
+    Both take a batch and count it in a few passes at C speed, so a record costs
+    a small share of what counting it alone in Python would. Not thread-safe by
+    itself: ``Rollups`` calls it under the store's lock. Either may raise on a
+    record ``summarize`` would also fail on (an unhashable variant, naive and
+    aware timestamps mixed ...); the caller then drops the rollup.
 
-    The earliest and latest times are kept as sliding-window minimum and maximum:
-    two deques of ``(ordinal, timestamp)``, each record getting the next ordinal,
-    holding only the records that can still become the minimum (maximum) once
-    older ones are removed. Both answers are at the front; adding and removing
-    cost O(1) amortised, and ties go to the oldest record, as ``min``/``max`` do.
+    The earliest and latest times are kept per block of up to ``_BLOCK`` records,
+    oldest block first, each with the earliest and latest of its live records; a
+    block part-evicted is scanned again. ``min`` over the blocks' earliest gives
+    the oldest of equal times, as ``min`` over the records does.
     """
 
-    __slots__ = (
-        "_earliest",
-        "_latest",
-        "_next_ordinal",
-        "_oldest_ordinal",
-        "_profiles",
-        "_targeting_keys",
-        "_traces",
-        "count",
-    )
+    __slots__ = ("_blocks", "_profiles", "_targeting_keys", "_traces", "count")
 
     def __init__(self) -> None:
         self.count = 0
         self._profiles: dict[Profile, int] = {}
-        self._targeting_keys: dict[Any, int] = {}
-        self._traces: dict[Any, int] = {}
-        # Timestamps rise from front to back in _earliest and fall in _latest.
-        self._earliest: deque[tuple[int, datetime]] = deque()
-        self._latest: deque[tuple[int, datetime]] = deque()
-        self._next_ordinal = 0
-        self._oldest_ordinal = 0
+        self._targeting_keys: Counter[Any] = Counter()
+        self._traces: Counter[Any] = Counter()
+        self._blocks: deque[_Times] = deque()
 
     @classmethod
     def of(cls, events: Sequence[FlagEvaluationEvent]) -> FlagRollup:
-        """Build a rollup of ``events``, one flag's stored records, oldest first.
-
-        Counts in one pass each at C speed, like ``summarize``; the same figures
-        as calling ``add`` for each record, in a third of the time.
-        """
+        """Build a rollup of ``events``, one flag's stored records, oldest first."""
         rollup = cls()
-        keys = [
-            (_TRUE if value else _FALSE) if type(value) is bool else cached_value_key(value)
-            for value in map(_value, events)
-        ]
-        rollup._profiles = dict(
-            Counter(
-                zip(
-                    map(_variant, events),
-                    keys,
-                    map(_reason, events),
-                    map(_provider, events),
-                    map(_error_type, events),
-                    strict=True,
-                )
-            )
-        )
-        targeting_keys = Counter(map(_targeting_key, events))
-        targeting_keys.pop(None, None)
-        rollup._targeting_keys = dict(targeting_keys)
-        traces = Counter(map(trace_key, events))
-        traces.pop(None, None)
-        rollup._traces = dict(traces)
-        # Walking back from the newest: a record stays in _earliest when no later one
-        # is earlier (ties kept, so the oldest of equal times comes first), and in
-        # _latest when no later one is later.
-        timestamps = list(map(_timestamp, events))
-        earliest: list[tuple[int, datetime]] = []
-        latest: list[tuple[int, datetime]] = []
-        if timestamps:
-            low = high = timestamps[-1]
-            for ordinal in range(len(timestamps) - 1, -1, -1):
-                timestamp = timestamps[ordinal]
-                if timestamp <= low:
-                    low = timestamp
-                    earliest.append((ordinal, timestamp))
-                if timestamp >= high:
-                    high = timestamp
-                    latest.append((ordinal, timestamp))
-        earliest.reverse()
-        latest.reverse()
-        rollup._earliest = deque(earliest)
-        rollup._latest = deque(latest)
-        rollup._next_ordinal = rollup.count = len(timestamps)
+        rollup.extend(events)
         return rollup
 
     def add(self, event: FlagEvaluationEvent) -> None:
         """Count a newly stored record."""
-        # A record that cannot be counted (an unhashable field, naive and aware
-        # timestamps mixed) raises part-way; the collector then drops the rollup.
-        value = event.value
-        profile = (
-            event.variant,
-            (_TRUE if value else _FALSE) if type(value) is bool else cached_value_key(value),
-            event.reason,
-            event.provider_name,
-            event.error_type,
-        )
-        profiles = self._profiles
-        count = profiles.get(profile, 0) + 1
-        timestamp = event.timestamp
-        earliest, latest = self._earliest, self._latest
-        while earliest and earliest[-1][1] > timestamp:
-            earliest.pop()
-        while latest and latest[-1][1] < timestamp:
-            latest.pop()
-        entry = (self._next_ordinal, timestamp)
-        earliest.append(entry)
-        latest.append(entry)
-        profiles[profile] = count
-        self._next_ordinal += 1
-        self.count += 1
-        targeting_key = event.targeting_key
-        if targeting_key is not None:
-            counts = self._targeting_keys
-            counts[targeting_key] = counts.get(targeting_key, 0) + 1
-        trace_id = trace_key(event)
-        if trace_id is not None:
-            counts = self._traces
-            counts[trace_id] = counts.get(trace_id, 0) + 1
+        self.extend((event,))
 
     def remove(self, event: FlagEvaluationEvent) -> None:
         """Forget an evicted record: the oldest one this rollup holds."""
-        oldest = self._oldest_ordinal
-        earliest, latest = self._earliest, self._latest
-        if earliest[0][0] == oldest:
-            earliest.popleft()
-        if latest[0][0] == oldest:
-            latest.popleft()
-        self._oldest_ordinal = oldest + 1
-        self.count -= 1
-        value = event.value
-        profile = (
-            event.variant,
-            (_TRUE if value else _FALSE) if type(value) is bool else cached_value_key(value),
-            event.reason,
-            event.provider_name,
-            event.error_type,
-        )
-        # A key that is missing raises KeyError: the rollup no longer matches its records
-        # (a value changed after recording), so the collector drops it.
-        _decrement(self._profiles, profile)
-        targeting_key = event.targeting_key
-        if targeting_key is not None:
-            _decrement(self._targeting_keys, targeting_key)
-        trace_id = trace_key(event)
-        if trace_id is not None:
-            _decrement(self._traces, trace_id)
+        self.evict((event,))
+
+    def extend(
+        self, events: Sequence[FlagEvaluationEvent], profiles: Mapping[Profile, int] | None = None
+    ) -> None:
+        """Count newly stored records, oldest first.
+
+        Args:
+            events: The records.
+            profiles: Their counts by profile, when the caller has them already.
+        """
+        size = len(events)
+        if not size:
+            return
+        counts = self._profiles
+        for profile, count in (profiles or _profile_counts(events)).items():
+            counts[profile] = counts.get(profile, 0) + count
+        self._targeting_keys.update(filter(_is_not_none, map(_targeting_key, events)))
+        self._traces.update(filter(_is_not_none, trace_keys(events)))
+        times = list(map(_timestamp, events))
+        blocks = self._blocks
+        start = 0
+        if blocks:
+            last = blocks[-1]
+            room = _BLOCK - len(last.times)
+            if room > 0:
+                part = times[:room]
+                last.times += part
+                # Ties keep the older time; comparing raises on naive and aware mixed.
+                last.low = min(last.low, min(part))
+                last.high = max(last.high, max(part))
+                start = room
+            else:
+                last.low < times[0]  # noqa: B015 - raises, as min would, on naive and aware mixed
+        for index in range(start, size, _BLOCK):
+            blocks.append(_Times(times[index : index + _BLOCK]))
+        self.count += size
+
+    def evict(
+        self, events: Sequence[FlagEvaluationEvent], profiles: Mapping[Profile, int] | None = None
+    ) -> None:
+        """Forget evicted records: the oldest ones this rollup holds, oldest first.
+
+        Args:
+            events: The records.
+            profiles: Their counts by profile, when the caller has them already.
+        """
+        size = len(events)
+        if not size:
+            return
+        counts = self._profiles
+        # A profile that is missing raises KeyError: the rollup no longer matches its
+        # records, so the caller drops it.
+        for profile, count in (profiles or _profile_counts(events)).items():
+            left = counts[profile] - count
+            if left > 0:
+                counts[profile] = left
+            elif left:
+                raise KeyError(profile)
+            else:
+                del counts[profile]
+        _subtract(self._targeting_keys, Counter(filter(_is_not_none, map(_targeting_key, events))))
+        _subtract(self._traces, Counter(filter(_is_not_none, trace_keys(events))))
+        self.count -= size
+        blocks = self._blocks
+        while size:
+            block = blocks[0]
+            live = len(block.times) - block.head
+            if size < live:
+                block.head += size
+                rest = block.times[block.head :]
+                block.low = min(rest)
+                block.high = max(rest)
+                break
+            blocks.popleft()
+            size -= live
 
     def snapshot(self) -> RollupSnapshot:
-        """Copy the current figures (call under the lock that guards ``add``/``remove``)."""
-        earliest, latest, traces = self._earliest, self._latest, self._traces
+        """Copy the current figures (call under the lock that guards changes)."""
+        traces, blocks = self._traces, self._blocks
         return RollupSnapshot(
             count=self.count,
             profiles=self._profiles.copy(),
             distinct_targeting_keys=len(self._targeting_keys),
             distinct_traces=len(traces),
             max_per_trace=max(traces.values()) if traces else 0,
-            first_seen=earliest[0][1] if earliest else None,
-            last_seen=latest[0][1] if latest else None,
+            first_seen=min(map(_low, blocks)) if blocks else None,
+            last_seen=max(map(_high, blocks)) if blocks else None,
         )
 
     def summary(self, flag_key: str | None, evicted: int) -> FlagSummary:
@@ -328,13 +297,115 @@ class FlagRollup:
         return f"FlagRollup(count={self.count}, profiles={len(self._profiles)})"
 
 
+class _Times:
+    """A block of a rollup's record times: the live ones from ``head``, and their extremes."""
+
+    __slots__ = ("head", "high", "low", "times")
+
+    def __init__(self, times: list[datetime]) -> None:
+        self.head = 0
+        self.times = times
+        self.low = min(times)
+        self.high = max(times)
+
+
+_low: Final = attrgetter("low")
+_high: Final = attrgetter("high")
+
+
+def _profile_counts(events: Sequence[FlagEvaluationEvent]) -> dict[Profile, int]:
+    """Count ``events`` by profile: by stored value at C speed, then by value key.
+
+    Values are counted in their stored form, told apart by type (``True``, ``1``
+    and ``1.0`` are equal in Python, not as values); only each distinct one is
+    turned into its value key.
+    """
+    try:
+        raw = Counter(
+            zip(
+                map(_variant, events),
+                map(type, raw_values(events)),
+                raw_values(events),
+                map(_reason, events),
+                map(_provider, events),
+                map(_error_type, events),
+                strict=True,
+            )
+        )
+    except TypeError:
+        # An unhashable field: each record on its own, so a value that cannot be
+        # hashed still counts by its key and an unhashable variant raises as before.
+        counts: dict[Profile, int] = {}
+        for event in events:
+            profile = (
+                event.variant,
+                _stored_key(raw_value(event)),
+                event.reason,
+                event.provider_name,
+                event.error_type,
+            )
+            counts[profile] = counts.get(profile, 0) + 1
+        return counts
+    if len(raw) == 1:
+        ((variant, _, value, reason, provider, error_type), count) = raw.popitem()
+        return {(variant, _stored_key(value), reason, provider, error_type): count}
+    profiles: dict[Profile, int] = {}
+    for (variant, _, value, reason, provider, error_type), count in raw.items():
+        profile = (variant, _stored_key(value), reason, provider, error_type)
+        profiles[profile] = profiles.get(profile, 0) + count
+    return profiles
+
+
+def _try_profile_counts(events: Sequence[FlagEvaluationEvent]) -> dict[Profile, int] | None:
+    """``_profile_counts``, or ``None`` when a record cannot be counted."""
+    try:
+        return _profile_counts(events)
+    except Exception:  # noqa: BLE001 - the caller counts afresh, and drops the rollup
+        return None
+
+
+def _sum_counts(parts: Iterable[Mapping[Profile, int] | None]) -> dict[Profile, int] | None:
+    """Add up counts by profile; ``None`` if any part is (the caller counts afresh)."""
+    total: dict[Profile, int] = {}
+    for part in parts:
+        if part is None:
+            return None
+        for profile, count in part.items():
+            total[profile] = total.get(profile, 0) + count
+    return total
+
+
+def _stored_key(value: Any) -> str:
+    """``value_key`` of the value a record stores as ``value``."""
+    if type(value) is bool:
+        return _TRUE if value else _FALSE
+    if type(value) is JsonText:
+        return value_key(json.loads(value))
+    return cached_value_key(value)
+
+
+def _subtract(counts: Counter[Any], gone: Counter[Any]) -> None:
+    """Take ``gone``'s counts off ``counts``, dropping keys at zero, at C speed."""
+    if not gone:
+        return
+    keys = list(gone)
+    left = list(map(sub, map(counts.__getitem__, keys), gone.values()))
+    # dict.update, not Counter.update (which adds).
+    dict.update(counts, zip(keys, left, strict=True))
+    for key in compress(keys, map(not_, left)):
+        del counts[key]
+
+
 class Rollups:
     """Every flag's summary and the overall one, kept current through a store hook.
 
-    Attached to ``store`` when made (``RecordStore.add_hook``): it first rolls up
-    what the store holds, then hears of every record stored, evicted or cleared,
-    under the store's lock. Reads take only this object's own lock, so a summary
-    never waits for recording beyond one batch's update.
+    Attached to ``store`` when made (``RecordStore.add_hook``). As a hook it only
+    queues what the store tells it (records stored and evicted, a batch at a
+    time); once ``CATCH_UP_AT`` records are queued, and before every read, it
+    counts the queue in one go (``FlagRollup.extend``/``evict``), so recording
+    costs a record a few C-speed passes, and a read never counts more than
+    ``CATCH_UP_AT`` records. Reads take the store's lock, so a summary is of what
+    the store holds at that instant.
 
     A flag beyond ``max_flags``, or with a record a rollup cannot count (an
     unhashable variant, naive and aware timestamps mixed), has no rollup until its
@@ -348,7 +419,6 @@ class Rollups:
 
     def __init__(self, store: RecordStore, *, max_flags: int = MAX_ROLLUPS) -> None:
         self._store = store
-        self._lock = threading.Lock()
         self._max_flags = max_flags
         self._flags: dict[str, FlagRollup] = {}
         # Flags without a rollup, and how many records each has stored: one gets a
@@ -356,6 +426,11 @@ class Rollups:
         self._unrolled: dict[str, int] = {}
         self._overall: FlagRollup | None = FlagRollup()
         self._evicted = 0
+        # What the store told of and is not counted yet: its lists of records, which
+        # it makes for each call and does not touch again.
+        self._added: list[Sequence[FlagEvaluationEvent]] = []
+        self._gone: list[Sequence[FlagEvaluationEvent]] = []
+        self._queued = 0
         self.detach: Callable[[], None] = store.add_hook(self)
 
     # -- the store hook ------------------------------------------------------------------
@@ -363,70 +438,109 @@ class Rollups:
     def records_changed(
         self, added: Sequence[FlagEvaluationEvent], evicted: Sequence[FlagEvaluationEvent]
     ) -> None:
-        """Count records stored, then forget records evicted (the store hook)."""
-        with self._lock:
-            flags = self._flags
-            unrolled = self._unrolled
-            overall = self._overall
-            for event in added:
-                key = event.flag_key
-                rollup = flags.get(key)
-                if rollup is None:
-                    if key in unrolled:
-                        unrolled[key] += 1
-                        continue
-                    if len(flags) >= self._max_flags:
-                        unrolled[key] = 1
-                        continue
-                    rollup = flags[key] = FlagRollup()
-                stored = rollup.count
-                try:
-                    rollup.add(event)
-                except Exception:
-                    _logger.debug("flagscope: dropped the rollup of %r", key, exc_info=True)
-                    del flags[key]
-                    unrolled[key] = stored + 1
-            if overall is not None:
-                try:
-                    for event in added:
-                        overall.add(event)
-                    for event in evicted:
-                        overall.remove(event)
-                except Exception:
-                    _logger.debug("flagscope: dropped the overall rollup", exc_info=True)
-                    overall = self._overall = None
-            for event in evicted:
-                key = event.flag_key
-                rollup = flags.get(key)
-                if rollup is None:
-                    left = unrolled[key] - 1
-                    if left:
-                        unrolled[key] = left
-                    else:
-                        del unrolled[key]
-                    continue
-                stored = rollup.count
-                try:
-                    rollup.remove(event)
-                except Exception:
-                    _logger.debug("flagscope: dropped the rollup of %r", key, exc_info=True)
-                    del flags[key]
-                    if stored > 1:
-                        unrolled[key] = stored - 1
-                    continue
-                if not rollup.count:
-                    # The flag's last record went: stop tracking it.
-                    del flags[key]
-            if overall is None and not len(self._store):
-                self._overall = FlagRollup()
-            self._evicted = self._store.evicted_count
+        """Queue records stored and evicted (the store hook); count them past a bound."""
+        if added:
+            self._added.append(added)
+        if evicted:
+            self._gone.append(evicted)
+        self._queued += len(added) + len(evicted)
+        if self._queued >= CATCH_UP_AT:
+            self._catch_up()
 
     def records_cleared(self) -> None:
         """Forget every record (the store hook)."""
-        with self._lock:
-            self._flags = {}
-            self._unrolled = {}
+        self._flags = {}
+        self._unrolled = {}
+        self._overall = FlagRollup()
+        self._added = []
+        self._gone = []
+        self._queued = 0
+
+    def _catch_up(self) -> None:
+        """Count the queued records; the caller holds the store's lock.
+
+        Every queued record stored, then every one evicted: evictions take each
+        flag's oldest records, so the order between batches does not matter.
+        """
+        if not self._queued:
+            return
+        added = list(chain.from_iterable(self._added)) if len(self._added) != 1 else self._added[0]
+        gone = list(chain.from_iterable(self._gone)) if len(self._gone) != 1 else self._gone[0]
+        self._added = []
+        self._gone = []
+        self._queued = 0
+        flags = self._flags
+        unrolled = self._unrolled
+        overall = self._overall
+        added_by_flag = dict(_by_flag(added))
+        gone_by_flag = dict(_by_flag(gone))
+        # Each flag's records counted by profile once, for its rollup and the overall one.
+        added_profiles = {key: _try_profile_counts(part) for key, part in added_by_flag.items()}
+        gone_profiles = {key: _try_profile_counts(part) for key, part in gone_by_flag.items()}
+        if overall is not None:
+            try:
+                overall.extend(added, _sum_counts(added_profiles.values()))
+                overall.evict(gone, _sum_counts(gone_profiles.values()))
+            except Exception:
+                _logger.debug("flagscope: dropped the overall rollup", exc_info=True)
+                self._overall = None
+        for key, records in added_by_flag.items():
+            rollup = flags.get(key)
+            if rollup is None:
+                if key in unrolled:
+                    continue
+                if len(flags) >= self._max_flags:
+                    unrolled[key] = 0  # its records are counted below
+                    continue
+                rollup = flags[key] = FlagRollup()
+            stored = rollup.count
+            try:
+                rollup.extend(records, added_profiles[key])
+            except Exception:
+                _logger.debug("flagscope: dropped the rollup of %r", key, exc_info=True)
+                del flags[key]
+                unrolled[key] = stored
+        # Flags without a rollup: how many records are left, and a rollup of them once
+        # those stored before this batch are all gone (then they are the batch's last).
+        rolled: set[str] = set()
+        for key in [key for key in (*added_by_flag, *gone_by_flag) if key in unrolled]:
+            if key in rolled:
+                continue
+            before = unrolled[key]
+            records = added_by_flag.get(key, ())
+            gone_count = len(gone_by_flag.get(key, ()))
+            left = before + len(records) - gone_count
+            if not left:
+                del unrolled[key]
+                continue
+            unrolled[key] = left
+            if gone_count >= before and len(flags) < self._max_flags:
+                try:
+                    flags[key] = FlagRollup.of(records[len(records) - left :])
+                except Exception:
+                    _logger.debug("flagscope: no rollup of %r yet", key, exc_info=True)
+                    continue
+                del unrolled[key]
+                rolled.add(key)
+        for key, records in gone_by_flag.items():
+            rollup = flags.get(key)
+            if rollup is None or key in rolled:
+                continue
+            stored = rollup.count
+            try:
+                rollup.evict(records, gone_profiles[key])
+            except Exception:
+                _logger.debug("flagscope: dropped the rollup of %r", key, exc_info=True)
+                del flags[key]
+                if stored > len(records):
+                    unrolled[key] = stored - len(records)
+                continue
+            if not rollup.count:
+                # The flag's last record went: stop tracking it.
+                del flags[key]
+        if self._overall is None and not len(self._store):
             self._overall = FlagRollup()
+        self._evicted = self._store.evicted_count
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -440,7 +554,8 @@ class Rollups:
         Returns:
             The summary, or ``None`` when that flag (or the whole) has no rollup.
         """
-        with self._lock:
+        with self._store.lock:
+            self._catch_up()
             if flag_key is None:
                 rollup = self._overall
             else:
@@ -458,7 +573,8 @@ class Rollups:
 
         The summaries come from one snapshot, sorted by flag key.
         """
-        with self._lock:
+        with self._store.lock:
+            self._catch_up()
             snapshots = [(key, rollup.snapshot()) for key, rollup in self._flags.items()]
             unrolled = list(self._unrolled)
             evicted = self._evicted
@@ -467,6 +583,30 @@ class Rollups:
 
     def __repr__(self) -> str:
         return f"Rollups(flags={len(self._flags)}, unrolled={len(self._unrolled)})"
+
+
+def _by_flag(
+    events: Sequence[FlagEvaluationEvent],
+) -> Iterator[tuple[str, Sequence[FlagEvaluationEvent]]]:
+    """Each flag's records among ``events``, in order; flags by first appearance."""
+    if not events:
+        return
+    keys = list(map(_flag_key, events))
+    first = dict.fromkeys(keys)
+    if len(first) == 1:
+        yield keys[0], events
+        return
+    groups: dict[str, list[FlagEvaluationEvent]] = {}
+    try:
+        # A stable sort at C speed keeps each flag's records in order.
+        for key, group in groupby(sorted(events, key=_flag_key), _flag_key):
+            groups[key] = list(group)
+    except TypeError:
+        # Keys that do not sort against each other (not all str).
+        for key, event in zip(keys, events, strict=True):
+            groups.setdefault(key, []).append(event)
+    for key in first:
+        yield key, groups[key]
 
 
 _EMPTY: Final = FlagRollup()

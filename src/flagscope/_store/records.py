@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from itertools import repeat
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -26,8 +27,10 @@ __all__ = [
     "new_event",
     "normalize_reason",
     "raw_value",
+    "raw_values",
     "stored_value",
     "trace_key",
+    "trace_keys",
 ]
 
 EMPTY_MAPPING: Mapping[str, Any] = MappingProxyType({})
@@ -354,6 +357,16 @@ def raw_value(event: FlagEvaluationEvent) -> Any:
     For code that only compares or counts values: no decoding, no copy.
     """
     return _get_value_slot(event, FlagEvaluationEvent)
+
+
+def raw_values(events: Iterable[FlagEvaluationEvent]) -> Iterator[Any]:
+    """``raw_value`` of each of ``events``, read at C speed (no call per record)."""
+    return map(_get_value_slot, events, repeat(FlagEvaluationEvent))
+
+
+def trace_keys(events: Iterable[FlagEvaluationEvent]) -> Iterator[Any]:
+    """``trace_key`` of each of ``events``, read at C speed (no call per record)."""
+    return map(_get_trace_slot, events, repeat(FlagEvaluationEvent))
 
 
 def _slot_setter(name: str) -> Callable[[FlagEvaluationEvent, Any], None]:

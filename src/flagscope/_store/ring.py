@@ -25,8 +25,8 @@ from flagscope._store.records import (
     EMPTY_MAPPING,
     EvaluationReason,
     FlagEvaluationEvent,
+    _get_value_slot,
     build_event,
-    raw_value,
 )
 from flagscope._validate import check_int, check_optional_int
 
@@ -45,6 +45,16 @@ _MAX_DEPTH: Final = 32
 _CONTAINERS: Final = (dict, list, tuple, MappingProxyType)
 _getsizeof: Final = sys.getsizeof
 _flag_key: Final = attrgetter("flag_key")
+# What estimate_size counts for a record by its value's type, when its value needs no
+# walk: the fixed share plus the value's (booleans and None are in the fixed share).
+_FIXED_VALUES: Final = {
+    bool: _RECORD_BYTES,
+    type(None): _RECORD_BYTES,
+    int: _RECORD_BYTES + _SCALAR_BYTES,
+    float: _RECORD_BYTES + _SCALAR_BYTES,
+}
+# The value's stored form, read from its slot: ``models.raw_value`` without its call.
+_stored_value_of: Final = _get_value_slot
 
 # Fills the slot of a record evicted before the ring wrapped onto it, so its memory
 # goes at once (byte-budget evictions run ahead of the ring).
@@ -91,13 +101,22 @@ def estimate_size(event: FlagEvaluationEvent) -> int:
     characters counts for what it takes. Interned strings shared by many records
     (flag keys, variants, providers) are in the fixed share.
     """
-    size = _RECORD_BYTES
     # The stored form: a container value is kept as its JSON text (reading
     # ``event.value`` would decode a copy), and the text is what it holds.
-    value = raw_value(event)
+    value = _stored_value_of(event, FlagEvaluationEvent)
+    text = event.targeting_key
+    if (
+        event.attributes is EMPTY_MAPPING
+        and event.context_attributes is EMPTY_MAPPING
+        and event.error_message is None
+        and type(value) in _FIXED_VALUES
+    ):
+        # The common record, what the mapper makes from a TracingHook event: the fixed
+        # share, the value's and the targeting key's; the same sum as below.
+        return _FIXED_VALUES[type(value)] + (_getsizeof(text) if text is not None else 0)
+    size = _RECORD_BYTES
     if value is not None and value is not True and value is not False:
         size += _value_size(value, 0)
-    text = event.targeting_key
     if text is not None:
         size += _getsizeof(text)
     text = event.error_message
@@ -185,6 +204,7 @@ class StoreHook(Protocol):
 
         Records are evicted oldest first, so ``evicted`` holds records stored
         before (or just before, in ``added``), in the order they were stored.
+        Both are the hook's to keep: the store makes them for this call only.
         """
         ...
 
@@ -453,37 +473,68 @@ class RecordStore:
         hooks = self._hooks
         added: list[FlagEvaluationEvent] = []
         evicted: list[FlagEvaluationEvent] = []
+        evict_oldest = self._evict_oldest
         try:
+            if max_bytes is None:
+                for event in batch:
+                    key = event.flag_key
+                    # Looked up before anything changes: a key that cannot be hashed (or
+                    # an item that is no record) raises here and leaves the store consistent.
+                    lane = by_flag.get(key)
+                    seq = self._next_seq
+                    if seq - self._first_seq >= max_size:
+                        evicted.append(evict_oldest())
+                        lane = by_flag.get(key)
+                    index = (seq - origin) % max_size
+                    if index == len(ring):
+                        ring.append(event)
+                    else:
+                        ring[index] = event
+                    if lane is None:
+                        by_flag[key] = deque((event,))
+                    else:
+                        lane.append(event)
+                    self._next_seq = seq + 1
+                    added.append(event)
+                return
+            fixed_sizes = _FIXED_VALUES
             for event in batch:
                 key = event.flag_key
-                # Looked up before anything changes: a key that cannot be hashed (or an
-                # item that is no record) raises here and leaves the store consistent.
                 lane = by_flag.get(key)
-                # Estimated only under a byte budget, and only then are sizes kept.
-                size = estimate_size(event) if max_bytes is not None else 0
+                # estimate_size's common case inline: a call per record costs more.
+                value_type = type(_stored_value_of(event, FlagEvaluationEvent))
+                text = event.targeting_key
+                if (
+                    value_type in fixed_sizes
+                    and event.attributes is EMPTY_MAPPING
+                    and event.context_attributes is EMPTY_MAPPING
+                    and event.error_message is None
+                ):
+                    size = fixed_sizes[value_type]
+                    if text is not None:
+                        size += _getsizeof(text)
+                else:
+                    size = estimate_size(event)
                 seq = self._next_seq
                 if seq - self._first_seq >= max_size:
-                    evicted.append(self._evict_oldest())
+                    evicted.append(evict_oldest())
                     lane = by_flag.get(key)
                 index = (seq - origin) % max_size
                 if index == len(ring):
                     ring.append(event)
-                    if max_bytes is not None:
-                        sizes.append(size)
+                    sizes.append(size)
                 else:
                     ring[index] = event
-                    if max_bytes is not None:
-                        sizes[index] = size
+                    sizes[index] = size
                 if lane is None:
                     by_flag[key] = deque((event,))
                 else:
                     lane.append(event)
                 self._next_seq = seq + 1
                 added.append(event)
-                if max_bytes is not None:
-                    self._bytes += size
-                    while self._bytes > max_bytes and self._next_seq - self._first_seq > 1:
-                        evicted.append(self._evict_oldest())
+                self._bytes += size
+                while self._bytes > max_bytes and self._next_seq - self._first_seq > 1:
+                    evicted.append(evict_oldest())
         finally:
             # Hooks hear of exactly what was stored, even if a bad item stopped the batch.
             if hooks and (added or evicted):
@@ -629,6 +680,15 @@ class RecordStore:
             except Exception:
                 # A broken waiter must not fail recording (or the exporter's export()).
                 _logger.debug("flagscope: a store listener raised", exc_info=True)
+
+    @property
+    def lock(self) -> threading.Lock:
+        """The lock that guards every change, held while hooks hear of it.
+
+        For a hook's reads (``flagscope._query.rollup.Rollups``): holding it, what the hook
+        has heard is what the store holds. Never record while holding it.
+        """
+        return self._lock
 
     @property
     def hooks(self) -> tuple[StoreHook, ...]:
