@@ -168,6 +168,12 @@ def _finished() -> Generator[Any, None, None]:
     yield from ()
 
 
+# ``await`` calls ``__await__`` on every write the seed API awaits: a Python method and a
+# new generator each time. An exhausted iterator's own ``__iter__`` (C, no arguments, as
+# a type attribute that is not a descriptor) gives the same StopIteration for less.
+_EXHAUSTED: Final = iter(())
+setattr(Done, "__await__", _EXHAUSTED.__iter__)  # noqa: B010
+
 _DONE: Final = Done()
 
 
