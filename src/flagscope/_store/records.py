@@ -16,6 +16,9 @@ from flagscope._store.values import clean_text, plain_value
 __all__ = [
     "EMPTY_MAPPING",
     "NORMALIZED_REASONS",
+    "PARENT_KEY",
+    "SPAN_KEY",
+    "TRACE_KEY",
     "EvaluationReason",
     "FlagEvaluationEvent",
     "JsonText",
@@ -26,7 +29,11 @@ __all__ = [
     "new_event",
     "normalize_reason",
     "raw_value",
+    "span_id_key",
+    "span_key",
+    "stored_id",
     "stored_value",
+    "trace_id_key",
     "trace_key",
 ]
 
@@ -340,12 +347,67 @@ setattr(  # noqa: B010
 )
 
 
+def _id_int(value: Any, width: int) -> int | None:
+    """``_format_id``'s checks, giving the id as an int (its stored form) instead of text."""
+    if type(value) is int:
+        return value if 0 < value < 1 << (width * 4) else None
+    if isinstance(value, (bytes, bytearray)):
+        if len(value) * 2 != width or not any(value):
+            return None
+        return int.from_bytes(value, "big")
+    text = _format_id(value, width)
+    return None if text is None else int(text, 16)
+
+
+def trace_id_key(value: Any) -> int | None:
+    """Return a trace id (SDK int, OTLP bytes or hex text) in the form records store it.
+
+    That is the int ``format_trace_id`` would format (``None`` where it gives
+    ``None``): the ways in hand ids to the mapper, and key outcomes, in this form,
+    so no id is formatted as text and parsed back on the way to the store.
+    """
+    # The SDK's valid ids first: every span the exporter sees has them.
+    if type(value) is int and 0 < value < _TRACE_ID_LIMIT:
+        return value
+    return _id_int(value, 32)
+
+
+def span_id_key(value: Any) -> int | None:
+    """Return a span id (SDK int, OTLP bytes or hex text) in the form records store it."""
+    if type(value) is int and 0 < value < _SPAN_ID_LIMIT:
+        return value
+    return _id_int(value, 16)
+
+
+# The stored forms of a record's ids, read straight from their slots (C calls, usable
+# with ``map``): an int for every id the mapper made, the text for an id a user gave
+# in another form, ``None`` for none. Joins and counts use these: formatting an id
+# as hex text costs more than everything else a join does per record.
+TRACE_KEY: Final[Callable[[FlagEvaluationEvent], Any]] = _get_trace_slot
+SPAN_KEY: Final[Callable[[FlagEvaluationEvent], Any]] = _get_span_slot
+PARENT_KEY: Final[Callable[[FlagEvaluationEvent], Any]] = _get_parent_slot
+
+
 def trace_key(event: FlagEvaluationEvent) -> Any:
     """Return a hashable stand-in for ``event.trace_id``, one per distinct id, unformatted.
 
     For code that only counts or compares traces: ``None`` when there is no trace id.
     """
     return _get_trace_slot(event, FlagEvaluationEvent)
+
+
+def span_key(event: FlagEvaluationEvent) -> Any:
+    """Return ``event.span_id`` in its stored form (see ``trace_key``)."""
+    return _get_span_slot(event, FlagEvaluationEvent)
+
+
+def stored_id(text: Any, width: int) -> Any:
+    """Return the stored form of an id given as text: an int if canonical hex, else as given.
+
+    For readers that take ids as ``event.trace_id`` shows them (``width`` 32) or
+    ``span_id`` (16) and look them up where the stored forms are the keys.
+    """
+    return _compact_id(text, width, "%032x" if width == 32 else "%016x")
 
 
 def raw_value(event: FlagEvaluationEvent) -> Any:

@@ -27,14 +27,12 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final, Protocol
 
-from flagscope._store.records import FlagEvaluationEvent
+from flagscope._store.records import FlagEvaluationEvent, span_id_key, trace_id_key
 from flagscope._store.values import clean_text
 from flagscope._telemetry import semconv
 from flagscope._telemetry.mapping import (
     SkipReason,
     ValueDecoding,
-    format_span_id,
-    format_trace_id,
     map_attributes,
 )
 
@@ -55,6 +53,8 @@ _EVENT_NAME_ATTRIBUTE: Final = semconv.LOG_EVENT_NAME_ATTRIBUTE
 _BODY_VALUE: Final = semconv.LOG_BODY_VALUE
 _SERVICE_NAME: Final = semconv.SERVICE_NAME
 _LANGUAGE: Final = semconv.TELEMETRY_SDK_LANGUAGE
+_TRACE_ID_LIMIT: Final = 1 << 128
+_SPAN_ID_LIMIT: Final = 1 << 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +139,7 @@ def _map(
     source: Source,
     attributes: Any,
     timestamp: int | None,
-    ids: tuple[str | None, ...],
+    ids: tuple[int | None, ...],
     records: list[FlagEvaluationEvent],
     skipped: dict[str, int],
     body_value: Any = None,
@@ -174,15 +174,29 @@ def _map(
         _skip(skipped, result)  # type: ignore[arg-type]
 
 
-_NO_IDS: Final[tuple[str | None, ...]] = ()
+_NO_IDS: Final[tuple[int | None, ...]] = ()
 
 
-def _format_ids(trace_id: Any, span_id: Any, parent_span_id: Any) -> tuple[str | None, ...]:
+def _id_keys(trace_id: Any, span_id: Any, parent_span_id: Any) -> tuple[int | None, ...]:
+    # The ids as records store them, ints: the SDK's pass straight through, so no id
+    # is formatted as hex text here and parsed back by the record.
+    if (
+        type(trace_id) is int
+        and type(span_id) is int
+        and 0 < trace_id < _TRACE_ID_LIMIT
+        and 0 < span_id < _SPAN_ID_LIMIT
+        and (
+            parent_span_id is None
+            or (type(parent_span_id) is int and 0 < parent_span_id < _SPAN_ID_LIMIT)
+        )
+    ):
+        # An SDK span's valid ids (every span the span exporter sees): no call at all.
+        return (trace_id, span_id, parent_span_id)
     return (
-        format_trace_id(trace_id),
-        format_span_id(span_id),
+        trace_id_key(trace_id),
+        span_id_key(span_id),
         # Most spans are roots (None) or, from OTLP, have an empty parent (b"").
-        format_span_id(parent_span_id) if parent_span_id else None,
+        span_id_key(parent_span_id) if parent_span_id else None,
     )
 
 
@@ -215,11 +229,11 @@ def classify_span(
         records: Where records go.
         skipped: Skip counts by ``SkipReason`` value.
     """
-    ids: tuple[str | None, ...] = _NO_IDS
+    ids: tuple[int | None, ...] = _NO_IDS
     for event in events:
         if event.name in _EVENT_NAMES:
             if ids is _NO_IDS:
-                ids = _format_ids(trace_id, span_id, parent_span_id)
+                ids = _id_keys(trace_id, span_id, parent_span_id)
             timestamp = event.timestamp or end_ns or start_ns
             attributes = event.attributes
             if type(attributes) not in _MAPPING_TYPES:
@@ -255,7 +269,7 @@ def classify_span(
         if start_ns and end_ns and end_ns >= start_ns:
             duration_ms = (end_ns - start_ns) / 1e6
         if ids is _NO_IDS:
-            ids = _format_ids(trace_id, span_id, parent_span_id)
+            ids = _id_keys(trace_id, span_id, parent_span_id)
         _map(source, attributes, end_ns or start_ns, ids, records, skipped, None, duration_ms)
     elif ids is _NO_IDS:
         # Named as an evaluation, with no key on it nor any flag event in it:
@@ -303,6 +317,6 @@ def classify_log(
     else:
         return False
     body_value = body.get(_BODY_VALUE) if isinstance(body, Mapping) else None
-    ids = (format_trace_id(trace_id), format_span_id(span_id), None)
+    ids = (trace_id_key(trace_id), span_id_key(span_id), None)
     _map(source, attributes, time_ns or observed_ns, ids, records, skipped, body_value)
     return True
