@@ -23,7 +23,7 @@ import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from itertools import chain, compress, count, islice, repeat
-from operator import add, and_, eq, mul
+from operator import add, and_, eq, rshift
 from typing import Final
 
 __all__ = [
@@ -139,21 +139,21 @@ def mann_whitney(
         return (0.0, 1.0)
     n = n_a + n_b
     if ints or (_all_ints(sorted_a) and _all_ints(sorted_b)):
-        u = _u_of_ints(sorted_a, sorted_b)
+        u, tie_term = _u_and_ties_of_ints(sorted_a, sorted_b)
     else:
         u = _u_by_merge(sorted_a, sorted_b)
-    # Equal values sit side by side in a sorted sample: the tied values are those
-    # with an equal neighbour or in both samples, found in C-level passes, and only
-    # those are counted (a Counter of every value costs ten times more).
-    tied = _tied_values(sorted_a) | _tied_values(sorted_b)
-    tied.update(set(sorted_a).intersection(sorted_b))
-    tie_term = 0.0  # sum of t^3 - t over groups of t equal values
-    if tied:
-        total = 0
-        for value in tied:
-            t = _occurrences(sorted_a, value) + _occurrences(sorted_b, value)
-            total += t * t * t - t
-        tie_term = float(total)
+        # Equal values sit side by side in a sorted sample: the tied values are those
+        # with an equal neighbour or in both samples, found in C-level passes, and only
+        # those are counted (a Counter of every value costs ten times more).
+        tied = _tied_values(sorted_a) | _tied_values(sorted_b)
+        tied.update(set(sorted_a).intersection(sorted_b))
+        tie_term = 0.0  # sum of t^3 - t over groups of t equal values
+        if tied:
+            total = 0
+            for value in tied:
+                t = _occurrences(sorted_a, value) + _occurrences(sorted_b, value)
+                total += t * t * t - t
+            tie_term = float(total)
     mean = n_a * n_b / 2
     variance = n_a * n_b / 12 * ((n + 1) - tie_term / (n * (n - 1)))
     if variance <= 0:
@@ -179,25 +179,37 @@ def _occurrences(sorted_values: Sequence[float], value: float) -> int:
     return bisect_right(sorted_values, value) - bisect_left(sorted_values, value)
 
 
-def _u_of_ints(sorted_a: Sequence[float], sorted_b: Sequence[float]) -> float:
-    """U from the rank sum of a, for ints, without a Python step per value.
+def _u_and_ties_of_ints(
+    sorted_a: Sequence[float], sorted_b: Sequence[float]
+) -> tuple[float, float]:
+    """U of a and the tie term (sum of ``t^3 - t``), for ints, in C-level passes.
 
     Each value becomes ``2v + 1`` (from a) or ``2v`` (from b): one sort of the
     two runs (a linear merge in Timsort) puts b's equal values just below a's,
     so a's ranks count every tied pair as a win; half of each is given back.
+    The merged values, halved back, are both samples in order: ties are the
+    values equal to their neighbour there, one pass for both samples (and,
+    with durations in nanoseconds, usually none at all).
     """
     n_a = len(sorted_a)
     merged = sorted(
-        chain(map(add, map(mul, sorted_a, repeat(2)), repeat(1)), map(mul, sorted_b, repeat(2)))
+        chain(map(add, map(add, sorted_a, sorted_a), repeat(1)), map(add, sorted_b, sorted_b))
     )
     rank_sum = sum(compress(count(1), map(and_, merged, repeat(1))))
     u = rank_sum - n_a * (n_a + 1) / 2
-    shared = set(sorted_a).intersection(sorted_b)
-    for value in shared:
+    values = list(map(rshift, merged, repeat(1)))
+    following = islice(values, 1, None)
+    if True not in map(eq, values, following):
+        return (u, 0.0)
+    tied = set(compress(islice(values, 1, None), map(eq, values, islice(values, 1, None))))
+    total = 0
+    for value in tied:
+        t = bisect_right(values, value) - bisect_left(values, value)
+        total += t * t * t - t
+        # Pairs of a's and b's equal values were counted as wins: half of each back.
         in_a = bisect_right(sorted_a, value) - bisect_left(sorted_a, value)
-        in_b = bisect_right(sorted_b, value) - bisect_left(sorted_b, value)
-        u -= in_a * in_b / 2
-    return u
+        u -= in_a * (t - in_a) / 2
+    return (u, float(total))
 
 
 def _u_by_merge(sorted_a: Sequence[float], sorted_b: Sequence[float]) -> float:
