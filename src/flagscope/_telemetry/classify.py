@@ -125,12 +125,26 @@ def _skip(skipped: dict[str, int], reason: SkipReason) -> None:
 _MAPPING_TYPES: set[type] = {dict, MappingProxyType}
 
 
+# Mapping types read through a plain-dict copy: the SDK's ``BoundedAttributes``, whose
+# every lookup is three Python calls (``Mapping.get``, ``__getitem__``, and the
+# ``KeyError`` of a missing key) while its public ``copy()`` is one call and a C-level
+# dict copy. The mapper looks up six keys or more per evaluation.
+_DICT_COPY_TYPES: set[type] = set()
+
+
 def _is_mapping(attributes: Any) -> bool:
     kind = type(attributes)
-    if kind in _MAPPING_TYPES:
+    if kind in _MAPPING_TYPES or kind in _DICT_COPY_TYPES:
         return True
     if isinstance(attributes, Mapping):
-        _MAPPING_TYPES.add(kind)
+        if (
+            kind.__name__ == "BoundedAttributes"
+            and kind.__module__ == "opentelemetry.attributes"
+            and "copy" in vars(kind)
+        ):
+            _DICT_COPY_TYPES.add(kind)
+        else:
+            _MAPPING_TYPES.add(kind)
         return True
     return False
 
@@ -237,8 +251,10 @@ def classify_span(
             timestamp = event.timestamp or end_ns or start_ns
             attributes = event.attributes
             if type(attributes) not in _MAPPING_TYPES:
-                _map(source, attributes, timestamp, ids, records, skipped)
-                continue
+                if type(attributes) not in _DICT_COPY_TYPES:
+                    _map(source, attributes, timestamp, ids, records, skipped)
+                    continue
+                attributes = attributes.copy()
             # ``_map``'s work, inline for the common case: one Python call less per event.
             try:
                 result = map_attributes(
