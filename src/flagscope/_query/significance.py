@@ -22,8 +22,8 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
-from itertools import chain, compress, count, islice, repeat
-from operator import add, and_, eq, rshift
+from itertools import compress, count, islice
+from operator import eq
 from typing import Final
 
 __all__ = [
@@ -184,32 +184,32 @@ def _u_and_ties_of_ints(
 ) -> tuple[float, float]:
     """U of a and the tie term (sum of ``t^3 - t``), for ints, in C-level passes.
 
-    Each value becomes ``2v + 1`` (from a) or ``2v`` (from b): one sort of the
-    two runs (a linear merge in Timsort) puts b's equal values just below a's,
-    so a's ranks count every tied pair as a win; half of each is given back.
-    The merged values, halved back, are both samples in order: ties are the
-    values equal to their neighbour there, one pass for both samples (and,
-    with durations in nanoseconds, usually none at all).
+    ``U = R - n_a (n_a + 1) / 2``, where ``R`` is the sum of a's ranks in both
+    samples together, tied values taking the mean of their ranks (the textbook
+    definition; each tied pair counts one half). One sort of the two sorted runs
+    (a linear merge in Timsort) orders both samples; a value's membership of a
+    marks a's positions, whose sum is ``R`` except where a value is in both
+    samples: there b's copies were marked too, and their mean ranks come back
+    off. Ties are the values equal to their neighbour in the merged run: one
+    pass (with durations in nanoseconds, few or none). Every term is a multiple
+    of one half, so the float result is exact.
     """
     n_a = len(sorted_a)
-    merged = sorted(
-        chain(map(add, map(add, sorted_a, sorted_a), repeat(1)), map(add, sorted_b, sorted_b))
-    )
-    rank_sum = sum(compress(count(1), map(and_, merged, repeat(1))))
-    u = rank_sum - n_a * (n_a + 1) / 2
-    values = list(map(rshift, merged, repeat(1)))
-    following = islice(values, 1, None)
-    if True not in map(eq, values, following):
-        return (u, 0.0)
-    tied = set(compress(islice(values, 1, None), map(eq, values, islice(values, 1, None))))
+    merged = sorted([*sorted_a, *sorted_b])
+    rank_sum: float = sum(compress(count(1), map(set(sorted_a).__contains__, merged)))
+    if True not in map(eq, merged, islice(merged, 1, None)):
+        return (rank_sum - n_a * (n_a + 1) / 2, 0.0)
+    tied = set(compress(islice(merged, 1, None), map(eq, merged, islice(merged, 1, None))))
     total = 0
     for value in tied:
-        t = bisect_right(values, value) - bisect_left(values, value)
+        first = bisect_left(merged, value)
+        t = bisect_right(merged, value) - first
         total += t * t * t - t
-        # Pairs of a's and b's equal values were counted as wins: half of each back.
-        in_a = bisect_right(sorted_a, value) - bisect_left(sorted_a, value)
-        u -= in_a * (t - in_a) / 2
-    return (u, float(total))
+        in_b = bisect_right(sorted_b, value) - bisect_left(sorted_b, value)
+        if in_b and in_b < t:
+            # In both samples: b's copies were counted at a's mean rank; take them off.
+            rank_sum -= in_b * (first + (t + 1) / 2)
+    return (rank_sum - n_a * (n_a + 1) / 2, float(total))
 
 
 def _u_by_merge(sorted_a: Sequence[float], sorted_b: Sequence[float]) -> float:
