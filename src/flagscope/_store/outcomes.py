@@ -198,8 +198,8 @@ class OutcomeStore:
     evaluation it explains is stored (``seq`` at or above the collector's
     oldest), and dropped at the next trim after the last one is evicted.
 
-    Each outcome is one row of columns (the outcome tuple, and beside it a
-    bytearray of failures and a list of durations for ``figures``), shared by
+    Each outcome is one row of columns (name, status code, description, HTTP
+    status, duration, and whether it failed, for ``figures``), shared by
     the span and, for a local root, its request; ``_spans`` and ``_requests``
     (per service, by trace id) find rows, and a row's ``seq`` is the newest
     evaluation it explains. Rows come from a free list, so writing one is a
@@ -236,9 +236,18 @@ class OutcomeStore:
         # Lists, not arrays, for seqs and durations: an array's item assignment parses
         # its argument (0.05 µs a store), and each int is already held by the outcome
         # tuple or the batch, so a list costs a pointer per row all the same.
+        # The outcome is kept field by field, not as the tuple a way in hands over:
+        # a tuple kept per span is one more object for the garbage collector to
+        # track and walk (it cost capture about 9,000 instructions a span), while
+        # strs and ints in lists are nothing to it.
         self._seqs: list[int] = []
-        self._outcomes: list[RawOutcome] = []
-        self._failed = bytearray()
+        self._names: list[str] = []
+        self._codes = bytearray()
+        self._descriptions: list[str | None] = []
+        self._https: list[int] = []
+        # 1 for a failed outcome, else 0: a list, because ``figures`` sums it through
+        # ``__getitem__``, a fast method call on a list and a wrapped one on a bytearray.
+        self._failed: list[int] = []
         self._durations: list[int] = []
         # What finds each row, to forget it when the row is freed. Only the keys are
         # cleared then: the other columns are overwritten when the row is taken again.
@@ -315,9 +324,13 @@ class OutcomeStore:
                     self._grow()
                 row = free.pop()
                 seqs[row] = seq
-                self._outcomes[row] = outcome
-                self._failed[row] = outcome[1] == 2 or outcome[4] >= 500
-                self._durations[row] = outcome[3]
+                name, code, description, duration, http = outcome
+                self._names[row] = name
+                self._codes[row] = code
+                self._descriptions[row] = description
+                self._https[row] = http
+                self._failed[row] = 1 if code == 2 or http >= 500 else 0
+                self._durations[row] = duration
                 span_keys[row] = span_id
                 if span_id is not None:
                     if want_spans:
@@ -385,17 +398,24 @@ class OutcomeStore:
         self._seqs[row] = max(seq, self._cut)
         self._span_keys[row] = None
         self._trace_keys[row] = None
-        self._outcomes[row] = outcome
-        self._failed[row] = outcome[1] == 2 or outcome[4] >= 500
-        self._durations[row] = outcome[3]
+        name, code, description, duration, http = outcome
+        self._names[row] = name
+        self._codes[row] = code
+        self._descriptions[row] = description
+        self._https[row] = http
+        self._failed[row] = 1 if code == 2 or http >= 500 else 0
+        self._durations[row] = duration
         return row
 
     def _grow(self) -> None:
         """Add ``_ROW_BLOCK`` free rows to every column."""
         first = len(self._seqs)
         self._seqs.extend(repeat(-1, _ROW_BLOCK))
-        self._outcomes.extend(repeat(NO_OUTCOME, _ROW_BLOCK))
-        self._failed.extend(bytes(_ROW_BLOCK))
+        self._names.extend(repeat("", _ROW_BLOCK))
+        self._codes.extend(bytes(_ROW_BLOCK))
+        self._descriptions.extend(repeat(None, _ROW_BLOCK))
+        self._https.extend(repeat(0, _ROW_BLOCK))
+        self._failed.extend(repeat(0, _ROW_BLOCK))
         self._durations.extend(repeat(-1, _ROW_BLOCK))
         for column in (
             self._span_keys,
@@ -493,7 +513,10 @@ class OutcomeStore:
         self._cut = 0
         for column in (
             self._seqs,
-            self._outcomes,
+            self._names,
+            self._codes,
+            self._descriptions,
+            self._https,
             self._failed,
             self._durations,
             self._span_keys,
@@ -504,7 +527,15 @@ class OutcomeStore:
             del column[:]
 
     def _outcome_at(self, row: int) -> SpanOutcome:
-        return outcome_of(self._outcomes[row])
+        return outcome_of(
+            (
+                self._names[row],
+                self._codes[row],
+                self._descriptions[row],
+                self._durations[row],
+                self._https[row],
+            )
+        )
 
     def span_outcomes(self, span_ids: Iterable[IdKey | None]) -> dict[IdKey, SpanOutcome]:
         """Return the known outcomes of these spans, by span id as given.
@@ -604,11 +635,12 @@ class OutcomeStore:
         The pairs may come back in another order: ``figures`` only groups them.
         """
         requests = self._requests
-        distinct_services = set(services)
-        if len(distinct_services) == 1:
-            (service,) = distinct_services
-            by_trace = requests.get(service, {})
+        # One service (the common case) told by counting the first: identical objects
+        # compare at once, where a set would hash every one.
+        if services and services.count(services[0]) == len(services):
+            by_trace = requests.get(services[0], {})
             return labels, list(map(by_trace.get, trace_ids, repeat(-1)))  # type: ignore[arg-type]
+        distinct_services = set(services)
         if len(distinct_services) <= _LABEL_PASSES:
             # A few services: each one's evaluations picked out and looked up in C-level
             # passes (a Python step per evaluation costs ten times as much).
