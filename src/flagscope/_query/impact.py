@@ -254,8 +254,11 @@ def compute_impact(
     # stored form, as the outcome store keys them: formatting 100,000 ids as hex text
     # (``event.trace_id``) would cost more than the rest of the join.
     labels: list[str] = list(map(_VARIANT, events))
-    if None in labels:
+    distinct_labels = set(labels)
+    # Asked of the distinct labels: ``None in labels`` compares every str with None.
+    if None in distinct_labels:
         labels = [variant_label(event) for event in events]
+        distinct_labels = set(labels)
     store = collector.outcomes
     if scope == "request":
         found = store.figures(
@@ -268,7 +271,6 @@ def compute_impact(
         else:
             span_ids = [_span_key(event) for event in events]
         found = store.figures(scope, labels, span_ids)
-    distinct_labels = set(labels)
     # Few labels are counted a C-level pass each; a Counter costs more per label.
     evaluations = (
         Counter({label: labels.count(label) for label in distinct_labels})

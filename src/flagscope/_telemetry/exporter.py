@@ -264,6 +264,9 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
             success=SpanExportResult.SUCCESS,
             failure=SpanExportResult.FAILURE,
         )
+        # The last span status read, with its code (0 unset, 1 ok, 2 error) and
+        # description: one tuple, so threads exporting at once never mix two statuses.
+        self._last_status: tuple[object, int, str | None] = (None, 0, None)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Map and record the flag evaluations in ``spans``; never raises.
@@ -334,7 +337,14 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
             else:
                 # ``_raw_outcome``, inline: a Python call less for every such span.
                 status = span.status
-                code = status.status_code
+                last_status, status_code, description = self._last_status
+                if status is not last_status:
+                    # A status is immutable, and spans that never set one share the
+                    # SDK's default: its two property reads are made once, not per span.
+                    code = status.status_code
+                    status_code = 2 if code is _ERROR else 1 if code is _OK else 0
+                    description = status.description if code is _ERROR else None
+                    self._last_status = (status, status_code, description)
                 start = span.start_time
                 end = span.end_time
                 attributes = span.attributes
@@ -348,8 +358,8 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
                         1,
                         (
                             name,
-                            2 if code is _ERROR else 1 if code is _OK else 0,
-                            status.description if code is _ERROR else None,
+                            status_code,
+                            description,
                             end - start if start and end and end >= start else -1,
                             0
                             if attributes is None or _HTTP_KEYS.isdisjoint(attributes)
