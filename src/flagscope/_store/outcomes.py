@@ -336,10 +336,10 @@ class OutcomeStore:
                     if want_spans:
                         want_spans.pop(span_id, None)
                     spans[span_id] = row
-                by_trace = requests.get(service)
                 if is_root:
                     if want_requests:
                         want_requests.pop((trace_id, service), None)
+                    by_trace = requests.get(service)
                     if by_trace is None:
                         by_trace = requests[service] = {}
                     by_trace[trace_id] = row
@@ -347,6 +347,7 @@ class OutcomeStore:
                     self._services[row] = service
                     continue
                 self._trace_keys[row] = None
+                by_trace = requests.get(service)
                 known = by_trace.get(trace_id) if by_trace is not None else None
                 if known is not None:
                     # Another evaluation of an ended request: it explains this one too.
@@ -383,10 +384,11 @@ class OutcomeStore:
                     else:
                         self._set_request(self._row(outcome, wanted_seq), trace_id, service)
         written = self._since_trim + len(items)
-        if written >= self._trim_every:
+        if written < self._trim_every:
+            self._since_trim = written
+        else:
             self._trim(first_seq)
-            written = 0
-        self._since_trim = written
+            self._since_trim = 0
 
     def _row(self, outcome: RawOutcome, seq: int) -> int:
         """Write ``outcome`` into a free row and return the row."""

@@ -223,7 +223,7 @@ class BaseFlagExporter(Generic[_Item, _Result]):
             _logger.exception("flagscope: the collector refused %d evaluation(s)", len(records))
             self._stats.add(items=count, mapped=0, ignored=ignored, skipped=skipped, failed=True)
             return self._failure
-        self._stats.add(items=count, mapped=len(records), ignored=ignored, skipped=skipped)
+        self._stats.add_export(count, len(records), ignored, skipped)
         return self._success
 
     def shutdown(self) -> None:
