@@ -44,6 +44,7 @@ from _common import (
 
 from flagscope import FlagEvaluationEvent, FlagSummary, InMemoryAnalyticsCollector
 from flagscope._store.outcomes import raw_outcome
+from flagscope._store.records import span_key, trace_key
 from flagscope._telemetry import semconv
 from flagscope._telemetry.mapping import map_evaluation
 
@@ -252,7 +253,8 @@ def impact_collector(rng: random.Random, size: int) -> InMemoryAnalyticsCollecto
         duration = int(rng.lognormvariate(18.4, 0.5))  # about 100 ms
         code = 2 if failed else 1
         outcome = raw_outcome("GET /checkout", code, None, start, start + duration, 200)
-        outcomes.append((event.trace_id, event.span_id, "checkout", None, True, 1, outcome))
+        # The ids in their stored form, as the exporters hand them over.
+        outcomes.append((trace_key(event), span_key(event), "checkout", None, True, 1, outcome))
     collector.record_batch(events)
     collector.record_outcomes(outcomes)
     return collector

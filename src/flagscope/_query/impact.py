@@ -35,7 +35,13 @@ from flagscope._query.significance import (
     percentile,
     wilson_interval,
 )
-from flagscope._store.records import EvaluationReason, FlagEvaluationEvent
+from flagscope._store.records import (
+    PARENT_KEY,
+    SPAN_KEY,
+    TRACE_KEY,
+    EvaluationReason,
+    FlagEvaluationEvent,
+)
 from flagscope._store.ring import RecordStore
 
 __all__ = [
@@ -216,20 +222,18 @@ def check_scope(scope: object) -> ImpactScope:
 
 
 _VARIANT = attrgetter("variant")
-_TRACE_ID = attrgetter("trace_id")
 _SERVICE = attrgetter("service_name")
 _REASON = attrgetter("reason")
-_SPAN_ID = attrgetter("span_id")
 _LABEL_PASSES = 16
 _DURATION = attrgetter("evaluation_duration_ms")
 
 
-def _span_key(event: FlagEvaluationEvent) -> str | None:
+def _span_key(event: FlagEvaluationEvent) -> Any:
     # An evaluation made as its own span (the JS SpanHook; only those carry a
     # duration) is judged by the span it was made in, its parent.
-    if event.evaluation_duration_ms is not None and event.parent_span_id:
-        return event.parent_span_id
-    return event.span_id
+    if event.evaluation_duration_ms is not None and PARENT_KEY(event):
+        return PARENT_KEY(event)
+    return SPAN_KEY(event)
 
 
 def compute_impact(
@@ -246,23 +250,27 @@ def compute_impact(
     rest.
     """
     # Whole columns at a time (map, compress, set): a Python step per evaluation
-    # would cost most of the budget over 100,000 evaluations.
+    # would cost most of the budget over 100,000 evaluations. Ids are read in their
+    # stored form, as the outcome store keys them: formatting 100,000 ids as hex text
+    # (``event.trace_id``) would cost more than the rest of the join.
     labels: list[str] = list(map(_VARIANT, events))
-    if None in labels:
+    distinct_labels = set(labels)
+    # Asked of the distinct labels: ``None in labels`` compares every str with None.
+    if None in distinct_labels:
         labels = [variant_label(event) for event in events]
+        distinct_labels = set(labels)
     store = collector.outcomes
     if scope == "request":
         found = store.figures(
-            scope, labels, list(map(_TRACE_ID, events)), list(map(_SERVICE, events))
+            scope, labels, list(map(TRACE_KEY, events)), list(map(_SERVICE, events))
         )
     else:
         durations = list(map(_DURATION, events))
         if durations.count(None) == len(durations):
-            span_ids = list(map(_SPAN_ID, events))
+            span_ids = list(map(SPAN_KEY, events))
         else:
             span_ids = [_span_key(event) for event in events]
         found = store.figures(scope, labels, span_ids)
-    distinct_labels = set(labels)
     # Few labels are counted a C-level pass each; a Counter costs more per label.
     evaluations = (
         Counter({label: labels.count(label) for label in distinct_labels})

@@ -38,10 +38,13 @@ from itertools import compress, repeat
 from operator import eq, ge, is_not, lt
 from typing import Any, Final, Literal
 
+from flagscope._store.records import stored_id
+
 __all__ = [
     "HTTP_LIMIT",
     "NO_OUTCOME",
     "OUTCOME_STATUSES",
+    "IdKey",
     "OutcomeItem",
     "OutcomeStatus",
     "OutcomeStore",
@@ -61,20 +64,25 @@ OUTCOME_STATUSES: Final[tuple[OutcomeStatus, ...]] = ("unset", "ok", "error")
 # is -1 and an unknown HTTP status 0, not None: the store keeps them in int arrays.
 RawOutcome = tuple[str, int, str | None, int, int]
 
+# An id as records store it (``flagscope._store.records.trace_id_key``): an int for
+# every id a way in maps, text only for an id a user gave in another form. The store
+# keys its tables by these, so neither the ways in nor ``impact`` format any id as hex.
+IdKey = int | str
+
 # A request is one service's part of a trace: (trace id, service name).
-RequestKey = tuple[str, str | None]
+RequestKey = tuple[IdKey, str | None]
 
 # What a way in hands the store per span (see ``OutcomeStore.add``): trace id, span
 # id, service, the span an evaluation span was made in, whether the span is a local
 # root, its kind (0 plain, 1 holds evaluations, 2 evaluation span, 3 log record), outcome.
-OutcomeItem = tuple[str | None, str | None, str | None, str | None, bool, int, RawOutcome]
+OutcomeItem = tuple[IdKey | None, IdKey | None, str | None, IdKey | None, bool, int, RawOutcome]
 
 # An evaluation span's or log record's own outcome is never kept: only the spans it wants.
 NO_OUTCOME: Final[RawOutcome] = ("", 0, None, -1, 0)
 
 
 def evaluation_span_item(
-    trace_id: str | None, span_id: str | None, service_name: str | None, parent: str | None
+    trace_id: IdKey | None, span_id: IdKey | None, service_name: str | None, parent: IdKey | None
 ) -> OutcomeItem:
     """The item of an evaluation made as its own span (the JS ``SpanHook``'s).
 
@@ -190,8 +198,8 @@ class OutcomeStore:
     evaluation it explains is stored (``seq`` at or above the collector's
     oldest), and dropped at the next trim after the last one is evicted.
 
-    Each outcome is one row of columns (the outcome tuple, and beside it a
-    bytearray of failures and a list of durations for ``figures``), shared by
+    Each outcome is one row of columns (name, status code, description, HTTP
+    status, duration, and whether it failed, for ``figures``), shared by
     the span and, for a local root, its request; ``_spans`` and ``_requests``
     (per service, by trace id) find rows, and a row's ``seq`` is the newest
     evaluation it explains. Rows come from a free list, so writing one is a
@@ -217,10 +225,10 @@ class OutcomeStore:
         self._lock = lock if lock is not None else threading.Lock()
         # Read without the lock by the exporters' fast path: a membership test on a
         # dict is atomic, and a stale answer only means one more look under the lock.
-        self.want_spans: dict[str, int] = {}
+        self.want_spans: dict[IdKey, int] = {}
         self.want_requests: dict[RequestKey, int] = {}
-        self._spans: dict[str, int] = {}
-        self._requests: dict[str | None, dict[str, int]] = {}
+        self._spans: dict[IdKey, int] = {}
+        self._requests: dict[str | None, dict[IdKey, int]] = {}
         self._recent_roots: dict[RequestKey, RawOutcome] = {}
         self._recent_order: deque[RequestKey] = deque()
         # The columns, one entry per row: the newest evaluation it explains, the
@@ -228,14 +236,23 @@ class OutcomeStore:
         # Lists, not arrays, for seqs and durations: an array's item assignment parses
         # its argument (0.05 µs a store), and each int is already held by the outcome
         # tuple or the batch, so a list costs a pointer per row all the same.
+        # The outcome is kept field by field, not as the tuple a way in hands over:
+        # a tuple kept per span is one more object for the garbage collector to
+        # track and walk (it cost capture about 9,000 instructions a span), while
+        # strs and ints in lists are nothing to it.
         self._seqs: list[int] = []
-        self._outcomes: list[RawOutcome] = []
-        self._failed = bytearray()
+        self._names: list[str] = []
+        self._codes = bytearray()
+        self._descriptions: list[str | None] = []
+        self._https: list[int] = []
+        # 1 for a failed outcome, else 0: a list, because ``figures`` sums it through
+        # ``__getitem__``, a fast method call on a list and a wrapped one on a bytearray.
+        self._failed: list[int] = []
         self._durations: list[int] = []
         # What finds each row, to forget it when the row is freed. Only the keys are
         # cleared then: the other columns are overwritten when the row is taken again.
-        self._span_keys: list[str | None] = []
-        self._trace_keys: list[str | None] = []
+        self._span_keys: list[IdKey | None] = []
+        self._trace_keys: list[IdKey | None] = []
         self._services: list[str | None] = []
         self._free: list[int] = []
         # Rows whose seq is below this are free (or dead, until the next trim frees
@@ -307,18 +324,22 @@ class OutcomeStore:
                     self._grow()
                 row = free.pop()
                 seqs[row] = seq
-                self._outcomes[row] = outcome
-                self._failed[row] = outcome[1] == 2 or outcome[4] >= 500
-                self._durations[row] = outcome[3]
+                name, code, description, duration, http = outcome
+                self._names[row] = name
+                self._codes[row] = code
+                self._descriptions[row] = description
+                self._https[row] = http
+                self._failed[row] = 1 if code == 2 or http >= 500 else 0
+                self._durations[row] = duration
                 span_keys[row] = span_id
                 if span_id is not None:
                     if want_spans:
                         want_spans.pop(span_id, None)
                     spans[span_id] = row
-                by_trace = requests.get(service)
                 if is_root:
                     if want_requests:
                         want_requests.pop((trace_id, service), None)
+                    by_trace = requests.get(service)
                     if by_trace is None:
                         by_trace = requests[service] = {}
                     by_trace[trace_id] = row
@@ -326,6 +347,7 @@ class OutcomeStore:
                     self._services[row] = service
                     continue
                 self._trace_keys[row] = None
+                by_trace = requests.get(service)
                 known = by_trace.get(trace_id) if by_trace is not None else None
                 if known is not None:
                     # Another evaluation of an ended request: it explains this one too.
@@ -362,10 +384,11 @@ class OutcomeStore:
                     else:
                         self._set_request(self._row(outcome, wanted_seq), trace_id, service)
         written = self._since_trim + len(items)
-        if written >= self._trim_every:
+        if written < self._trim_every:
+            self._since_trim = written
+        else:
             self._trim(first_seq)
-            written = 0
-        self._since_trim = written
+            self._since_trim = 0
 
     def _row(self, outcome: RawOutcome, seq: int) -> int:
         """Write ``outcome`` into a free row and return the row."""
@@ -377,17 +400,24 @@ class OutcomeStore:
         self._seqs[row] = max(seq, self._cut)
         self._span_keys[row] = None
         self._trace_keys[row] = None
-        self._outcomes[row] = outcome
-        self._failed[row] = outcome[1] == 2 or outcome[4] >= 500
-        self._durations[row] = outcome[3]
+        name, code, description, duration, http = outcome
+        self._names[row] = name
+        self._codes[row] = code
+        self._descriptions[row] = description
+        self._https[row] = http
+        self._failed[row] = 1 if code == 2 or http >= 500 else 0
+        self._durations[row] = duration
         return row
 
     def _grow(self) -> None:
         """Add ``_ROW_BLOCK`` free rows to every column."""
         first = len(self._seqs)
         self._seqs.extend(repeat(-1, _ROW_BLOCK))
-        self._outcomes.extend(repeat(NO_OUTCOME, _ROW_BLOCK))
-        self._failed.extend(bytes(_ROW_BLOCK))
+        self._names.extend(repeat("", _ROW_BLOCK))
+        self._codes.extend(bytes(_ROW_BLOCK))
+        self._descriptions.extend(repeat(None, _ROW_BLOCK))
+        self._https.extend(repeat(0, _ROW_BLOCK))
+        self._failed.extend(repeat(0, _ROW_BLOCK))
         self._durations.extend(repeat(-1, _ROW_BLOCK))
         for column in (
             self._span_keys,
@@ -398,7 +428,7 @@ class OutcomeStore:
         # Popped from the end: the lowest rows first.
         self._free.extend(range(first + _ROW_BLOCK - 1, first - 1, -1))
 
-    def _set_request(self, row: int, trace_id: str, service: str | None) -> None:
+    def _set_request(self, row: int, trace_id: IdKey, service: str | None) -> None:
         by_trace = self._requests.get(service)
         if by_trace is None:
             by_trace = self._requests[service] = {}
@@ -406,7 +436,7 @@ class OutcomeStore:
         self._trace_keys[row] = trace_id
         self._services[row] = service
 
-    def _want_request(self, trace_id: str, service: str | None, seq: int) -> None:
+    def _want_request(self, trace_id: IdKey, service: str | None, seq: int) -> None:
         """An evaluation at ``seq`` wants its request's outcome, not yet known."""
         key = (trace_id, service)
         root = self._recent_roots.pop(key, None) if self._recent_roots else None
@@ -485,7 +515,10 @@ class OutcomeStore:
         self._cut = 0
         for column in (
             self._seqs,
-            self._outcomes,
+            self._names,
+            self._codes,
+            self._descriptions,
+            self._https,
             self._failed,
             self._durations,
             self._span_keys,
@@ -496,25 +529,51 @@ class OutcomeStore:
             del column[:]
 
     def _outcome_at(self, row: int) -> SpanOutcome:
-        return outcome_of(self._outcomes[row])
+        return outcome_of(
+            (
+                self._names[row],
+                self._codes[row],
+                self._descriptions[row],
+                self._durations[row],
+                self._https[row],
+            )
+        )
 
-    def span_outcomes(self, span_ids: Iterable[str | None]) -> dict[str, SpanOutcome]:
-        """Return the known outcomes of these spans, by span id."""
+    def span_outcomes(self, span_ids: Iterable[IdKey | None]) -> dict[IdKey, SpanOutcome]:
+        """Return the known outcomes of these spans, by span id as given.
+
+        A span id may be hex text (``event.span_id``) or its stored form (an int).
+        """
+        found: dict[IdKey, SpanOutcome] = {}
         with self._lock:
-            spans = self._spans
-            return {
-                span_id: self._outcome_at(row)
-                for span_id in set(span_ids)
-                if span_id is not None and (row := spans.get(span_id)) is not None
-            }
+            for span_id in set(span_ids):
+                if span_id is None:
+                    continue
+                row = self._span_row(span_id)
+                if row is not None:
+                    found[span_id] = self._outcome_at(row)
+        return found
+
+    def _span_row(self, span_id: IdKey) -> int | None:
+        spans = self._spans
+        row = spans.get(stored_id(span_id, 16)) if type(span_id) is str else None
+        return spans.get(span_id) if row is None else row
 
     def request_outcomes(self, keys: Iterable[RequestKey]) -> dict[RequestKey, SpanOutcome]:
-        """Return the known outcomes of these requests, by ``(trace_id, service)``."""
+        """Return the known outcomes of these requests, by ``(trace_id, service)`` as given.
+
+        A trace id may be hex text (``event.trace_id``) or its stored form (an int).
+        """
         found: dict[RequestKey, SpanOutcome] = {}
         with self._lock:
             for key in set(keys):
-                by_trace = self._requests.get(key[1])
-                row = by_trace.get(key[0]) if by_trace is not None else None
+                trace_id, service = key
+                by_trace = self._requests.get(service)
+                if by_trace is None:
+                    continue
+                row = by_trace.get(stored_id(trace_id, 32)) if type(trace_id) is str else None
+                if row is None:
+                    row = by_trace.get(trace_id)
                 if row is not None:
                     found[key] = self._outcome_at(row)
         return found
@@ -523,7 +582,7 @@ class OutcomeStore:
         self,
         scope: Literal["span", "request"],
         labels: Sequence[str],
-        keys: Sequence[str | None],
+        keys: Sequence[IdKey | None],
         services: Sequence[str | None] | None = None,
     ) -> dict[str, tuple[int, int, list[int]]]:
         """Per label, what the distinct spans or requests of its evaluations did.
@@ -531,7 +590,8 @@ class OutcomeStore:
         The query layer's bulk read (``impact``): whole columns at a time, no
         object per outcome. Evaluation ``i`` has label ``labels[i]`` and is
         explained by span ``keys[i]`` (scope ``"span"``) or by the request of
-        trace ``keys[i]`` in service ``services[i]`` (scope ``"request"``).
+        trace ``keys[i]`` in service ``services[i]`` (scope ``"request"``); keys
+        are ids in their stored form (``records.TRACE_KEY``, ``SPAN_KEY``).
 
         Returns:
             Per label: distinct spans or requests with a known outcome, how many
@@ -543,7 +603,7 @@ class OutcomeStore:
             if scope == "span":
                 rows = list(map(self._spans.get, keys, repeat(-1)))  # type: ignore[arg-type]
             else:
-                rows = self._request_rows(keys, services or ())
+                labels, rows = self._request_rows(labels, keys, services or ())
             by_label: dict[str, set[int]] = {}
             distinct_labels = set(labels)
             if len(distinct_labels) <= _LABEL_PASSES:
@@ -567,20 +627,41 @@ class OutcomeStore:
             return result
 
     def _request_rows(
-        self, trace_ids: Sequence[str | None], services: Sequence[str | None]
-    ) -> list[int]:
+        self,
+        labels: Sequence[str],
+        trace_ids: Sequence[IdKey | None],
+        services: Sequence[str | None],
+    ) -> tuple[Sequence[str], list[int]]:
+        """The row of each evaluation's request (-1: unknown), beside its label.
+
+        The pairs may come back in another order: ``figures`` only groups them.
+        """
         requests = self._requests
+        # One service (the common case) told by counting the first: identical objects
+        # compare at once, where a set would hash every one.
+        if services and services.count(services[0]) == len(services):
+            by_trace = requests.get(services[0], {})
+            return labels, list(map(by_trace.get, trace_ids, repeat(-1)))  # type: ignore[arg-type]
         distinct_services = set(services)
-        if len(distinct_services) == 1:
-            (service,) = distinct_services
-            by_trace = requests.get(service, {})
-            return list(map(by_trace.get, trace_ids, repeat(-1)))  # type: ignore[arg-type]
+        if len(distinct_services) <= _LABEL_PASSES:
+            # A few services: each one's evaluations picked out and looked up in C-level
+            # passes (a Python step per evaluation costs ten times as much).
+            grouped_labels: list[str] = []
+            rows: list[int] = []
+            for service in distinct_services:
+                mine = list(map(eq, services, repeat(service)))
+                grouped_labels.extend(compress(labels, mine))
+                by_trace = requests.get(service, {})
+                rows.extend(
+                    map(by_trace.get, compress(trace_ids, mine), repeat(-1))  # type: ignore[arg-type]
+                )
+            return grouped_labels, rows
         rows = []
         for trace_id, service in zip(trace_ids, services, strict=True):
             table = requests.get(service)
             row = table.get(trace_id) if table is not None and trace_id is not None else None
             rows.append(-1 if row is None else row)
-        return rows
+        return labels, rows
 
     def __repr__(self) -> str:
         return (
@@ -590,7 +671,7 @@ class OutcomeStore:
         )
 
 
-def _pop_owned(table: dict[str, int], keys: list[str | None], rows: list[int]) -> None:
+def _pop_owned(table: dict[IdKey, int], keys: list[IdKey | None], rows: list[int]) -> None:
     """Remove ``keys[i]`` from ``table`` where it finds ``rows[i]``, in C-level passes."""
     if None in keys:
         kept = list(map(is_not, keys, repeat(None)))

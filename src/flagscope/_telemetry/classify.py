@@ -27,14 +27,12 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final, Protocol
 
-from flagscope._store.records import FlagEvaluationEvent
+from flagscope._store.records import FlagEvaluationEvent, span_id_key, trace_id_key
 from flagscope._store.values import clean_text
 from flagscope._telemetry import semconv
 from flagscope._telemetry.mapping import (
     SkipReason,
     ValueDecoding,
-    format_span_id,
-    format_trace_id,
     map_attributes,
 )
 
@@ -55,6 +53,8 @@ _EVENT_NAME_ATTRIBUTE: Final = semconv.LOG_EVENT_NAME_ATTRIBUTE
 _BODY_VALUE: Final = semconv.LOG_BODY_VALUE
 _SERVICE_NAME: Final = semconv.SERVICE_NAME
 _LANGUAGE: Final = semconv.TELEMETRY_SDK_LANGUAGE
+_TRACE_ID_LIMIT: Final = 1 << 128
+_SPAN_ID_LIMIT: Final = 1 << 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,12 +125,26 @@ def _skip(skipped: dict[str, int], reason: SkipReason) -> None:
 _MAPPING_TYPES: set[type] = {dict, MappingProxyType}
 
 
+# Mapping types read through a plain-dict copy: the SDK's ``BoundedAttributes``, whose
+# every lookup is three Python calls (``Mapping.get``, ``__getitem__``, and the
+# ``KeyError`` of a missing key) while its public ``copy()`` is one call and a C-level
+# dict copy. The mapper looks up six keys or more per evaluation.
+_DICT_COPY_TYPES: set[type] = set()
+
+
 def _is_mapping(attributes: Any) -> bool:
     kind = type(attributes)
-    if kind in _MAPPING_TYPES:
+    if kind in _MAPPING_TYPES or kind in _DICT_COPY_TYPES:
         return True
     if isinstance(attributes, Mapping):
-        _MAPPING_TYPES.add(kind)
+        if (
+            kind.__name__ == "BoundedAttributes"
+            and kind.__module__ == "opentelemetry.attributes"
+            and "copy" in vars(kind)
+        ):
+            _DICT_COPY_TYPES.add(kind)
+        else:
+            _MAPPING_TYPES.add(kind)
         return True
     return False
 
@@ -139,7 +153,7 @@ def _map(
     source: Source,
     attributes: Any,
     timestamp: int | None,
-    ids: tuple[str | None, ...],
+    ids: tuple[int | None, ...],
     records: list[FlagEvaluationEvent],
     skipped: dict[str, int],
     body_value: Any = None,
@@ -174,15 +188,29 @@ def _map(
         _skip(skipped, result)  # type: ignore[arg-type]
 
 
-_NO_IDS: Final[tuple[str | None, ...]] = ()
+_NO_IDS: Final[tuple[int | None, ...]] = ()
 
 
-def _format_ids(trace_id: Any, span_id: Any, parent_span_id: Any) -> tuple[str | None, ...]:
+def _id_keys(trace_id: Any, span_id: Any, parent_span_id: Any) -> tuple[int | None, ...]:
+    # The ids as records store them, ints: the SDK's pass straight through, so no id
+    # is formatted as hex text here and parsed back by the record.
+    if (
+        type(trace_id) is int
+        and type(span_id) is int
+        and 0 < trace_id < _TRACE_ID_LIMIT
+        and 0 < span_id < _SPAN_ID_LIMIT
+        and (
+            parent_span_id is None
+            or (type(parent_span_id) is int and 0 < parent_span_id < _SPAN_ID_LIMIT)
+        )
+    ):
+        # An SDK span's valid ids (every span the span exporter sees): no call at all.
+        return (trace_id, span_id, parent_span_id)
     return (
-        format_trace_id(trace_id),
-        format_span_id(span_id),
+        trace_id_key(trace_id),
+        span_id_key(span_id),
         # Most spans are roots (None) or, from OTLP, have an empty parent (b"").
-        format_span_id(parent_span_id) if parent_span_id else None,
+        span_id_key(parent_span_id) if parent_span_id else None,
     )
 
 
@@ -215,16 +243,18 @@ def classify_span(
         records: Where records go.
         skipped: Skip counts by ``SkipReason`` value.
     """
-    ids: tuple[str | None, ...] = _NO_IDS
+    ids: tuple[int | None, ...] = _NO_IDS
     for event in events:
         if event.name in _EVENT_NAMES:
             if ids is _NO_IDS:
-                ids = _format_ids(trace_id, span_id, parent_span_id)
+                ids = _id_keys(trace_id, span_id, parent_span_id)
             timestamp = event.timestamp or end_ns or start_ns
             attributes = event.attributes
             if type(attributes) not in _MAPPING_TYPES:
-                _map(source, attributes, timestamp, ids, records, skipped)
-                continue
+                if type(attributes) not in _DICT_COPY_TYPES:
+                    _map(source, attributes, timestamp, ids, records, skipped)
+                    continue
+                attributes = attributes.copy()
             # ``_map``'s work, inline for the common case: one Python call less per event.
             try:
                 result = map_attributes(
@@ -255,7 +285,7 @@ def classify_span(
         if start_ns and end_ns and end_ns >= start_ns:
             duration_ms = (end_ns - start_ns) / 1e6
         if ids is _NO_IDS:
-            ids = _format_ids(trace_id, span_id, parent_span_id)
+            ids = _id_keys(trace_id, span_id, parent_span_id)
         _map(source, attributes, end_ns or start_ns, ids, records, skipped, None, duration_ms)
     elif ids is _NO_IDS:
         # Named as an evaluation, with no key on it nor any flag event in it:
@@ -303,6 +333,6 @@ def classify_log(
     else:
         return False
     body_value = body.get(_BODY_VALUE) if isinstance(body, Mapping) else None
-    ids = (format_trace_id(trace_id), format_span_id(span_id), None)
+    ids = (trace_id_key(trace_id), span_id_key(span_id), None)
     _map(source, attributes, time_ns or observed_ns, ids, records, skipped, body_value)
     return True

@@ -18,16 +18,17 @@ from flagscope._store.outcomes import (
     evaluation_span_item,
     http_status,
 )
-from flagscope._store.records import FlagEvaluationEvent
+from flagscope._store.records import (
+    PARENT_KEY,
+    SPAN_KEY,
+    TRACE_KEY,
+    FlagEvaluationEvent,
+    span_id_key,
+    trace_id_key,
+)
 from flagscope._telemetry import semconv
 from flagscope._telemetry.classify import Source, classify_span, source_of
-from flagscope._telemetry.mapping import (
-    VALUE_DECODINGS,
-    SkipReason,
-    ValueDecoding,
-    format_span_id,
-    format_trace_id,
-)
+from flagscope._telemetry.mapping import VALUE_DECODINGS, SkipReason, ValueDecoding
 from flagscope._telemetry.stats import ExporterStats, StatsCounter
 
 __all__ = ["EventSink", "FlagEvaluationSpanExporter"]
@@ -134,7 +135,7 @@ class BaseFlagExporter(Generic[_Item, _Result]):
         record_outcomes = getattr(collector, "record_with_outcomes", None)
         self._record_outcomes = record_outcomes if callable(record_outcomes) else None
         store = getattr(collector, "outcomes", None) if self._record_outcomes else None
-        self._want_spans: dict[str, int] | None = getattr(store, "want_spans", None)
+        self._want_spans: dict[Any, int] | None = getattr(store, "want_spans", None)
         self._want_requests: dict[Any, int] | None = getattr(store, "want_requests", None)
         self._outcome_store = store
         # A sink that keeps outcomes without a store of its own (the test capture's
@@ -222,7 +223,7 @@ class BaseFlagExporter(Generic[_Item, _Result]):
             _logger.exception("flagscope: the collector refused %d evaluation(s)", len(records))
             self._stats.add(items=count, mapped=0, ignored=ignored, skipped=skipped, failed=True)
             return self._failure
-        self._stats.add(items=count, mapped=len(records), ignored=ignored, skipped=skipped)
+        self._stats.add_export(count, len(records), ignored, skipped)
         return self._success
 
     def shutdown(self) -> None:
@@ -263,6 +264,9 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
             success=SpanExportResult.SUCCESS,
             failure=SpanExportResult.FAILURE,
         )
+        # The last span status read, with its code (0 unset, 1 ok, 2 error) and
+        # description: one tuple, so threads exporting at once never mix two statuses.
+        self._last_status: tuple[object, int, str | None] = (None, 0, None)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Map and record the flag evaluations in ``spans``; never raises.
@@ -317,34 +321,45 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
             skipped,
         )
         if outcomes is not None and len(records) > before:
-            # The ids as the records hold them: the store joins on those.
+            # The ids in the form the records store them (ints; no formatting): the
+            # store joins on those.
             record = records[-1]
             if evaluation_span:
                 # A SpanHook-style span: what it explains is the span it was made in.
                 outcomes.append(
                     evaluation_span_item(
-                        record.trace_id, record.span_id, source.service_name, record.parent_span_id
+                        TRACE_KEY(record),
+                        SPAN_KEY(record),
+                        source.service_name,
+                        PARENT_KEY(record),
                     )
                 )
             else:
                 # ``_raw_outcome``, inline: a Python call less for every such span.
                 status = span.status
-                code = status.status_code
+                last_status, status_code, description = self._last_status
+                if status is not last_status:
+                    # A status is immutable, and spans that never set one share the
+                    # SDK's default: its two property reads are made once, not per span.
+                    code = status.status_code
+                    status_code = 2 if code is _ERROR else 1 if code is _OK else 0
+                    description = status.description if code is _ERROR else None
+                    self._last_status = (status, status_code, description)
                 start = span.start_time
                 end = span.end_time
                 attributes = span.attributes
                 outcomes.append(
                     (
-                        record.trace_id,
-                        record.span_id,
+                        TRACE_KEY(record),
+                        SPAN_KEY(record),
                         source.service_name,
                         None,
                         parent is None or parent.is_remote,
                         1,
                         (
                             name,
-                            2 if code is _ERROR else 1 if code is _OK else 0,
-                            status.description if code is _ERROR else None,
+                            status_code,
+                            description,
                             end - start if start and end and end >= start else -1,
                             0
                             if attributes is None or _HTTP_KEYS.isdisjoint(attributes)
@@ -366,9 +381,9 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
         want_spans = self._want_spans
         # The span's own id matters only while some span is wanted: a root otherwise
         # joins by its trace id alone.
-        span_id: str | None = None
+        span_id: int | None = None
         if want_spans:
-            span_id = format_span_id(context.span_id)
+            span_id = span_id_key(context.span_id)
             if span_id not in want_spans and not is_root:
                 return
         elif not is_root:
@@ -379,7 +394,7 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
         cached_resource, source = self._source_cache
         if resource is not cached_resource or source is None:
             source = self._source(resource)
-        trace_id = format_trace_id(context.trace_id)
+        trace_id = trace_id_key(context.trace_id)
         outcomes.append(
             (trace_id, span_id, source.service_name, None, is_root, 0, _raw_outcome(span, name))
         )

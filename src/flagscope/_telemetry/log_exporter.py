@@ -13,7 +13,7 @@ from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
 from flagscope._store.outcomes import NO_OUTCOME, OutcomeItem
-from flagscope._store.records import FlagEvaluationEvent
+from flagscope._store.records import SPAN_KEY, TRACE_KEY, FlagEvaluationEvent
 from flagscope._telemetry.classify import classify_log
 from flagscope._telemetry.exporter import BaseFlagExporter, EventSink
 from flagscope._telemetry.mapping import ValueDecoding
@@ -84,6 +84,14 @@ class FlagEvaluationLogExporter(
             # when the span exporter sees them (into the same collector).
             event = records[-1]
             outcomes.append(
-                (event.trace_id, event.span_id, source.service_name, None, False, 3, NO_OUTCOME)
+                (
+                    TRACE_KEY(event),
+                    SPAN_KEY(event),
+                    source.service_name,
+                    None,
+                    False,
+                    3,
+                    NO_OUTCOME,
+                )
             )
         return is_flag

@@ -24,7 +24,9 @@ from flagscope._store.records import (
     JsonText,
     new_event,
     normalize_reason,
+    span_id_key,
     stored_value,
+    trace_id_key,
 )
 from flagscope._store.values import clean_text
 from flagscope._telemetry import semconv
@@ -313,9 +315,9 @@ def map_evaluation(
     return map_attributes(
         attributes,
         timestamp_ns,
-        format_trace_id(trace_id),
-        format_span_id(span_id),
-        format_span_id(parent_span_id) if parent_span_id is not None else None,
+        trace_id_key(trace_id),
+        span_id_key(span_id),
+        span_id_key(parent_span_id) if parent_span_id is not None else None,
         clean_text(service_name) if type(service_name) is str else None,
         language if type(language) is str else None,
         value_decoding,
@@ -359,9 +361,9 @@ def map_known_ids(
 def map_attributes(
     attributes: Mapping[str, Any],
     timestamp_ns: int | None,
-    trace_id: str | None,
-    span_id: str | None,
-    parent_span_id: str | None,
+    trace_id: int | str | None,
+    span_id: int | str | None,
+    parent_span_id: int | str | None,
     service_name: str | None,
     language: str | None,
     value_decoding: ValueDecoding,
@@ -373,6 +375,8 @@ def map_attributes(
     """``map_known_ids`` with every argument positional, for the hot paths.
 
     ``limited`` says the attributes already went through ``limit_evaluation``.
+    Ids may also be in their stored form (``trace_id_key``): the ways in pass
+    ints, which the record keeps as they are.
 
     The classifier maps every evaluation through here: a call with ten keywords
     costs measurably more than one with ten positions.

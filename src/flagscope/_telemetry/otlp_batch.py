@@ -15,10 +15,18 @@ from flagscope._store.outcomes import (
     evaluation_span_item,
     raw_outcome,
 )
-from flagscope._store.records import EMPTY_MAPPING, FlagEvaluationEvent
+from flagscope._store.records import (
+    EMPTY_MAPPING,
+    PARENT_KEY,
+    SPAN_KEY,
+    TRACE_KEY,
+    FlagEvaluationEvent,
+    span_id_key,
+    trace_id_key,
+)
 from flagscope._telemetry import semconv
 from flagscope._telemetry.classify import Source, classify_log, classify_span
-from flagscope._telemetry.mapping import SkipReason, format_span_id, format_trace_id
+from flagscope._telemetry.mapping import SkipReason
 
 __all__ = ["OtlpBatch", "OtlpDecodeError", "SpanEvent", "Tally"]
 
@@ -141,8 +149,8 @@ class Tally:
                 if is_root:
                     self.outcomes.append(
                         (
-                            format_trace_id(trace_id),
-                            format_span_id(span_id),
+                            trace_id_key(trace_id),
+                            span_id_key(span_id),
                             source.service_name,
                             None,
                             True,
@@ -184,7 +192,7 @@ class Tally:
                 self._wanted_parents.append(parent_span_id)
                 self.outcomes.append(
                     evaluation_span_item(
-                        record.trace_id, record.span_id, source.service_name, record.parent_span_id
+                        TRACE_KEY(record), SPAN_KEY(record), source.service_name, PARENT_KEY(record)
                     )
                 )
             else:
@@ -194,7 +202,15 @@ class Tally:
                     _logger.debug("flagscope: could not read an OTLP span's outcome", exc_info=True)
                     raw = NO_OUTCOME
                 self.outcomes.append(
-                    (record.trace_id, record.span_id, source.service_name, None, is_root, 1, raw)
+                    (
+                        TRACE_KEY(record),
+                        SPAN_KEY(record),
+                        source.service_name,
+                        None,
+                        is_root,
+                        1,
+                        raw,
+                    )
                 )
 
     def add_log(self, source: Source, **record: Any) -> None:
@@ -213,7 +229,7 @@ class Tally:
             # Made inside a span: that span and its request explain it, when they come.
             event = self.events[-1]
             self.outcomes.append(
-                (event.trace_id, event.span_id, source.service_name, None, False, 3, NO_OUTCOME)
+                (TRACE_KEY(event), SPAN_KEY(event), source.service_name, None, False, 3, NO_OUTCOME)
             )
 
     def _skip_item(self) -> None:
@@ -233,8 +249,8 @@ class Tally:
             try:
                 outcomes.append(
                     (
-                        format_trace_id(trace_id),
-                        format_span_id(parent),
+                        trace_id_key(trace_id),
+                        span_id_key(parent),
                         source.service_name,
                         None,
                         False,

@@ -98,6 +98,20 @@ class StatsCounter:
                 reason,
             )
 
+    def add_export(self, items: int, mapped: int, ignored: int, skipped: Mapping[str, int]) -> None:
+        """``add`` for an export that succeeded: positional, as the exporters call it per span.
+
+        Keyword arguments cost a span's export about a tenth of a microsecond more.
+        """
+        if skipped:
+            self.add(items=items, mapped=mapped, ignored=ignored, skipped=skipped)
+            return
+        with self._lock:
+            self._export_calls += 1
+            self._items_seen += items
+            self._events_mapped += mapped
+            self._items_ignored += ignored
+
     def snapshot(self) -> ExporterStats:
         """Return the counters as they are now."""
         with self._lock:
