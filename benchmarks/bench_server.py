@@ -56,8 +56,6 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import SpanContext, TraceFlags
 
-from flagscope._telemetry.otlp import read_traces
-
 FLAGSCOPE = str(Path(sys.executable).with_name("flagscope"))
 START_NS = 1_700_000_000_000_000_000
 FIXTURE = (
@@ -437,6 +435,8 @@ def print_run(result: Run, args: argparse.Namespace) -> None:
 
 def decode_fixture(quick: bool) -> None:
     """(c): the recorded JS request, decoded in process, against json.loads of it."""
+    from flagscope._telemetry.otlp import read_traces
+
     body = FIXTURE.read_bytes()
     number = 20 if quick else 300
 
