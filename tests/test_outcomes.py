@@ -234,6 +234,36 @@ def test_otlp_joins_outcomes_when_a_traces_spans_arrive_in_separate_requests(
 
 
 @pytest.mark.parametrize("encoding", ["protobuf", "json"])
+@pytest.mark.parametrize(
+    ("attributes", "expected"),
+    [
+        ({"http.response.status_code": 502, "http.route": "/"}, 502),
+        ({"http.status_code": 503, "http.method": "GET"}, 503),
+        ({"http.status_code": 500, "http.response.status_code": 404}, 404),
+        ({"http.route": "/"}, None),
+    ],
+    ids=["current", "older", "current-wins", "none"],
+)
+def test_otlp_requests_read_the_http_status_under_either_key(
+    collector: InMemoryAnalyticsCollector,
+    encoding: str,
+    attributes: dict[str, Any],
+    expected: int | None,
+) -> None:
+    def work(tracer: Any) -> None:
+        with tracer.start_as_current_span("GET /", kind=SpanKind.SERVER) as root:
+            root.add_event(semconv.EVENT_NAME, EVALUATION)
+            for key, value in attributes.items():
+                root.set_attribute(key, value)
+
+    _recorded(encoding, _finished_spans(work), collector)
+    (record,) = collector.events()
+    outcome = request_outcome(collector, record)
+    assert outcome is not None
+    assert outcome.http_status_code == expected
+
+
+@pytest.mark.parametrize("encoding", ["protobuf", "json"])
 def test_a_js_style_evaluation_span_is_judged_by_the_span_it_was_made_in(
     collector: InMemoryAnalyticsCollector, encoding: str
 ) -> None:

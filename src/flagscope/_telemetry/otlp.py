@@ -19,7 +19,6 @@ import base64
 import json
 import logging
 from collections.abc import Iterable, Mapping
-from functools import partial
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
@@ -299,6 +298,41 @@ def _attributes(pairs: Iterable[KeyValue]) -> dict[str, Any]:
     return {pair.key: any_value(pair.value) for pair in pairs}
 
 
+class _SpanAttributes:
+    """A span's attributes, unwrapped only when asked for, and at most once.
+
+    The mapper needs all of them only for an evaluation made as a span of its own;
+    outcome capture needs one HTTP status from every span with flag events, which a
+    scan of the keys finds without unwrapping every value.
+    """
+
+    __slots__ = ("_mapping", "_pairs")
+
+    def __init__(self, pairs: Iterable[KeyValue]) -> None:
+        self._pairs = pairs
+        self._mapping: dict[str, Any] | None = None
+
+    def __call__(self) -> dict[str, Any]:
+        mapping = self._mapping
+        if mapping is None:
+            mapping = self._mapping = _attributes(self._pairs)
+        return mapping
+
+    def http_status(self) -> Any:
+        """The span's ``http.response.status_code`` (or the older key), as sent."""
+        if self._mapping is not None:
+            found = self._mapping.get(semconv.HTTP_RESPONSE_STATUS_CODE)
+            return self._mapping.get(semconv.HTTP_STATUS_CODE_OLD) if found is None else found
+        older = None
+        for pair in self._pairs:
+            key = pair.key
+            if key == semconv.HTTP_RESPONSE_STATUS_CODE:
+                return any_value(pair.value)
+            if key == semconv.HTTP_STATUS_CODE_OLD:
+                older = any_value(pair.value)
+        return older
+
+
 def language_from_user_agent(user_agent: str | None) -> str | None:
     """Return the SDK language an OTLP exporter's ``User-Agent`` names, if any.
 
@@ -356,7 +390,7 @@ def map_traces(
                         for event in span.events
                         if event.name in _EVENT_NAMES
                     ],
-                    partial(_attributes, span.attributes),
+                    _SpanAttributes(span.attributes),
                     span.trace_id,
                     span.span_id,
                     span.parent_span_id,

@@ -286,12 +286,17 @@ def _outcome(
     span_attributes: Callable[[], Any],
 ) -> RawOutcome:
     code = _STATUS_CODES.get(status_code, 0) if type(status_code) in (int, str) else 0
-    attributes = span_attributes()
     http = None
-    if isinstance(attributes, Mapping):
-        http = attributes.get(_HTTP_STATUS)
-        if http is None:
-            http = attributes.get(_HTTP_STATUS_OLD)
+    http_status = getattr(span_attributes, "http_status", None)
+    if http_status is not None:
+        # The protobuf reader's lazy attributes: one key found without unwrapping all.
+        http = http_status()
+    else:
+        attributes = span_attributes()
+        if isinstance(attributes, Mapping):
+            http = attributes.get(_HTTP_STATUS)
+            if http is None:
+                http = attributes.get(_HTTP_STATUS_OLD)
     return raw_outcome(
         name,
         code,
