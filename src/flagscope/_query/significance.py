@@ -197,9 +197,11 @@ def _u_and_ties_of_ints(
     n_a = len(sorted_a)
     merged = sorted([*sorted_a, *sorted_b])
     rank_sum: float = sum(compress(count(1), map(set(sorted_a).__contains__, merged)))
-    if True not in map(eq, merged, islice(merged, 1, None)):
+    # The neighbour comparisons once, kept: the tied values are picked out of them.
+    equal_next = list(map(eq, merged, islice(merged, 1, None)))
+    if True not in equal_next:
         return (rank_sum - n_a * (n_a + 1) / 2, 0.0)
-    tied = set(compress(islice(merged, 1, None), map(eq, merged, islice(merged, 1, None))))
+    tied = set(compress(islice(merged, 1, None), equal_next))
     total = 0
     for value in tied:
         first = bisect_left(merged, value)

@@ -31,11 +31,11 @@ request key, so ``impact`` reads whole columns at once. Rows become
 from __future__ import annotations
 
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import compress, repeat
-from operator import eq, ge, is_not, lt
+from operator import eq, ge, is_not, lt, not_
 from typing import Any, Final, Literal
 
 from flagscope._store.records import stored_id
@@ -584,19 +584,21 @@ class OutcomeStore:
         labels: Sequence[str],
         keys: Sequence[IdKey | None],
         services: Sequence[str | None] | None = None,
-    ) -> dict[str, tuple[int, int, list[int]]]:
-        """Per label, what the distinct spans or requests of its evaluations did.
+        distinct_labels: set[str] | None = None,
+    ) -> dict[str, tuple[int, int, int, list[int]]]:
+        """Per label, its evaluations and what their distinct spans or requests did.
 
         The query layer's bulk read (``impact``): whole columns at a time, no
         object per outcome. Evaluation ``i`` has label ``labels[i]`` and is
         explained by span ``keys[i]`` (scope ``"span"``) or by the request of
         trace ``keys[i]`` in service ``services[i]`` (scope ``"request"``); keys
         are ids in their stored form (``records.TRACE_KEY``, ``SPAN_KEY``).
+        ``distinct_labels``, when the caller has it, saves working it out again.
 
         Returns:
-            Per label: distinct spans or requests with a known outcome, how many
-            of them failed, and the durations (ns) of those whose times are
-            known, unsorted. Labels without a known outcome are left out.
+            Per label: its evaluations, the distinct spans or requests with a
+            known outcome, how many of them failed, and the durations (ns) of
+            those whose times are known, unsorted.
         """
         with self._lock:
             rows: list[int]
@@ -604,26 +606,41 @@ class OutcomeStore:
                 rows = list(map(self._spans.get, keys, repeat(-1)))  # type: ignore[arg-type]
             else:
                 labels, rows = self._request_rows(labels, keys, services or ())
-            by_label: dict[str, set[int]] = {}
-            distinct_labels = set(labels)
+            if distinct_labels is None:
+                distinct_labels = set(labels)
+            by_label: dict[str, tuple[int, set[int]]] = {}
             if len(distinct_labels) <= _LABEL_PASSES:
-                # A pass over the columns per label, all in C.
-                for label in distinct_labels:
-                    by_label[label] = set(compress(rows, map(eq, labels, repeat(label))))
+                # A pass over the columns per label, all in C; the picked rows' count is
+                # the label's evaluations (no separate count pass).
+                mask: list[bool] = []
+                for index, label in enumerate(distinct_labels):
+                    if index == 1 and len(distinct_labels) == 2:
+                        # The other label's evaluations are the rest: a bool's negation
+                        # is cheaper than comparing every label again.
+                        picked = list(compress(rows, map(not_, mask)))
+                    else:
+                        mask = list(map(eq, labels, repeat(label)))
+                        picked = list(compress(rows, mask))
+                    by_label[label] = (len(picked), set(picked))
             else:
+                counts = Counter(labels)
+                grouped: dict[str, set[int]] = {}
                 for label, row in set(zip(labels, rows, strict=True)):
-                    by_label.setdefault(label, set()).add(row)
+                    grouped.setdefault(label, set()).add(row)
+                by_label = {label: (counts[label], grouped[label]) for label in counts}
             failed = self._failed
             durations = self._durations
-            result: dict[str, tuple[int, int, list[int]]] = {}
-            for label, found in by_label.items():
+            result: dict[str, tuple[int, int, int, list[int]]] = {}
+            for label, (evaluations, found) in by_label.items():
                 found.discard(-1)
                 if not found:
+                    result[label] = (evaluations, 0, 0, [])
                     continue
                 known = list(map(durations.__getitem__, found))
                 if -1 in known:
                     known = [duration for duration in known if duration >= 0]
-                result[label] = (len(found), sum(map(failed.__getitem__, found)), known)
+                errors = sum(map(failed.__getitem__, found))
+                result[label] = (evaluations, len(found), errors, known)
             return result
 
     def _request_rows(
