@@ -98,6 +98,13 @@ class StatsCounter:
                 reason,
             )
 
+    def add_one(self) -> None:
+        """``add(items=1, mapped=1)``: one export of one span with one record, no skips."""
+        with self._lock:
+            self._export_calls += 1
+            self._items_seen += 1
+            self._events_mapped += 1
+
     def snapshot(self) -> ExporterStats:
         """Return the counters as they are now."""
         with self._lock:
