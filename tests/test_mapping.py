@@ -901,3 +901,32 @@ def test_mapper_never_raises_and_loses_no_key(
         # Kept read-only: maps as mappingproxy, arrays as tuples, the same content.
         assert json_safe(value) == json_safe(attributes[key])
     json.dumps(result.to_dict(), allow_nan=False)
+
+
+def test_map_typical_gives_map_attributes_record_or_none() -> None:
+    """The usual event's short path makes the general path's record; anything else, None."""
+    from flagscope._telemetry.mapping import map_attributes, map_typical
+
+    usual: dict[str, Any] = {
+        "feature_flag.key": "bool-flag",
+        "feature_flag.result.value": "true",
+        "feature_flag.result.reason": "static",
+        "feature_flag.result.variant": "on",
+        "feature_flag.context.id": "user-123",
+        "feature_flag.provider.name": "In-Memory Provider",
+    }
+    without_context = {k: v for k, v in usual.items() if k != "feature_flag.context.id"}
+    for attributes in (usual, without_context, {**usual, "feature_flag.result.value": 3}):
+        typical = map_typical(attributes, 10**18, 5, 6, None, "svc", "python", "auto")
+        general = map_attributes(
+            attributes, 10**18, f"{5:032x}", f"{6:016x}", None, "svc", "python", "auto", None, None
+        )
+        assert typical == general
+    for attributes in (
+        {**usual, "extra": 1},
+        {**usual, "feature_flag.key": ""},
+        {**usual, "feature_flag.result.variant": "é"},
+        {**usual, "feature_flag.result.value": [1]},
+        {**usual, "feature_flag.result.value": "x" * 9000},
+    ):
+        assert map_typical(attributes, 10**18, 5, 6, None, "svc", "python", "auto") is None

@@ -390,6 +390,62 @@ class OutcomeStore:
             self._trim(first_seq)
             self._since_trim = 0
 
+    def add_span_locked(
+        self,
+        trace_id: Any,
+        span_id: Any,
+        service: str | None,
+        is_root: bool,
+        outcome: RawOutcome,
+        seq: int,
+        first_seq: int,
+    ) -> None:
+        """``add_locked`` for one span holding evaluations (kind 1), without an item.
+
+        The span exporter's path for a span exported on its own: no item tuple, no
+        list, no unpacking. Keep it in step with ``add_locked``'s kind 1 branch.
+        """
+        free = self._free
+        if not free:
+            self._grow()
+        row = free.pop()
+        self._seqs[row] = seq
+        name, code, description, duration, http = outcome
+        self._names[row] = name
+        self._codes[row] = code
+        self._descriptions[row] = description
+        self._https[row] = http
+        self._failed[row] = 1 if code == 2 or http >= 500 else 0
+        self._durations[row] = duration
+        self._span_keys[row] = span_id
+        if span_id is not None:
+            want_spans = self.want_spans
+            if want_spans:
+                want_spans.pop(span_id, None)
+            self._spans[span_id] = row
+        by_trace = self._requests.get(service)
+        if is_root:
+            want_requests = self.want_requests
+            if want_requests:
+                want_requests.pop((trace_id, service), None)
+            if by_trace is None:
+                by_trace = self._requests[service] = {}
+            by_trace[trace_id] = row
+            self._trace_keys[row] = trace_id
+            self._services[row] = service
+        else:
+            self._trace_keys[row] = None
+            known = by_trace.get(trace_id) if by_trace is not None else None
+            if known is not None:
+                self._seqs[known] = seq
+            else:
+                self._want_request(trace_id, service, seq)
+        written = self._since_trim + 1
+        if written >= self._trim_every:
+            self._trim(first_seq)
+            written = 0
+        self._since_trim = written
+
     def _row(self, outcome: RawOutcome, seq: int) -> int:
         """Write ``outcome`` into a free row and return the row."""
         free = self._free

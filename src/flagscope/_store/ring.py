@@ -20,7 +20,7 @@ from operator import attrgetter
 from types import MappingProxyType
 from typing import Any, Final, NoReturn, Protocol, runtime_checkable
 
-from flagscope._store.outcomes import OutcomeItem, OutcomeStore
+from flagscope._store.outcomes import OutcomeItem, OutcomeStore, RawOutcome
 from flagscope._store.records import (
     EMPTY_MAPPING,
     EvaluationReason,
@@ -355,6 +355,68 @@ class RecordStore:
             if events and self._listeners:
                 self._notify()
         return len(events)
+
+    def record_span(
+        self,
+        event: FlagEvaluationEvent,
+        trace_id: Any,
+        span_id: Any,
+        service: str | None,
+        is_root: bool,
+        outcome: RawOutcome,
+    ) -> None:
+        """Store one span's one record and the span's outcome, under one hold of the lock.
+
+        ``trace_id`` and ``span_id`` are in the record's stored form (``TRACE_KEY``,
+        ``SPAN_KEY``): what the outcome tables are keyed by.
+
+        ``record_with_outcomes`` for the span exporter's usual call (a
+        ``SimpleSpanProcessor`` exports each span on its own): the span holds the
+        record's evaluation, so no item tuple or lists are built for it.
+        """
+        if type(self).record_batch is not _RECORD_BATCH or not self._lean:
+            # A subclass's record_batch has the say; hooks and byte budgets take the
+            # general path.
+            self.record_with_outcomes(
+                [event], [(trace_id, span_id, service, None, is_root, 1, outcome)]
+            )
+            return
+        try:
+            with self._lock:
+                # ``_store``'s lean path for one record.
+                key = event.flag_key
+                by_flag = self._by_flag
+                lane = by_flag.get(key)
+                seq = self._next_seq
+                first = self._first_seq
+                max_size = self._max_size
+                index = (seq - self._origin) % max_size
+                ring = self._ring
+                if seq - first >= max_size:
+                    old_key = ring[index].flag_key
+                    old_lane = by_flag[old_key]
+                    old_lane.popleft()
+                    if not old_lane and old_lane is not lane:
+                        del by_flag[old_key]
+                    first += 1
+                    self._first_seq = first
+                    self._evicted += 1
+                    ring[index] = event
+                elif index == len(ring):
+                    ring.append(event)
+                else:
+                    ring[index] = event
+                if lane is None:
+                    by_flag[key] = deque((event,))
+                else:
+                    lane.append(event)
+                self._next_seq = seq + 1
+                self._outcomes.add_span_locked(
+                    trace_id, span_id, service, is_root, outcome, seq, first
+                )
+        finally:
+            if self._listeners:
+                self._notify()
 
     # -- writing ----------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import StatusCode
@@ -28,7 +29,12 @@ from flagscope._store.records import (
 )
 from flagscope._telemetry import semconv
 from flagscope._telemetry.classify import Source, classify_span, source_of
-from flagscope._telemetry.mapping import VALUE_DECODINGS, SkipReason, ValueDecoding
+from flagscope._telemetry.mapping import (
+    VALUE_DECODINGS,
+    SkipReason,
+    ValueDecoding,
+    map_typical,
+)
 from flagscope._telemetry.stats import ExporterStats, StatsCounter
 
 __all__ = ["EventSink", "FlagEvaluationSpanExporter"]
@@ -41,6 +47,8 @@ _HTTP_STATUS_OLD = semconv.HTTP_STATUS_CODE_OLD
 _ERROR = StatusCode.ERROR
 _OK = StatusCode.OK
 _HTTP_KEYS = frozenset((_HTTP_STATUS, _HTTP_STATUS_OLD))
+_TRACE_ID_LIMIT = 1 << 128
+_SPAN_ID_LIMIT = 1 << 64
 
 
 def _NO_ATTRIBUTES() -> None:  # noqa: N802 - a constant, called only for evaluation spans
@@ -141,6 +149,10 @@ class BaseFlagExporter(Generic[_Item, _Result]):
         # A sink that keeps outcomes without a store of its own (the test capture's
         # dispatcher, fanning out to several collectors) is offered every local root.
         self._offer_roots = self._record_outcomes is not None and store is None
+        # The store's one-span entry (``RecordStore.record_span``), for the span
+        # exporter's usual export of one span.
+        record_span = getattr(collector, "record_span", None) if store is not None else None
+        self._record_span = record_span if callable(record_span) else None
 
     @property
     def collector(self) -> EventSink:
@@ -273,7 +285,110 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
 
         Keeps ``SpanExporter.export``'s parameter name, so keyword callers work.
         """
+        if type(spans) is tuple and len(spans) == 1 and not self._shutdown:
+            # What a SimpleSpanProcessor hands over: one span. The usual one, with one
+            # flag event, takes a short path; anything else, the general one below.
+            result = self._export_one(spans[0])
+            if result is not None:
+                return result
         return BaseFlagExporter.export(self, spans)
+
+    def _export_one(self, span: ReadableSpan) -> SpanExportResult | None:
+        """Record a span holding one usual flag event; ``None`` (nothing done) for any other.
+
+        The usual event is ``map_typical``'s: its attributes are copied once out of
+        the SDK's ``BoundedAttributes`` (each read through it is two Python calls),
+        the record keeps the SDK's int ids, and the span's outcome goes to the store
+        with ``record_span``, without the item tuple and lists of ``export``.
+        """
+        record_span = self._record_span
+        if record_span is None and self._record_outcomes is not None:
+            return None  # a sink keeping outcomes its own way: the general path
+        events = span.events
+        if len(events) != 1:
+            return None
+        event = events[0]
+        if event.name not in _EVENT_NAMES:
+            return None
+        attributes = event.attributes
+        if type(attributes) is not BoundedAttributes:
+            return None
+        name = span.name
+        context = span.context
+        if name == _SPAN_NAME or context is None:
+            return None
+        trace_id = context.trace_id
+        span_id = context.span_id
+        parent = span.parent
+        parent_id = parent.span_id if parent is not None else None
+        if (
+            type(trace_id) is not int
+            or not 0 < trace_id < _TRACE_ID_LIMIT
+            or type(span_id) is not int
+            or not 0 < span_id < _SPAN_ID_LIMIT
+            or (
+                parent_id is not None
+                and not (type(parent_id) is int and 0 < parent_id < _SPAN_ID_LIMIT)
+            )
+        ):
+            return None
+        resource = span.resource
+        cached_resource, source = self._source_cache
+        if resource is not cached_resource or source is None:
+            source = self._source(resource)
+        record = map_typical(
+            attributes.copy(),  # a plain dict: reads at C speed
+            event.timestamp,
+            trace_id,
+            span_id,
+            parent_id,
+            source.service_name,
+            source.language,
+            source.value_decoding,
+        )
+        if record is None:
+            return None
+        if record_span is None:
+            # A sink that keeps no outcomes: the record alone.
+            try:
+                self._collector.record_batch([record])
+            except Exception:
+                _logger.exception("flagscope: the collector refused 1 evaluation(s)")
+                self._stats.add(items=1, mapped=0, failed=True)
+                return SpanExportResult.FAILURE
+            self._stats.add_one()
+            return SpanExportResult.SUCCESS
+        # ``_raw_outcome``, inline.
+        status = span.status
+        code = status.status_code
+        start = span.start_time
+        end = span.end_time
+        span_attributes = span.attributes
+        try:
+            record_span(
+                record,
+                # The stored forms of canonical ids are these ints: the outcome
+                # tables join on them.
+                trace_id,
+                span_id,
+                source.service_name,
+                parent is None or parent.is_remote,
+                (
+                    name,
+                    2 if code is _ERROR else 1 if code is _OK else 0,
+                    status.description if code is _ERROR else None,
+                    end - start if start and end and end >= start else -1,
+                    0
+                    if span_attributes is None or _HTTP_KEYS.isdisjoint(span_attributes)
+                    else _http_of(span_attributes),
+                ),
+            )
+        except Exception:
+            _logger.exception("flagscope: the collector refused 1 evaluation(s)")
+            self._stats.add(items=1, mapped=0, failed=True)
+            return SpanExportResult.FAILURE
+        self._stats.add_one()
+        return SpanExportResult.SUCCESS
 
     def _map_item(
         self,

@@ -43,6 +43,7 @@ __all__ = [
     "map_attributes",
     "map_evaluation",
     "map_known_ids",
+    "map_typical",
     "normalize_reason",
     "stored_from",
     "string_rule",
@@ -543,6 +544,103 @@ def map_attributes(
     )
 
 
+def map_typical(
+    attributes: Mapping[str, Any],
+    timestamp_ns: Any,
+    trace_id: str | int | None,
+    span_id: str | int | None,
+    parent_span_id: str | int | None,
+    service_name: str | None,
+    language: str | None,
+    value_decoding: ValueDecoding,
+    /,
+) -> FlagEvaluationEvent | None:
+    """``map_attributes`` for the usual evaluation only; ``None`` for anything else.
+
+    The usual evaluation is what OpenFeature's and LaunchDarkly's hooks send: the
+    current spellings of key, reason, variant and provider as short ASCII text, a
+    scalar value and maybe a context id, nothing more, with a timestamp. Its keys are
+    read directly and its record built at once: no alias lookups, no limits (nothing
+    can exceed them), no extra attributes. ``None`` sends the caller to
+    ``map_attributes``, which decides everything else, so both give the same record.
+
+    The ids may be the SDK's ints (``new_event`` keeps them as they are) or canonical
+    hex text. A plain dict reads fastest (the SDK's ``BoundedAttributes`` is two
+    Python calls a read: copy it first).
+    """
+    get = attributes.get
+    flag_key = get(semconv.KEY)
+    raw_reason = get(_REASON_KEY)
+    variant = get(_VARIANT_KEY)
+    provider_name = get(_PROVIDER_KEY)
+    if (
+        type(flag_key) is not str
+        or type(raw_reason) is not str
+        or type(variant) is not str
+        or type(provider_name) is not str
+        or type(timestamp_ns) is not int
+    ):
+        return None
+    context_id = get(semconv.CONTEXT_ID)
+    raw_value: Any = get(semconv.RESULT_VALUE)
+    # One length and one ASCII check for all the text: the sum within the limit keeps
+    # each part within it (a longer sum is left to the general path, which is exact).
+    text = flag_key + raw_reason + variant + provider_name
+    if context_id is not None:
+        if type(context_id) is not str:
+            return None
+        text += context_id
+    if (
+        len(attributes) != 4 + (context_id is not None) + (raw_value is not None)
+        or len(text) > _VALUE_LENGTH_LIMIT
+        or not text.isascii()
+        or not flag_key
+        or not raw_reason
+    ):
+        return None
+    kind: type = type(raw_value)
+    if kind is str:
+        if len(raw_value) > _VALUE_LENGTH_LIMIT:
+            return None
+        # string_rule, inline.
+        if value_decoding == "auto":
+            json_text = provider_name == _LAUNCHDARKLY or language == _PYTHON
+            rule = _JSON if json_text else _CONTAINERS
+        else:
+            rule = _JSON if value_decoding == "json" else _RAW
+        value = _JSON_LITERALS.get(raw_value, _NOT_LITERAL) if rule == _JSON else _NOT_LITERAL
+        if value is _NOT_LITERAL:
+            value = stored_from(raw_value, rule)
+    elif kind is bool or kind is int or kind is float or raw_value is None:
+        value = raw_value
+    else:
+        return None
+    try:
+        timestamp = _EPOCH + timedelta(0, 0, timestamp_ns // 1000)
+    except (OverflowError, ValueError):
+        return None
+    return new_event(
+        timestamp,
+        sys.intern(flag_key),
+        value,
+        _NORMALIZED_REASONS.get(raw_reason) or normalize_reason(raw_reason),
+        sys.intern(variant),
+        context_id or None,
+        sys.intern(provider_name),
+        None,
+        None,
+        None,
+        None,
+        trace_id,
+        span_id,
+        parent_span_id,
+        service_name,
+        None,
+        EMPTY_MAPPING,
+    )
+
+
+_NOT_LITERAL: Final = object()
 _VALUE_LENGTH_LIMIT: Final = DEFAULT_LIMITS.max_value_length
 _NORMALIZED_REASONS: Final = NORMALIZED_REASONS
 _PLAIN_SCALARS: Final = frozenset({bool, int, float, type(None)})

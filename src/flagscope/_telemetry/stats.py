@@ -112,6 +112,13 @@ class StatsCounter:
             self._events_mapped += mapped
             self._items_ignored += ignored
 
+    def add_one(self) -> None:
+        """``add(items=1, mapped=1)``: one export of one span with one record, no skips."""
+        with self._lock:
+            self._export_calls += 1
+            self._items_seen += 1
+            self._events_mapped += 1
+
     def snapshot(self) -> ExporterStats:
         """Return the counters as they are now."""
         with self._lock:
