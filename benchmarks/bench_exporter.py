@@ -235,7 +235,7 @@ def mapper_cost(settings: Settings) -> None:
 
 def main() -> None:
     settings = parse_settings(__doc__ or "")
-    compare(settings, "span + one flag event", add_event, target=1.15)
+    compare(settings, "span + one flag event", add_event, target=1.25)
     compare(settings, "request + child span with the flag event", request_with_child, None, 2)
     client = openfeature_client()
     try:
