@@ -41,6 +41,7 @@ from flagscope._store.records import (
     FlagEvaluationEvent,
 )
 from flagscope._store.ring import RecordStore
+from flagscope._validate import check_choice
 
 __all__ = [
     "ALPHA",
@@ -203,6 +204,9 @@ def variant_label(event: FlagEvaluationEvent) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
+_SCOPES: Final[tuple[ImpactScope, ...]] = ("request", "span")
+
+
 def check_scope(scope: object) -> ImpactScope:
     """Return ``scope`` if it is ``"request"`` or ``"span"``.
 
@@ -210,13 +214,7 @@ def check_scope(scope: object) -> ImpactScope:
         TypeError: It is not a str.
         ValueError: It is another string.
     """
-    if not isinstance(scope, str):
-        raise TypeError(f"scope must be 'request' or 'span', got {type(scope).__name__}")
-    if scope == "request":
-        return "request"
-    if scope == "span":
-        return "span"
-    raise ValueError(f"scope must be 'request' or 'span', got {scope!r}")
+    return check_choice("scope", scope, _SCOPES)
 
 
 def _span_key(event: FlagEvaluationEvent) -> Any:

@@ -36,6 +36,7 @@ from flagscope._telemetry.mapping import (
     map_typical,
 )
 from flagscope._telemetry.stats import ExporterStats, StatsCounter
+from flagscope._validate import check_choice
 
 __all__ = ["EventSink", "FlagEvaluationSpanExporter"]
 
@@ -100,15 +101,10 @@ def check_value_decoding(value_decoding: object) -> ValueDecoding:
     """Return ``value_decoding`` if it is ``"auto"``, ``"json"`` or ``"raw"``.
 
     Raises:
-        ValueError: It is anything else.
+        TypeError: It is not a str.
+        ValueError: It is another string.
     """
-    if value_decoding == "auto":
-        return "auto"
-    if value_decoding == "json":
-        return "json"
-    if value_decoding == "raw":
-        return "raw"
-    raise ValueError(f"value_decoding must be one of {VALUE_DECODINGS}, got {value_decoding!r}")
+    return check_choice("value_decoding", value_decoding, VALUE_DECODINGS)
 
 
 class BaseFlagExporter(Generic[_Item, _Result]):

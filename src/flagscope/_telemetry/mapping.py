@@ -22,6 +22,8 @@ from flagscope._store.records import (
     EvaluationReason,
     FlagEvaluationEvent,
     JsonText,
+    format_span_id,
+    format_trace_id,
     new_event,
     normalize_reason,
     span_id_key,
@@ -75,9 +77,6 @@ _JSON_LITERALS: Final[Mapping[str, Any]] = {
     "Infinity": float("inf"),
     "-Infinity": float("-inf"),
 }
-_HEX_DIGITS: Final = frozenset("0123456789abcdef")
-_TRACE_ID_LIMIT: Final = 1 << 128
-_SPAN_ID_LIMIT: Final = 1 << 64
 _JSON_START: Final = frozenset('{["-0123456789tfn')
 
 
@@ -92,43 +91,6 @@ def timestamp_from_ns(ns: int) -> datetime:
         raise TypeError(f"timestamp must be int nanoseconds, got {type(ns).__name__}")
     # Positional: timedelta's keyword form costs a third more on the hot path.
     return _EPOCH + timedelta(0, 0, ns // 1000)
-
-
-def _format_id(value: Any, width: int) -> str | None:
-    if type(value) is int:
-        if value <= 0 or value >= 1 << (width * 4):
-            return None
-        return format(value, f"0{width}x")
-    if isinstance(value, (bytes, bytearray)):
-        if len(value) * 2 != width or not any(value):
-            return None
-        return value.hex()
-    if isinstance(value, str):
-        text = value.lower()
-        # Not int(text, 16): it also takes "0x", "+", "_" and spaces, which are not ids.
-        if len(text) != width or text.strip("0") == "" or not _HEX_DIGITS.issuperset(text):
-            return None
-        return text
-    return None
-
-
-def format_trace_id(value: Any) -> str | None:
-    """Return a trace id (SDK int, OTLP bytes or hex text) as 32 lowercase hex chars.
-
-    The invalid all-zero id, and anything that is not an id, gives ``None``.
-    """
-    # The SDK's valid int ids first: every span the exporter sees has them. ``%`` is
-    # markedly faster than ``format()`` for this.
-    if type(value) is int and 0 < value < _TRACE_ID_LIMIT:
-        return "%032x" % value  # noqa: UP031
-    return _format_id(value, 32)
-
-
-def format_span_id(value: Any) -> str | None:
-    """Return a span id (SDK int, OTLP bytes or hex text) as 16 lowercase hex chars."""
-    if type(value) is int and 0 < value < _SPAN_ID_LIMIT:
-        return "%016x" % value  # noqa: UP031
-    return _format_id(value, 16)
 
 
 def freeze_value(value: Any) -> Any:
