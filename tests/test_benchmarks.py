@@ -68,7 +68,7 @@ def test_bench_exporter_prints_both_workloads_and_the_mapper_cost() -> None:
         assert re.search(rf"^{prefix}outcome capture adds per span .*: -?{NUMBER}", out, re.M)
         assert re.search(rf"^{prefix}ratio floor / InMemorySpanExporter .*: {NUMBER}", out, re.M)
     target_line = re.escape("exporter, span + one flag event: ratio ours / InMemorySpanExporter")
-    assert re.search(rf"^{target_line} .*: {NUMBER} \(target <= 1.15\) (PASS|MISS)$", out, re.M)
+    assert re.search(rf"^{target_line} .*: {NUMBER} \(target <= 1.25\) (PASS|MISS)$", out, re.M)
     assert re.search(rf"^mapper: map_evaluation per TracingHook event .*: {NUMBER} us$", out, re.M)
 
 
