@@ -101,9 +101,10 @@ def check_value_decoding(value_decoding: object) -> ValueDecoding:
     """Return ``value_decoding`` if it is ``"auto"``, ``"json"`` or ``"raw"``.
 
     Raises:
-        TypeError: It is not a str.
-        ValueError: It is another string.
+        ValueError: It is anything else (``None`` included, as it always has been).
     """
+    if not isinstance(value_decoding, str):
+        raise ValueError(f"value_decoding must be one of {VALUE_DECODINGS}, got {value_decoding!r}")
     return check_choice("value_decoding", value_decoding, VALUE_DECODINGS)
 
 
