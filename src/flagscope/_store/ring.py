@@ -14,7 +14,7 @@ import sys
 import threading
 from array import array
 from collections import deque
-from collections.abc import Callable, Coroutine, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from operator import attrgetter
 from types import MappingProxyType
@@ -131,6 +131,13 @@ def estimate_size(event: FlagEvaluationEvent) -> int:
     return size
 
 
+# ``await`` calls ``__await__`` on every write the seed API awaits. An exhausted
+# iterator's own ``__iter__`` as that type attribute (C, called with no arguments, since it
+# is not a descriptor) finishes the ``await`` at once without a Python frame or a new
+# generator.
+_EXHAUSTED: Final = iter(())
+
+
 class Done(Coroutine[Any, Any, None]):
     """An awaitable that has already finished: what the seed's write methods return.
 
@@ -143,8 +150,7 @@ class Done(Coroutine[Any, Any, None]):
 
     __slots__ = ()
 
-    def __await__(self) -> Generator[Any, None, None]:
-        return _finished()
+    __await__ = _EXHAUSTED.__iter__  # type: ignore[assignment]
 
     def send(self, value: Any, /) -> NoReturn:
         """Finish at once, as a coroutine with nothing left to run does."""
@@ -162,17 +168,6 @@ class Done(Coroutine[Any, Any, None]):
     def __repr__(self) -> str:
         return "<flagscope._store.ring.Done>"
 
-
-def _finished() -> Generator[Any, None, None]:
-    # An empty generator: ``await`` gets StopIteration (None) on its first step.
-    yield from ()
-
-
-# ``await`` calls ``__await__`` on every write the seed API awaits: a Python method and a
-# new generator each time. An exhausted iterator's own ``__iter__`` (C, no arguments, as
-# a type attribute that is not a descriptor) gives the same StopIteration for less.
-_EXHAUSTED: Final = iter(())
-setattr(Done, "__await__", _EXHAUSTED.__iter__)  # noqa: B010
 
 _DONE: Final = Done()
 
