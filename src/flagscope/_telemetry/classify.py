@@ -41,11 +41,22 @@ __all__ = [
     "Source",
     "classify_log",
     "classify_span",
+    "http_status_attribute",
     "is_flag_event_name",
     "source_of",
 ]
 
 _logger = logging.getLogger("flagscope")
+_HTTP_STATUS: Final = semconv.HTTP_RESPONSE_STATUS_CODE
+_HTTP_STATUS_OLD: Final = semconv.HTTP_STATUS_CODE_OLD
+
+
+def http_status_attribute(attributes: Mapping[str, Any]) -> Any:
+    """A span's HTTP response status attribute as sent: the current key, else the older."""
+    http = attributes.get(_HTTP_STATUS)
+    return attributes.get(_HTTP_STATUS_OLD) if http is None else http
+
+
 _EVENT_NAMES: Final = semconv.EVENT_NAMES
 _SPAN_NAME: Final = semconv.SPAN_NAME
 _KEY: Final = semconv.KEY

@@ -28,7 +28,12 @@ from flagscope._store.records import (
     trace_id_key,
 )
 from flagscope._telemetry import semconv
-from flagscope._telemetry.classify import Source, classify_span, source_of
+from flagscope._telemetry.classify import (
+    Source,
+    classify_span,
+    http_status_attribute,
+    source_of,
+)
 from flagscope._telemetry.mapping import (
     VALUE_DECODINGS,
     SkipReason,
@@ -536,9 +541,7 @@ def _raw_outcome(span: ReadableSpan, name: str) -> RawOutcome:
 
 def _http_of(attributes: Mapping[str, Any]) -> int:
     """The span's HTTP response status (the current attribute, else the older one), or 0."""
-    http = attributes.get(_HTTP_STATUS)
-    if http is None:
-        http = attributes.get(_HTTP_STATUS_OLD)
+    http = http_status_attribute(attributes)
     if type(http) is not int or not 0 < http < HTTP_LIMIT:
         http = http_status(http) or 0
     return http

@@ -24,7 +24,7 @@ from typing import Any, Final, Literal
 
 from flagscope._extras import missing_extra
 from flagscope._telemetry import semconv
-from flagscope._telemetry.classify import Source, source_of
+from flagscope._telemetry.classify import Source, http_status_attribute, source_of
 from flagscope._telemetry.mapping import ValueDecoding
 from flagscope._telemetry.otlp_batch import OtlpBatch, OtlpDecodeError, SpanEvent, Tally
 from flagscope._telemetry.otlp_json import load_json, read_json_logs, read_json_traces
@@ -321,8 +321,7 @@ class _SpanAttributes:
     def http_status(self) -> Any:
         """The span's ``http.response.status_code`` (or the older key), as sent."""
         if self._mapping is not None:
-            found = self._mapping.get(semconv.HTTP_RESPONSE_STATUS_CODE)
-            return self._mapping.get(semconv.HTTP_STATUS_CODE_OLD) if found is None else found
+            return http_status_attribute(self._mapping)
         older = None
         for pair in self._pairs:
             key = pair.key

@@ -25,15 +25,18 @@ from flagscope._store.records import (
     trace_id_key,
 )
 from flagscope._telemetry import semconv
-from flagscope._telemetry.classify import Source, classify_log, classify_span
+from flagscope._telemetry.classify import (
+    Source,
+    classify_log,
+    classify_span,
+    http_status_attribute,
+)
 from flagscope._telemetry.mapping import SkipReason
 
 __all__ = ["OtlpBatch", "OtlpDecodeError", "SpanEvent", "Tally"]
 
 _MAX_SKIP_DETAIL: Final = 5
 _SPAN_NAME: Final = semconv.SPAN_NAME
-_HTTP_STATUS: Final = semconv.HTTP_RESPONSE_STATUS_CODE
-_HTTP_STATUS_OLD: Final = semconv.HTTP_STATUS_CODE_OLD
 # OTLP span flags (proto 1.1+): bit 8 says whether bit 9, "the parent is remote", is set.
 _HAS_IS_REMOTE: Final = 0x100
 _IS_REMOTE: Final = 0x200
@@ -294,9 +297,7 @@ def _outcome(
     else:
         attributes = span_attributes()
         if isinstance(attributes, Mapping):
-            http = attributes.get(_HTTP_STATUS)
-            if http is None:
-                http = attributes.get(_HTTP_STATUS_OLD)
+            http = http_status_attribute(attributes)
     return raw_outcome(
         name,
         code,
