@@ -13,8 +13,10 @@ bounded (DESIGN.md section 9):
   evicted from the collector, so a span that never comes costs a slot for a
   while and nothing more;
 * an outcome is kept only when an evaluation wanted it (or the span held the
-  evaluation itself), in tables of at most ``capacity`` entries, pruned with
-  the evaluations it explains;
+  evaluation itself), in a ring of rows, twice ``capacity``: an evaluation
+  makes at most two rows, so the ring comes back to a row only after the
+  evaluations it explains are evicted (a row a stored evaluation still needs
+  is passed over);
 * local roots that arrive before any evaluation wanted them (an OTLP sender
   whose batches reorder, a log-based evaluation exported after its request
   ended) wait in a small ring of recent roots, so the join works in either
@@ -22,10 +24,17 @@ bounded (DESIGN.md section 9):
 
 This is the store layer: it imports nothing from the query layer. The ways in
 hand over one plain tuple per span (a frozen dataclass costs a microsecond to
-build); the store keeps outcomes as rows of compact columns (arrays of status,
-failure, duration and HTTP status, beside lists of names), found by span id or
-request key, so ``impact`` reads whole columns at once. Rows become
-``SpanOutcome`` records only when read one by one.
+build); the store keeps outcomes as rows of compact columns (status, failure,
+duration, HTTP status, names), found by span id or request key, so ``impact``
+reads whole columns at once. Rows become ``SpanOutcome`` records only when
+read one by one.
+
+The tables that find rows by span id and request key are filled lazily: a
+write only fills the ring's next row; the rows written since are entered in
+one pass when something looks them up (a reader, an evaluation span's join).
+Most outcomes are overwritten before anyone reads them and never cost a dict
+insert and delete, each a likely cache miss in tables of ``capacity`` random
+keys: that was most of what capture added to an exported span.
 """
 
 from __future__ import annotations
@@ -34,9 +43,9 @@ import threading
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import compress, repeat
-from operator import eq, ge, is_not, lt, not_
-from typing import Any, Final, Literal
+from itertools import compress, filterfalse, repeat
+from operator import eq, is_not, lt, not_
+from typing import Any, Final, Literal, cast
 
 from flagscope._store.records import stored_id
 
@@ -185,6 +194,8 @@ def outcome_of(raw: RawOutcome) -> SpanOutcome:
 # Rows are added this many at a time: each column grows once per block, and the
 # write path only pops a free row.
 _ROW_BLOCK: Final = 256
+# How many rows still needed ``_reuse`` passes over before it takes the next one anyway.
+_PASS_OVER: Final = 8
 # Up to this many labels, ``figures`` picks each label's rows in a pass of its own.
 _LABEL_PASSES: Final = 16
 
@@ -196,18 +207,19 @@ class OutcomeStore:
     ``span_outcomes``, ``request_outcomes`` and ``figures``. ``seq`` arguments
     are the collector's sequence numbers: an outcome is kept while an
     evaluation it explains is stored (``seq`` at or above the collector's
-    oldest), and dropped at the next trim after the last one is evicted.
+    oldest), and its row is reused once the last one is evicted.
 
     Each outcome is one row of columns (name, status code, description, HTTP
     status, duration, and whether it failed, for ``figures``), shared by
     the span and, for a local root, its request; ``_spans`` and ``_requests``
-    (per service, by trace id) find rows, and a row's ``seq`` is the newest
-    evaluation it explains. Rows come from a free list, so writing one is a
-    few stores.
+    (per service, by trace id) find rows, once ``_index`` has entered the
+    pending ones, and a row's ``seq`` is the newest evaluation it explains.
+    Rows are taken in turn from a ring of ``limit``, so writing one is a few
+    stores.
 
     Args:
-        capacity: The most entries each table holds (spans, requests, and the
-            wanted ones of each).
+        capacity: The collector's ``max_size``: the ring holds twice as many
+            rows, and each wanted table at most this many entries.
 
     Raises:
         TypeError: ``capacity`` is not an int.
@@ -231,6 +243,10 @@ class OutcomeStore:
         self._requests: dict[str | None, dict[IdKey, int]] = {}
         self._recent_roots: dict[RequestKey, RawOutcome] = {}
         self._recent_order: deque[RequestKey] = deque()
+        # An evaluation makes at most two rows (its span's and its request's), so a
+        # ring of twice the capacity reaches a row again only after its evaluations
+        # are evicted, unless a later one still needs it (``_reuse``).
+        self._size = 2 * capacity + 2
         # The columns, one entry per row: the newest evaluation it explains, the
         # outcome as the way in gave it, and what ``figures`` reads in bulk.
         # Lists, not arrays, for seqs and durations: an array's item assignment parses
@@ -238,8 +254,7 @@ class OutcomeStore:
         # tuple or the batch, so a list costs a pointer per row all the same.
         # The outcome is kept field by field, not as the tuple a way in hands over:
         # a tuple kept per span is one more object for the garbage collector to
-        # track and walk (it cost capture about 9,000 instructions a span), while
-        # strs and ints in lists are nothing to it.
+        # track and walk, while strs and ints in lists are nothing to it.
         self._seqs: list[int] = []
         self._names: list[str] = []
         self._codes = bytearray()
@@ -249,31 +264,30 @@ class OutcomeStore:
         # ``__getitem__``, a fast method call on a list and a wrapped one on a bytearray.
         self._failed: list[int] = []
         self._durations: list[int] = []
-        # What finds each row, to forget it when the row is freed. Only the keys are
-        # cleared then: the other columns are overwritten when the row is taken again.
+        # What finds each row, to forget it when the row is taken again.
         self._span_keys: list[IdKey | None] = []
         self._trace_keys: list[IdKey | None] = []
         self._services: list[str | None] = []
-        self._free: list[int] = []
-        # Rows whose seq is below this are free (or dead, until the next trim frees
-        # them): a trim looks only between the last cut and the new one.
-        self._cut = 0
-        # Items written since the last trim: each adds at most one entry to a table, so
-        # trimming after half of capacity keeps every table within ``limit``. Each trim
-        # scans every row (in C), so half of capacity costs a couple of rows per item.
+        # 1 for a row entered in the tables (its keys must go when it is reused).
+        self._indexed = bytearray()
+        # The ring's next row, how many rows were ever taken, and how many had been
+        # when ``_index`` last ran: the rows taken since are the pending ones.
+        self._next_row = 0
+        self._taken = 0
+        self._indexed_upto = 0
+        # Items written since the wanted tables were last trimmed.
         self._since_trim = 0
         self._trim_every = capacity // 2 + 1
-        self._limit = capacity + self._trim_every
 
     @property
     def capacity(self) -> int:
-        """The most entries each table holds."""
+        """The collector's ``max_size``: the wanted tables hold at most this many entries."""
         return self._capacity
 
     @property
     def limit(self) -> int:
-        """The most entries a table holds between trims: half past ``capacity``."""
-        return self._limit
+        """The most rows kept, so the most entries in each table: about twice ``capacity``."""
+        return self._size
 
     @property
     def waiting(self) -> bool:
@@ -282,6 +296,11 @@ class OutcomeStore:
 
     def __len__(self) -> int:
         """How many outcomes are kept (spans and requests)."""
+        with self._lock:
+            self._index()
+            return self._indexed_entries()
+
+    def _indexed_entries(self) -> int:
         return len(self._spans) + sum(map(len, self._requests.values()))
 
     def add(self, items: Sequence[OutcomeItem], seq: int, first_seq: int) -> None:
@@ -312,49 +331,27 @@ class OutcomeStore:
         spans = self._spans
         requests = self._requests
         seqs = self._seqs
-        free = self._free
         span_keys = self._span_keys
         for trace_id, span_id, service, wanted_span, is_root, kind, outcome in items:
             if trace_id is None:
                 continue
             if kind == 1:
-                # The common case, a span holding evaluations, inline: one row of a few
-                # stores (a Python call per span would cost as much again).
-                if not free:
-                    self._grow()
-                row = free.pop()
-                seqs[row] = seq
-                name, code, description, duration, http = outcome
-                self._names[row] = name
-                self._codes[row] = code
-                self._descriptions[row] = description
-                self._https[row] = http
-                self._failed[row] = 1 if code == 2 or http >= 500 else 0
-                self._durations[row] = duration
+                row = self._row(outcome, seq, first_seq)
                 span_keys[row] = span_id
-                if span_id is not None:
-                    if want_spans:
-                        want_spans.pop(span_id, None)
-                    spans[span_id] = row
+                if span_id is not None and want_spans:
+                    want_spans.pop(span_id, None)
                 if is_root:
                     if want_requests:
                         want_requests.pop((trace_id, service), None)
-                    by_trace = requests.get(service)
-                    if by_trace is None:
-                        by_trace = requests[service] = {}
-                    by_trace[trace_id] = row
                     self._trace_keys[row] = trace_id
                     self._services[row] = service
-                    continue
-                self._trace_keys[row] = None
-                by_trace = requests.get(service)
-                known = by_trace.get(trace_id) if by_trace is not None else None
-                if known is not None:
-                    # Another evaluation of an ended request: it explains this one too.
-                    seqs[known] = seq
                 else:
-                    self._want_request(trace_id, service, seq)
+                    # Wanted even if the request already ended (rare: it usually ends
+                    # last); ``_index`` then finds it, with no table lookup here.
+                    self._want_request(trace_id, service, seq, first_seq)
             elif kind == 2 or kind == 3:
+                if self._taken != self._indexed_upto:
+                    self._enter_pending()
                 wanted = wanted_span if kind == 2 else span_id
                 if wanted is not None:
                     row_of_span = spans.get(wanted)
@@ -369,20 +366,20 @@ class OutcomeStore:
                 if known is not None:
                     seqs[known] = seq
                 else:
-                    self._want_request(trace_id, service, seq)
+                    self._want_request(trace_id, service, seq, first_seq)
             else:
                 if span_id is not None and want_spans:
                     wanted_seq = want_spans.pop(span_id, None)
                     if wanted_seq is not None:
-                        row = self._row(outcome, wanted_seq)
-                        spans[span_id] = row
-                        span_keys[row] = span_id
+                        span_keys[self._row(outcome, wanted_seq, first_seq)] = span_id
                 if is_root:
                     wanted_seq = want_requests.pop((trace_id, service), None)
                     if wanted_seq is None:
                         self._remember_root((trace_id, service), outcome)
                     else:
-                        self._set_request(self._row(outcome, wanted_seq), trace_id, service)
+                        row = self._row(outcome, wanted_seq, first_seq)
+                        self._trace_keys[row] = trace_id
+                        self._services[row] = service
         written = self._since_trim + len(items)
         if written < self._trim_every:
             self._since_trim = written
@@ -403,13 +400,18 @@ class OutcomeStore:
         """``add_locked`` for one span holding evaluations (kind 1), without an item.
 
         The span exporter's path for a span exported on its own: no item tuple, no
-        list, no unpacking. Keep it in step with ``add_locked``'s kind 1 branch.
+        list, no unpacking, and ``_row`` inline. Keep it in step with ``add_locked``'s
+        kind 1 branch.
         """
-        free = self._free
-        if not free:
+        seqs = self._seqs
+        row = self._next_row
+        if row == len(seqs):
             self._grow()
-        row = free.pop()
-        self._seqs[row] = seq
+        elif seqs[row] >= first_seq or self._indexed[row] or self.want_requests:
+            row = self._reuse(row, first_seq)
+        self._next_row = row + 1 if row + 1 < self._size else 0
+        self._taken += 1
+        seqs[row] = seq
         name, code, description, duration, http = outcome
         self._names[row] = name
         self._codes[row] = code
@@ -418,42 +420,37 @@ class OutcomeStore:
         self._failed[row] = 1 if code == 2 or http >= 500 else 0
         self._durations[row] = duration
         self._span_keys[row] = span_id
-        if span_id is not None:
-            want_spans = self.want_spans
-            if want_spans:
-                want_spans.pop(span_id, None)
-            self._spans[span_id] = row
-        by_trace = self._requests.get(service)
+        if span_id is not None and self.want_spans:
+            self.want_spans.pop(span_id, None)
         if is_root:
             want_requests = self.want_requests
             if want_requests:
                 want_requests.pop((trace_id, service), None)
-            if by_trace is None:
-                by_trace = self._requests[service] = {}
-            by_trace[trace_id] = row
             self._trace_keys[row] = trace_id
             self._services[row] = service
         else:
             self._trace_keys[row] = None
-            known = by_trace.get(trace_id) if by_trace is not None else None
-            if known is not None:
-                self._seqs[known] = seq
+            if self._recent_roots:
+                self._want_request(trace_id, service, seq, first_seq)
             else:
-                self._want_request(trace_id, service, seq)
+                self.want_requests[(trace_id, service)] = seq
         written = self._since_trim + 1
         if written >= self._trim_every:
             self._trim(first_seq)
             written = 0
         self._since_trim = written
 
-    def _row(self, outcome: RawOutcome, seq: int) -> int:
-        """Write ``outcome`` into a free row and return the row."""
-        free = self._free
-        if not free:
+    def _row(self, outcome: RawOutcome, seq: int, first_seq: int) -> int:
+        """Write ``outcome`` into the ring's next row and return the row; no keys yet."""
+        seqs = self._seqs
+        row = self._next_row
+        if row == len(seqs):
             self._grow()
-        row = free.pop()
-        # An outcome wanted by evaluations evicted since goes at the next trim.
-        self._seqs[row] = max(seq, self._cut)
+        elif seqs[row] >= first_seq or self._indexed[row] or self.want_requests:
+            row = self._reuse(row, first_seq)
+        self._next_row = row + 1 if row + 1 < self._size else 0
+        self._taken += 1
+        seqs[row] = seq
         self._span_keys[row] = None
         self._trace_keys[row] = None
         name, code, description, duration, http = outcome
@@ -466,38 +463,77 @@ class OutcomeStore:
         return row
 
     def _grow(self) -> None:
-        """Add ``_ROW_BLOCK`` free rows to every column."""
-        first = len(self._seqs)
-        self._seqs.extend(repeat(-1, _ROW_BLOCK))
-        self._names.extend(repeat("", _ROW_BLOCK))
-        self._codes.extend(bytes(_ROW_BLOCK))
-        self._descriptions.extend(repeat(None, _ROW_BLOCK))
-        self._https.extend(repeat(0, _ROW_BLOCK))
-        self._failed.extend(repeat(0, _ROW_BLOCK))
-        self._durations.extend(repeat(-1, _ROW_BLOCK))
-        for column in (
-            self._span_keys,
-            self._trace_keys,
-            self._services,
-        ):
-            column.extend(repeat(None, _ROW_BLOCK))
-        # Popped from the end: the lowest rows first.
-        self._free.extend(range(first + _ROW_BLOCK - 1, first - 1, -1))
+        """Add up to ``_ROW_BLOCK`` rows to every column, while the ring fills."""
+        block = min(_ROW_BLOCK, self._size - len(self._seqs))
+        self._seqs.extend(repeat(-1, block))
+        self._names.extend(repeat("", block))
+        self._codes.extend(bytes(block))
+        self._descriptions.extend(repeat(None, block))
+        self._https.extend(repeat(0, block))
+        self._failed.extend(repeat(0, block))
+        self._durations.extend(repeat(-1, block))
+        self._indexed.extend(bytes(block))
+        for column in (self._span_keys, self._trace_keys, self._services):
+            column.extend(repeat(None, block))
 
-    def _set_request(self, row: int, trace_id: IdKey, service: str | None) -> None:
-        by_trace = self._requests.get(service)
-        if by_trace is None:
-            by_trace = self._requests[service] = {}
-        by_trace[trace_id] = row
-        self._trace_keys[row] = trace_id
-        self._services[row] = service
+    def _reuse(self, row: int, first_seq: int) -> int:
+        """Return the row to write next, from ``row`` on: its keys forgotten.
 
-    def _want_request(self, trace_id: IdKey, service: str | None, seq: int) -> None:
-        """An evaluation at ``seq`` wants its request's outcome, not yet known."""
+        A row an evaluation still stored needs (its ``seq``, or a request wanted
+        after it was kept) is passed over, a few at most: past those, the oldest
+        row goes even so, since memory stays bounded.
+        """
+        seqs = self._seqs
+        wants = self.want_requests
+        size = self._size
+        for _ in range(_PASS_OVER):
+            if wants:
+                trace_id = self._trace_keys[row]
+                if trace_id is not None:
+                    wanted_seq = wants.get((trace_id, self._services[row]))
+                    if wanted_seq is not None and wanted_seq > seqs[row]:
+                        seqs[row] = wanted_seq
+            if seqs[row] < first_seq:
+                break
+            # Passed over: it counts as taken again, so it stays within the pending
+            # rows' reach if it was not yet indexed.
+            self._taken += 1
+            row = row + 1 if row + 1 < size else 0
+            if row == len(seqs):
+                self._grow()
+                return row
+        if self._indexed[row]:
+            self._indexed[row] = 0
+            self._forget(row)
+        return row
+
+    def _forget(self, row: int) -> None:
+        """Remove ``row``'s keys from the tables, where they still find it."""
+        span_id = self._span_keys[row]
+        spans = self._spans
+        if span_id is not None and spans.get(span_id) == row:
+            del spans[span_id]
+        trace_id = self._trace_keys[row]
+        if trace_id is not None:
+            service = self._services[row]
+            by_trace = self._requests.get(service)
+            if by_trace is not None and by_trace.get(trace_id) == row:
+                del by_trace[trace_id]
+                if not by_trace:
+                    del self._requests[service]
+
+    def _want_request(self, trace_id: IdKey, service: str | None, seq: int, first_seq: int) -> None:
+        """An evaluation at ``seq`` wants its request's outcome.
+
+        If the request is already kept, ``_index`` (or the row's reuse) finds the
+        want and keeps that outcome for this evaluation too.
+        """
         key = (trace_id, service)
         root = self._recent_roots.pop(key, None) if self._recent_roots else None
         if root is not None:
-            self._set_request(self._row(root, seq), trace_id, service)
+            row = self._row(root, seq, first_seq)
+            self._trace_keys[row] = trace_id
+            self._services[row] = service
         else:
             self.want_requests[key] = seq
 
@@ -510,49 +546,78 @@ class OutcomeStore:
         while len(self._recent_order) > RECENT_ROOTS:
             recent.pop(self._recent_order.popleft(), None)
 
-    def _trim(self, first_seq: int) -> None:
-        """Drop what only evicted evaluations wanted, then the oldest past capacity."""
-        capacity = self._capacity
-        _trim_wants(self.want_spans, first_seq, capacity)
-        _trim_wants(self.want_requests, first_seq, capacity)
-        seqs = self._seqs
-        # Whole columns at a time, in C: no Python step per row.
-        if first_seq > self._cut:
-            dying = range(self._cut, first_seq).__contains__
-            self._cut = first_seq
-            self._drop_rows(list(compress(range(len(seqs)), map(dying, seqs))))
-        excess = len(self) - 2 * capacity
-        if excess > 0:
-            # Past capacity (a store not fed by a collector's evictions): the oldest go.
-            # A row holds one or two keys, so dropping ``excess`` rows is enough.
-            live = sorted(compress(seqs, map(ge, seqs, repeat(self._cut))))
-            cut = live[min(excess, len(live)) - 1] + 1
-            dying = range(self._cut, cut).__contains__
-            self._cut = cut
-            self._drop_rows(list(compress(range(len(seqs)), map(dying, seqs))))
+    def _pending_rows(self) -> list[int]:
+        """The rows taken since the last ``_index`` and not yet in the tables, oldest first."""
+        count = min(self._taken - self._indexed_upto, len(self._seqs))
+        if count <= 0:
+            return []
+        end = self._next_row
+        start = end - count
+        rows = (
+            list(range(start, end))
+            if start >= 0
+            else [*range(start + len(self._seqs), len(self._seqs)), *range(end)]
+        )
+        indexed = self._indexed
+        return list(filterfalse(indexed.__getitem__, rows))
 
-    def _drop_rows(self, rows: list[int]) -> None:
-        """Free rows and forget the keys that find them (unless a newer row took one)."""
-        if not rows:
+    def _index(self) -> None:
+        """Enter the pending rows in the tables, then settle the requests still wanted.
+
+        The caller holds the lock. In C-level passes; a later row takes a key from an
+        earlier one, as a write straight into the table would.
+        """
+        if self._taken != self._indexed_upto:
+            self._enter_pending()
+        wants = self.want_requests
+        if wants:
+            # A request wanted after it was kept (an evaluation exported after its
+            # request ended): the outcome now explains that evaluation too.
+            requests = self._requests
+            seqs = self._seqs
+            for key in [key for key in wants if key[0] in requests.get(key[1], ())]:
+                row = requests[key[1]][key[0]]
+                wanted_seq = wants.pop(key)
+                if seqs[row] < wanted_seq:
+                    seqs[row] = wanted_seq
+
+    def _enter_pending(self) -> None:
+        """Put the pending rows' keys in the tables, oldest first."""
+        pending = self._pending_rows()
+        self._indexed_upto = self._taken
+        if not pending:
             return
-        _pop_owned(self._spans, list(map(self._span_keys.__getitem__, rows)), rows)
-        trace_ids = list(map(self._trace_keys.__getitem__, rows))
-        if trace_ids.count(None) < len(trace_ids):
-            services = list(map(self._services.__getitem__, rows))
-            for service in set(compress(services, map(is_not, trace_ids, repeat(None)))):
-                by_trace = self._requests.get(service)
-                if by_trace is None:
-                    continue
-                mine = list(map(eq, services, repeat(service)))
-                _pop_owned(by_trace, list(compress(trace_ids, mine)), list(compress(rows, mine)))
-                if not by_trace:
-                    del self._requests[service]
-        self._free.extend(rows)
+        deque(map(self._indexed.__setitem__, pending, repeat(1)), maxlen=0)
+        # The keys of rows that have one: ``None`` keys are left out by the masks.
+        span_keys = cast("list[IdKey]", list(map(self._span_keys.__getitem__, pending)))
+        self._spans.update(
+            compress(zip(span_keys, pending, strict=True), map(is_not, span_keys, repeat(None)))
+        )
+        all_trace_keys = list(map(self._trace_keys.__getitem__, pending))
+        if all_trace_keys.count(None) == len(all_trace_keys):
+            return
+        has_trace = list(map(is_not, all_trace_keys, repeat(None)))
+        rows = list(compress(pending, has_trace))
+        trace_keys = cast("list[IdKey]", list(compress(all_trace_keys, has_trace)))
+        services = list(map(self._services.__getitem__, rows))
+        requests = self._requests
+        if services.count(services[0]) == len(services):
+            by_trace = requests.get(services[0])
+            if by_trace is None:
+                by_trace = requests[services[0]] = {}
+            by_trace.update(zip(trace_keys, rows, strict=True))
+            return
+        for service in dict.fromkeys(services):
+            by_trace = requests.get(service)
+            if by_trace is None:
+                by_trace = requests[service] = {}
+            mine = list(map(eq, services, repeat(service)))
+            by_trace.update(zip(compress(trace_keys, mine), compress(rows, mine), strict=True))
 
-    def prune(self, first_seq: int) -> None:
-        """Drop entries whose evaluations have all been evicted."""
-        with self._lock:
-            self._trim(first_seq)
+    def _trim(self, first_seq: int) -> None:
+        """Drop what only evicted evaluations wanted, and the oldest wants past capacity."""
+        _trim_wants(self.want_spans, first_seq, self._capacity)
+        _trim_wants(self.want_requests, first_seq, self._capacity)
 
     def clear(self) -> None:
         """Forget everything."""
@@ -568,7 +633,9 @@ class OutcomeStore:
         self._requests.clear()
         self._recent_roots.clear()
         self._recent_order.clear()
-        self._cut = 0
+        self._next_row = 0
+        self._taken = 0
+        self._indexed_upto = 0
         for column in (
             self._seqs,
             self._names,
@@ -580,7 +647,7 @@ class OutcomeStore:
             self._span_keys,
             self._trace_keys,
             self._services,
-            self._free,
+            self._indexed,
         ):
             del column[:]
 
@@ -602,6 +669,7 @@ class OutcomeStore:
         """
         found: dict[IdKey, SpanOutcome] = {}
         with self._lock:
+            self._index()
             for span_id in set(span_ids):
                 if span_id is None:
                     continue
@@ -622,6 +690,7 @@ class OutcomeStore:
         """
         found: dict[RequestKey, SpanOutcome] = {}
         with self._lock:
+            self._index()
             for key in set(keys):
                 trace_id, service = key
                 by_trace = self._requests.get(service)
@@ -657,6 +726,7 @@ class OutcomeStore:
             those whose times are known, unsorted.
         """
         with self._lock:
+            self._index()
             rows: list[int]
             if scope == "span":
                 rows = list(map(self._spans.get, keys, repeat(-1)))  # type: ignore[arg-type]
@@ -737,25 +807,12 @@ class OutcomeStore:
         return labels, rows
 
     def __repr__(self) -> str:
-        return (
-            f"OutcomeStore(spans={len(self._spans)}, "
-            f"requests={len(self) - len(self._spans)}, "
-            f"waiting={len(self.want_spans) + len(self.want_requests)})"
-        )
-
-
-def _pop_owned(table: dict[IdKey, int], keys: list[IdKey | None], rows: list[int]) -> None:
-    """Remove ``keys[i]`` from ``table`` where it finds ``rows[i]``, in C-level passes."""
-    if None in keys:
-        kept = list(map(is_not, keys, repeat(None)))
-        keys = list(compress(keys, kept))
-        rows = list(compress(rows, kept))
-    popped = list(map(table.pop, keys, repeat(-1)))  # type: ignore[arg-type]
-    if popped != rows:
-        # Rare: a newer row took the key (a span or request written again); give it back.
-        for key, row, found in zip(keys, rows, popped, strict=True):
-            if found != row and found != -1:
-                table[key] = found  # type: ignore[index]
+        with self._lock:
+            self._index()
+            spans = len(self._spans)
+            requests = self._indexed_entries() - spans
+            waiting = len(self.want_spans) + len(self.want_requests)
+        return f"OutcomeStore(spans={spans}, requests={requests}, waiting={waiting})"
 
 
 def _trim_wants(wants: dict[Any, int], first_seq: int, capacity: int) -> None:

@@ -275,7 +275,7 @@ class RecordStore:
         # hooks: with neither, ``_store`` takes the lean path the exporters use.
         self._lean = self._max_bytes is None
         # What happened to the spans and requests the evaluations were made in, kept
-        # beside them within the same count and pruned as they are evicted.
+        # beside them, their rows reused once those evaluations are evicted.
         self._outcomes = OutcomeStore(self._max_size, lock=self._lock)
 
     # -- configuration and counters -------------------------------------------------

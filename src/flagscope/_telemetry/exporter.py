@@ -362,7 +362,13 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
             return SpanExportResult.SUCCESS
         # ``_raw_outcome``, inline.
         status = span.status
-        code = status.status_code
+        last_status, status_code, description = self._last_status
+        if status is not last_status:
+            # See ``_map_item``: spans that never set a status share the SDK's default.
+            code = status.status_code
+            status_code = 2 if code is _ERROR else 1 if code is _OK else 0
+            description = status.description if code is _ERROR else None
+            self._last_status = (status, status_code, description)
         start = span.start_time
         end = span.end_time
         span_attributes = span.attributes
@@ -377,8 +383,8 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
                 parent is None or parent.is_remote,
                 (
                     name,
-                    2 if code is _ERROR else 1 if code is _OK else 0,
-                    status.description if code is _ERROR else None,
+                    status_code,
+                    description,
                     end - start if start and end and end >= start else -1,
                     0
                     if span_attributes is None or _HTTP_KEYS.isdisjoint(span_attributes)
