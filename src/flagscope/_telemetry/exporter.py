@@ -10,7 +10,7 @@ from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import SpanContext, StatusCode
 
 from flagscope._store.outcomes import (
     HTTP_LIMIT,
@@ -39,6 +39,12 @@ from flagscope._telemetry.mapping import (
     SkipReason,
     ValueDecoding,
     map_typical,
+)
+from flagscope._telemetry.span_fields import (
+    CONTEXT_ITEMS_HOLD,
+    FIELD_READERS,
+    SDK_EVENT,
+    reads_fields,
 )
 from flagscope._telemetry.stats import ExporterStats, StatsCounter
 from flagscope._validate import check_choice
@@ -310,19 +316,48 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
         if len(events) != 1:
             return None
         event = events[0]
-        if event.name not in _EVENT_NAMES:
+        fields = FIELD_READERS.get(type(span))
+        if fields is None:
+            fields = reads_fields(type(span))
+        if fields and type(event) is SDK_EVENT:
+            # The SDK's own span and event: fields, not properties (``span_fields``).
+            event_name = event._name
+            attributes = event._attributes
+            timestamp = event._timestamp
+            name = span._name
+            context = span._context
+            parent = span._parent
+            resource = span._resource
+        else:
+            fields = False
+            event_name = event.name
+            attributes = event.attributes
+            timestamp = event.timestamp
+            name = span.name
+            context = span.context
+            parent = span.parent
+            resource = span.resource
+        if event_name not in _EVENT_NAMES:
             return None
-        attributes = event.attributes
         if type(attributes) is not BoundedAttributes:
             return None
-        name = span.name
-        context = span.context
         if name == _SPAN_NAME or context is None:
             return None
-        trace_id = context.trace_id
-        span_id = context.span_id
-        parent = span.parent
-        parent_id = parent.span_id if parent is not None else None
+        if (
+            fields
+            and type(context) is SpanContext
+            and (parent is None or type(parent) is SpanContext)
+            and CONTEXT_ITEMS_HOLD
+        ):
+            trace_id = context[0]
+            span_id = context[1]
+            parent_id = parent[1] if parent is not None else None
+            is_root = parent is None or parent[2]
+        else:
+            trace_id = context.trace_id
+            span_id = context.span_id
+            parent_id = parent.span_id if parent is not None else None
+            is_root = parent is None or parent.is_remote
         if (
             type(trace_id) is not int
             or not 0 < trace_id < _TRACE_ID_LIMIT
@@ -334,13 +369,13 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
             )
         ):
             return None
-        resource = span.resource
         cached_resource, source = self._source_cache
         if resource is not cached_resource or source is None:
             source = self._source(resource)
         record = map_typical(
-            attributes.copy(),  # a plain dict: reads at C speed
-            event.timestamp,
+            # A plain dict reads at C speed: the event's own (it is immutable), else a copy.
+            attributes._dict if fields else attributes.copy(),
+            timestamp,
             trace_id,
             span_id,
             parent_id,
@@ -361,7 +396,18 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
             self._stats.add_one()
             return SpanExportResult.SUCCESS
         # ``_raw_outcome``, inline.
-        status = span.status
+        if fields:
+            status = span._status
+            start = span._start_time
+            end = span._end_time
+            span_attributes: Mapping[str, Any] | None = span._attributes
+            if type(span_attributes) is BoundedAttributes:
+                span_attributes = span_attributes._dict
+        else:
+            status = span.status
+            start = span.start_time
+            end = span.end_time
+            span_attributes = span.attributes
         last_status, status_code, description = self._last_status
         if status is not last_status:
             # See ``_map_item``: spans that never set a status share the SDK's default.
@@ -369,9 +415,6 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
             status_code = 2 if code is _ERROR else 1 if code is _OK else 0
             description = status.description if code is _ERROR else None
             self._last_status = (status, status_code, description)
-        start = span.start_time
-        end = span.end_time
-        span_attributes = span.attributes
         try:
             record_span(
                 record,
@@ -380,14 +423,14 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
                 trace_id,
                 span_id,
                 source.service_name,
-                parent is None or parent.is_remote,
+                is_root,
                 (
                     name,
                     status_code,
                     description,
                     end - start if start and end and end >= start else -1,
                     0
-                    if span_attributes is None or _HTTP_KEYS.isdisjoint(span_attributes)
+                    if not span_attributes or _HTTP_KEYS.isdisjoint(span_attributes)
                     else _http_of(span_attributes),
                 ),
             )
