@@ -15,7 +15,7 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import (
     NonRecordingSpan,
@@ -35,6 +35,7 @@ from flagscope import (
 from flagscope._store import outcomes as outcomes_module
 from flagscope._store.outcomes import NO_OUTCOME, OutcomeStore, SpanOutcome, raw_outcome
 from flagscope._telemetry import semconv
+from flagscope._telemetry.mapping import map_evaluation
 from flagscope._telemetry.otlp import decode_traces, map_traces
 from otlp_payloads import traces_json, traces_protobuf
 
@@ -163,6 +164,57 @@ def test_spans_without_flags_cost_no_outcome_when_nothing_waits(
         with tracer.start_as_current_span("GET /health"):
             pass
     assert len(collector.outcomes) == 0
+
+
+def test_a_batch_span_processor_joins_requests_exported_with_their_evaluations() -> None:
+    """The root ends after the child, in the same batch: its outcome still joins."""
+    collector = InMemoryAnalyticsCollector(max_size=100)
+    provider = TracerProvider(resource=RESOURCE)
+    provider.add_span_processor(BatchSpanProcessor(FlagEvaluationSpanExporter(collector)))
+    tracer = provider.get_tracer("app")
+    for _ in range(3):
+        failing_request(tracer)
+    provider.force_flush()
+    records = collector.events()
+    assert len(records) == 3
+    for record in records:
+        outcome = request_outcome(collector, record)
+        assert outcome is not None
+        assert (outcome.name, outcome.status, outcome.http_status_code) == (
+            "GET /checkout",
+            "error",
+            500,
+        )
+        child = span_outcome(collector, record.span_id)
+        assert child is not None
+        assert child.name == "pricing"
+    provider.shutdown()
+
+
+def test_a_batch_joins_an_evaluation_span_to_the_span_it_was_made_in() -> None:
+    """An evaluation made as its own span, exported in one batch with its parent."""
+    collector = InMemoryAnalyticsCollector(max_size=100)
+    provider = TracerProvider(resource=RESOURCE)
+    provider.add_span_processor(BatchSpanProcessor(FlagEvaluationSpanExporter(collector)))
+    tracer = provider.get_tracer("app")
+    with (
+        tracer.start_as_current_span("GET /", kind=SpanKind.SERVER),
+        tracer.start_as_current_span("handler") as handler,
+    ):
+        evaluation = tracer.start_span(semconv.SPAN_NAME)
+        for key, value in EVALUATION.items():
+            evaluation.set_attribute(key, value)
+        evaluation.end()
+        handler.set_status(Status(StatusCode.ERROR, "render failed"))
+    provider.force_flush()
+    (record,) = collector.events()
+    outcome = span_outcome(collector, record.parent_span_id)
+    assert outcome is not None
+    assert (outcome.name, outcome.status) == ("handler", "error")
+    request = request_outcome(collector, record)
+    assert request is not None
+    assert request.name == "GET /"
+    provider.shutdown()
 
 
 # -- the log exporter --------------------------------------------------------------------
@@ -364,6 +416,65 @@ def test_the_store_never_holds_more_than_its_capacity_per_table(
         assert len(store.want_spans) <= store.limit
         assert len(store.want_requests) <= store.limit
         assert len(store) <= 2 * store.limit
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.integers(1, 12),
+    st.lists(st.tuples(st.booleans(), st.integers(-1, 3), st.booleans()), max_size=120),
+)
+def test_every_stored_evaluation_finds_the_outcomes_that_arrived(
+    max_size: int, requests: list[tuple[bool, int, bool]]
+) -> None:
+    """A model of the join: whatever the order, a stored evaluation's outcomes are found.
+
+    Each request evaluates a flag in its root or in a child span; its root's outcome
+    arrives before the evaluation (``delay`` -1), with it, after it (``delay``
+    requests later), or never.
+    """
+    collector = InMemoryAnalyticsCollector(max_size=max_size)
+    expected: dict[str, tuple[str, str | None]] = {}  # span id -> (span name, request name)
+    late: list[tuple[int, list[Any]]] = []
+    for number, (in_root, delay, root_ends) in enumerate(requests, 1):
+        trace_id, span_id, root_id = number, 2 * number, 2 * number + 1
+        record = map_evaluation(
+            EVALUATION, timestamp_ns=number, trace_id=trace_id, span_id=span_id, service_name="shop"
+        )
+        assert isinstance(record, FlagEvaluationEvent)
+        span_name = f"span {number}"
+        root_name = f"GET /{number}"
+        item = (
+            trace_id,
+            span_id,
+            "shop",
+            None,
+            in_root,
+            1,
+            raw_outcome(span_name, 1, None, 1, 2, 200),
+        )
+        root = (trace_id, root_id, "shop", None, True, 0, raw_outcome(root_name, 2, "x", 1, 3, 500))
+        if not in_root and root_ends and delay < 0:
+            collector.record_outcomes([root])
+        collector.record_with_outcomes([record], [item])
+        if in_root:
+            expected[record.span_id or ""] = (span_name, span_name)
+            continue
+        expected[record.span_id or ""] = (span_name, root_name if root_ends else None)
+        if root_ends and delay >= 0:
+            late.append((number + delay, [root]))
+        for _, items in [entry for entry in late if entry[0] <= number]:
+            collector.record_outcomes(items)
+        late = [entry for entry in late if entry[0] > number]
+    for _, items in late:
+        collector.record_outcomes(items)
+    for record in collector.events():
+        span_name, wanted_root = expected[record.span_id or ""]
+        found = span_outcome(collector, record.span_id)
+        assert found is not None
+        assert found.name == span_name
+        request = request_outcome(collector, record)
+        assert (request.name if request is not None else None) == wanted_root
+    assert len(collector.outcomes) <= 2 * collector.outcomes.limit
 
 
 def test_the_store_checks_its_capacity() -> None:

@@ -66,6 +66,10 @@ class PropertiesOnly(ReadableSpan):
     def attributes(self) -> Any:
         return super().attributes
 
+    @property
+    def events(self) -> Any:
+        return super().events
+
 
 class FailedStatus(ReadableSpan):
     """A span class whose ``status`` says more than its field."""
@@ -101,12 +105,17 @@ def finished_spans(statuses: list[tuple[int, str | None, int | None, bool]]) -> 
     remote_parent = SpanContext(
         trace_id=0xABC, span_id=0xDEF, is_remote=True, trace_flags=TraceFlags(1)
     )
-    for code, description, http, remote in statuses:
+    for index, (code, description, http, remote) in enumerate(statuses):
         context = trace.set_span_in_context(trace.NonRecordingSpan(remote_parent))
         with tracer.start_as_current_span(
             "GET /checkout", kind=SpanKind.SERVER, context=context if remote else None
         ) as span:
-            span.add_event(semconv.EVENT_NAME, EVALUATION)
+            if index % 2:
+                # The evaluation in a child span: the request joins it when it ends.
+                with tracer.start_as_current_span("pricing") as child:
+                    child.add_event(semconv.EVENT_NAME, EVALUATION)
+            else:
+                span.add_event(semconv.EVENT_NAME, EVALUATION)
             if http is not None:
                 span.set_attribute(semconv.HTTP_RESPONSE_STATUS_CODE, http)
             if code:
@@ -115,10 +124,15 @@ def finished_spans(statuses: list[tuple[int, str | None, int | None, bool]]) -> 
     return list(memory.get_finished_spans())
 
 
-def recorded(spans: list[ReadableSpan]) -> tuple[list[Any], list[Any], list[Any]]:
+def recorded(
+    spans: list[ReadableSpan], *, batch: bool = False
+) -> tuple[list[Any], list[Any], list[Any]]:
+    """Records and their request and span outcomes, spans exported one by one or at once."""
     collector = InMemoryAnalyticsCollector(max_size=100)
     exporter = FlagEvaluationSpanExporter(collector)
-    for span in spans:
+    if batch:
+        exporter.export(spans)
+    for span in [] if batch else spans:
         exporter.export((span,))
     records = collector.events()
     keys = [(record.trace_id or "", record.service_name) for record in records]
@@ -174,4 +188,10 @@ def test_fields_and_properties_give_the_same_records_and_outcomes(
     statuses: list[tuple[int, str | None, int | None, bool]],
 ) -> None:
     spans = finished_spans(statuses)
-    assert recorded(spans) == recorded([copy_as(PropertiesOnly, span) for span in spans])
+    public = [copy_as(PropertiesOnly, span) for span in spans]
+    one_by_one = recorded(spans)
+    assert one_by_one == recorded(public)
+    assert recorded(spans, batch=True) == recorded(public, batch=True) == one_by_one
+    records, requests, _ = one_by_one
+    assert len(records) == len(statuses)
+    assert None not in requests  # every evaluation's request outcome was joined

@@ -44,7 +44,7 @@ from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import compress, filterfalse, repeat
-from operator import eq, is_not, lt, not_
+from operator import eq, ge, is_not, lt, not_, or_
 from typing import Any, Final, Literal, cast
 
 from flagscope._store.records import stored_id
@@ -262,6 +262,7 @@ class OutcomeStore:
         self._https: list[int] = []
         # 1 for a failed outcome, else 0: a list, because ``figures`` sums it through
         # ``__getitem__``, a fast method call on a list and a wrapped one on a bytearray.
+        # Set for a row when it is entered in the tables (``figures`` reads only those).
         self._failed: list[int] = []
         self._durations: list[int] = []
         # What finds each row, to forget it when the row is taken again.
@@ -417,7 +418,6 @@ class OutcomeStore:
         self._codes[row] = code
         self._descriptions[row] = description
         self._https[row] = http
-        self._failed[row] = 1 if code == 2 or http >= 500 else 0
         self._durations[row] = duration
         self._span_keys[row] = span_id
         if span_id is not None and self.want_spans:
@@ -458,7 +458,6 @@ class OutcomeStore:
         self._codes[row] = code
         self._descriptions[row] = description
         self._https[row] = http
-        self._failed[row] = 1 if code == 2 or http >= 500 else 0
         self._durations[row] = duration
         return row
 
@@ -588,6 +587,13 @@ class OutcomeStore:
         if not pending:
             return
         deque(map(self._indexed.__setitem__, pending, repeat(1)), maxlen=0)
+        # Failed: status error (2), or an HTTP status of 500 or more.
+        failed = map(
+            or_,
+            map(eq, map(self._codes.__getitem__, pending), repeat(2)),
+            map(ge, map(self._https.__getitem__, pending), repeat(500)),
+        )
+        deque(map(self._failed.__setitem__, pending, map(int, failed)), maxlen=0)
         # The keys of rows that have one: ``None`` keys are left out by the masks.
         span_keys = cast("list[IdKey]", list(map(self._span_keys.__getitem__, pending)))
         self._spans.update(

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from opentelemetry.attributes import BoundedAttributes
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanContext, StatusCode
 
@@ -72,6 +72,21 @@ def _NO_ATTRIBUTES() -> None:  # noqa: N802 - a constant, called only for evalua
 _IN_PROCESS_LANGUAGE = "python"
 _Item = TypeVar("_Item")  # what the SDK hands to export(): spans, log records
 _Result = TypeVar("_Result")  # what export() answers: the SDK's result enum
+
+
+class BatchOutcomes(list[OutcomeItem]):
+    """One export's outcome items, and the spans its evaluation spans were made in.
+
+    A span's parent ends after it, so it comes later in the same batch (a
+    ``BatchSpanProcessor`` exports spans in the order they end): ``parents``
+    tells ``_offer`` to keep it, as ``want_spans`` does across batches.
+    """
+
+    __slots__ = ("parents",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parents: set[Any] = set()
 
 
 @runtime_checkable
@@ -217,7 +232,9 @@ class BaseFlagExporter(Generic[_Item, _Result]):
         ignored = 0
         map_item = self._map_item
         record_outcomes = self._record_outcomes
-        outcomes: list[OutcomeItem] | None = [] if record_outcomes is not None else None
+        outcomes: list[OutcomeItem] | None = (
+            BatchOutcomes() if record_outcomes is not None else None
+        )
         try:
             for item in batch:
                 count += 1
@@ -451,21 +468,37 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
         # ``span.events`` builds a new tuple on every access: read it once. A span
         # with neither flag events nor the evaluation span's name costs only that,
         # and, while evaluations wait for their spans, a look in two dicts.
-        events = span.events
-        name = span.name
+        fields = FIELD_READERS.get(type(span))
+        if fields is None:
+            fields = reads_fields(type(span))
+        events: Sequence[Event]
+        if fields:
+            # The SDK's span: its fields, not its properties (``span_fields``).
+            events = tuple(span._events)
+            name = span._name
+        else:
+            events = span.events
+            name = span.name
         if name != _SPAN_NAME:
             for event in events:
                 if event.name in _EVENT_NAMES:
                     break
             else:
+                # Outcome items earlier in this batch may want this span or its
+                # request: its parent and its local root end after it, in the same batch.
                 if outcomes is not None and (
-                    self._want_spans or self._want_requests or self._offer_roots
+                    outcomes or self._want_spans or self._want_requests or self._offer_roots
                 ):
-                    self._offer(span, name, outcomes)
+                    self._offer(span, name, outcomes, fields)
                 return True
-        context = span.context
-        parent = span.parent
-        resource = span.resource
+        if fields:
+            context = span._context
+            parent = span._parent
+            resource = span._resource
+        else:
+            context = span.context
+            parent = span.parent
+            resource = span.resource
         cached_resource, source = self._source_cache
         if resource is not cached_resource or source is None:
             source = self._source(resource)
@@ -492,6 +525,8 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
             record = records[-1]
             if evaluation_span:
                 # A SpanHook-style span: what it explains is the span it was made in.
+                if isinstance(outcomes, BatchOutcomes):
+                    outcomes.parents.add(PARENT_KEY(record))
                 outcomes.append(
                     evaluation_span_item(
                         TRACE_KEY(record),
@@ -502,7 +537,19 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
                 )
             else:
                 # ``_raw_outcome``, inline: a Python call less for every such span.
-                status = span.status
+                attributes: Mapping[str, Any] | None
+                if fields:
+                    status = span._status
+                    start = span._start_time
+                    end = span._end_time
+                    attributes = span._attributes
+                    if type(attributes) is BoundedAttributes:
+                        attributes = attributes._dict
+                else:
+                    status = span.status
+                    start = span.start_time
+                    end = span.end_time
+                    attributes = span.attributes
                 last_status, status_code, description = self._last_status
                 if status is not last_status:
                     # A status is immutable, and spans that never set one share the
@@ -511,9 +558,6 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
                     status_code = 2 if code is _ERROR else 1 if code is _OK else 0
                     description = status.description if code is _ERROR else None
                     self._last_status = (status, status_code, description)
-                start = span.start_time
-                end = span.end_time
-                attributes = span.attributes
                 outcomes.append(
                     (
                         TRACE_KEY(record),
@@ -528,7 +572,7 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
                             description,
                             end - start if start and end and end >= start else -1,
                             0
-                            if attributes is None or _HTTP_KEYS.isdisjoint(attributes)
+                            if not attributes or _HTTP_KEYS.isdisjoint(attributes)
                             else _http_of(attributes),
                         ),
                     )
@@ -537,54 +581,91 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
         # log records, where it tells flag events from ordinary logs.
         return True
 
-    def _offer(self, span: ReadableSpan, name: str, outcomes: list[OutcomeItem]) -> None:
-        """Add a span without evaluations if a waiting evaluation wants it."""
-        context = span.context
+    def _offer(
+        self, span: ReadableSpan, name: str, outcomes: list[OutcomeItem], fields: bool
+    ) -> None:
+        """Add a span without evaluations if a waiting evaluation wants it.
+
+        ``fields``: whether the span may be read through its fields (``span_fields``).
+        """
+        if fields:
+            context = span._context
+            parent = span._parent
+        else:
+            context = span.context
+            parent = span.parent
         if context is None:
             return
-        parent = span.parent
-        is_root = parent is None or parent.is_remote
+        if parent is None:
+            is_root = True
+        elif fields and type(parent) is SpanContext and CONTEXT_ITEMS_HOLD:
+            is_root = parent[2]
+        else:
+            is_root = parent.is_remote
         want_spans = self._want_spans
+        parents = outcomes.parents if isinstance(outcomes, BatchOutcomes) else None
         # The span's own id matters only while some span is wanted: a root otherwise
         # joins by its trace id alone.
         span_id: int | None = None
-        if want_spans:
+        if want_spans or parents:
             span_id = span_id_key(context.span_id)
-            if span_id not in want_spans and not is_root:
+            if (
+                not is_root
+                and (not want_spans or span_id not in want_spans)
+                and (not parents or span_id not in parents)
+            ):
                 return
         elif not is_root:
             return
         # A local root nobody asked for yet is offered too: the store keeps a few
         # recent ones, for evaluations recorded after their request ended.
-        resource = span.resource
+        resource = span._resource if fields else span.resource
         cached_resource, source = self._source_cache
         if resource is not cached_resource or source is None:
             source = self._source(resource)
         trace_id = trace_id_key(context.trace_id)
         outcomes.append(
-            (trace_id, span_id, source.service_name, None, is_root, 0, _raw_outcome(span, name))
+            (
+                trace_id,
+                span_id,
+                source.service_name,
+                None,
+                is_root,
+                0,
+                _raw_outcome(span, name, fields),
+            )
         )
 
 
-def _raw_outcome(span: ReadableSpan, name: str) -> RawOutcome:
-    """Read what the outcome store keeps of an ended span, through its public API.
+def _raw_outcome(span: ReadableSpan, name: str, fields: bool) -> RawOutcome:
+    """Read what the outcome store keeps of an ended span.
 
-    ``span.attributes`` wraps the SDK's ``BoundedAttributes``, whose ``get``
-    raises and catches a ``KeyError`` for a missing key (0.7 µs): the keys are
-    checked first in one C-level pass, so a span without an HTTP status pays
-    for no lookup.
+    Through its fields where ``fields`` says they are what its properties return
+    (``span_fields``), else its properties. ``span.attributes`` wraps the SDK's
+    ``BoundedAttributes``, whose ``get`` raises and catches a ``KeyError`` for a
+    missing key (0.7 µs): the keys are checked first in one C-level pass, so a
+    span without an HTTP status pays for no lookup.
     """
-    status = span.status
+    attributes: Mapping[str, Any] | None
+    if fields:
+        status = span._status
+        start = span._start_time
+        end = span._end_time
+        attributes = span._attributes
+        if type(attributes) is BoundedAttributes:
+            attributes = attributes._dict
+    else:
+        status = span.status
+        start = span.start_time
+        end = span.end_time
+        attributes = span.attributes
     code = status.status_code
-    start = span.start_time
-    end = span.end_time
-    attributes = span.attributes
     return (
         name,
         2 if code is _ERROR else 1 if code is _OK else 0,
         status.description if code is _ERROR else None,
         end - start if start and end and end >= start else -1,
-        0 if attributes is None or _HTTP_KEYS.isdisjoint(attributes) else _http_of(attributes),
+        0 if not attributes or _HTTP_KEYS.isdisjoint(attributes) else _http_of(attributes),
     )
 
 

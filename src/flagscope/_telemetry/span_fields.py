@@ -34,6 +34,7 @@ _GETTERS: Final = {
     "status": ("_status",),
     "start_time": ("_start_time",),
     "end_time": ("_end_time",),
+    "events": ("tuple", "_events"),
     # ``MappingProxyType(self._attributes or {})``: the same mapping, read-only.
     "attributes": ("MappingProxyType", "_attributes"),
 }
