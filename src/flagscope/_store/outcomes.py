@@ -440,6 +440,28 @@ class OutcomeStore:
             written = 0
         self._since_trim = written
 
+    def add_request_locked(
+        self, trace_id: IdKey, service: str | None, outcome: RawOutcome, first_seq: int
+    ) -> None:
+        """``add_locked`` for one local root without evaluations (kind 0), without an item.
+
+        The caller holds the lock. Kept if an evaluation wants its request, else
+        remembered among the recent roots.
+        """
+        key = (trace_id, service)
+        wanted_seq = self.want_requests.pop(key, None)
+        if wanted_seq is None:
+            self._remember_root(key, outcome)
+        else:
+            row = self._row(outcome, wanted_seq, first_seq)
+            self._trace_keys[row] = trace_id
+            self._services[row] = service
+        written = self._since_trim + 1
+        if written >= self._trim_every:
+            self._trim(first_seq)
+            written = 0
+        self._since_trim = written
+
     def _row(self, outcome: RawOutcome, seq: int, first_seq: int) -> int:
         """Write ``outcome`` into the ring's next row and return the row; no keys yet."""
         seqs = self._seqs

@@ -351,6 +351,15 @@ class RecordStore:
                 self._notify()
         return len(events)
 
+    def record_request(self, trace_id: Any, service: str | None, outcome: RawOutcome) -> None:
+        """Keep the outcome of a request's local root that ended with no evaluation of its own.
+
+        ``OutcomeStore.add_request_locked`` under the store's lock: the span
+        exporter's entry for the root evaluations made in its child spans wait for.
+        """
+        with self._lock:
+            self._outcomes.add_request_locked(trace_id, service, outcome, self._first_seq)
+
     def record_span(
         self,
         event: FlagEvaluationEvent,

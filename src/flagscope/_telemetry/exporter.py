@@ -176,6 +176,9 @@ class BaseFlagExporter(Generic[_Item, _Result]):
         # exporter's usual export of one span.
         record_span = getattr(collector, "record_span", None) if store is not None else None
         self._record_span = record_span if callable(record_span) else None
+        # And its entry for the outcome of a request some evaluation waits for.
+        record_request = getattr(collector, "record_request", None) if store is not None else None
+        self._record_request = record_request if callable(record_request) else None
 
     @property
     def collector(self) -> EventSink:
@@ -329,13 +332,15 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
         record_span = self._record_span
         if record_span is None and self._record_outcomes is not None:
             return None  # a sink keeping outcomes its own way: the general path
-        events = span.events
-        if len(events) != 1:
-            return None
-        event = events[0]
         fields = FIELD_READERS.get(type(span))
         if fields is None:
             fields = reads_fields(type(span))
+        events: Sequence[Event] = tuple(span._events) if fields else span.events
+        if not events:
+            return self._export_plain(span, fields)
+        if len(events) != 1:
+            return None
+        event = events[0]
         if fields and type(event) is SDK_EVENT:
             # The SDK's own span and event: fields, not properties (``span_fields``).
             event_name = event._name
@@ -456,6 +461,65 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
             self._stats.add(items=1, mapped=0, failed=True)
             return SpanExportResult.FAILURE
         self._stats.add_one()
+        return SpanExportResult.SUCCESS
+
+    def _export_plain(self, span: ReadableSpan, fields: bool) -> SpanExportResult | None:
+        """Export a span without events on its own: usually nothing to do.
+
+        It matters only to an evaluation waiting for its outcome (``_offer``), or as
+        an evaluation span carrying its keys itself (the general path, ``None``).
+        """
+        name = span._name if fields else span.name
+        if name == _SPAN_NAME:
+            return None
+        record_outcomes = self._record_outcomes
+        want_requests = self._want_requests
+        if (
+            want_requests
+            and not self._want_spans
+            and fields
+            and self._record_request is not None
+            and CONTEXT_ITEMS_HOLD
+        ):
+            # The usual wait: the request's root, ending after its evaluations.
+            context = span._context
+            parent = span._parent
+            if type(parent) is SpanContext and not parent[2]:
+                # Not a local root, and no evaluation waits for a span: nothing to keep.
+                self._stats.add_plain()
+                return SpanExportResult.SUCCESS
+            if (
+                type(context) is SpanContext
+                and (parent is None or type(parent) is SpanContext)
+                and type(trace_id := context[0]) is int
+                and 0 < trace_id < _TRACE_ID_LIMIT
+            ):
+                resource = span._resource
+                cached_resource, source = self._source_cache
+                if resource is not cached_resource or source is None:
+                    source = self._source(resource)
+                if (trace_id, source.service_name) in want_requests:
+                    try:
+                        self._record_request(
+                            trace_id, source.service_name, _raw_outcome(span, name, fields)
+                        )
+                    except Exception:
+                        _logger.exception("flagscope: could not keep a span's outcome")
+                        self._stats.add(items=1, mapped=0, failed=True)
+                        return SpanExportResult.FAILURE
+                    self._stats.add_plain()
+                    return SpanExportResult.SUCCESS
+        if record_outcomes is not None and (self._want_spans or want_requests):
+            items: list[OutcomeItem] = []
+            try:
+                self._offer(span, name, items, fields)
+                if items:
+                    record_outcomes([], items)
+            except Exception:
+                _logger.exception("flagscope: could not keep a span's outcome")
+                self._stats.add(items=1, mapped=0, failed=True)
+                return SpanExportResult.FAILURE
+        self._stats.add_plain()
         return SpanExportResult.SUCCESS
 
     def _map_item(

@@ -68,6 +68,9 @@ class StatsCounter:
         # C-level counter (atomic under the GIL), so no lock and no Python frame.
         self._ones = itertools.count()
         self.add_one: Callable[[], object] = self._ones.__next__
+        # Exports of one span with nothing to map (most spans): likewise.
+        self._plains = itertools.count()
+        self.add_plain: Callable[[], object] = self._plains.__next__
 
     def add(
         self,
@@ -122,13 +125,14 @@ class StatsCounter:
         with self._lock:
             # ``count``'s repr is ``count(N)``: N calls so far (reading it counts none).
             ones = int(repr(self._ones)[6:-1])
+            plains = int(repr(self._plains)[6:-1])
             skipped = dict(self._skipped)
             return ExporterStats(
-                items_seen=self._items_seen + ones,
+                items_seen=self._items_seen + ones + plains,
                 events_mapped=self._events_mapped + ones,
                 events_skipped=sum(skipped.values()),
                 skipped_by_reason=MappingProxyType(skipped),
                 items_ignored=self._items_ignored,
-                export_calls=self._export_calls + ones,
+                export_calls=self._export_calls + ones + plains,
                 failed_exports=self._failed_exports,
             )
