@@ -408,7 +408,11 @@ class OutcomeStore:
         row = self._next_row
         if row == len(seqs):
             self._grow()
-        elif seqs[row] >= first_seq or self._indexed[row] or self.want_requests:
+        elif (
+            seqs[row] >= first_seq
+            or self._indexed[row]
+            or (self.want_requests and self._trace_keys[row] is not None)
+        ):
             row = self._reuse(row, first_seq)
         self._next_row = row + 1 if row + 1 < self._size else 0
         self._taken += 1
@@ -468,7 +472,11 @@ class OutcomeStore:
         row = self._next_row
         if row == len(seqs):
             self._grow()
-        elif seqs[row] >= first_seq or self._indexed[row] or self.want_requests:
+        elif (
+            seqs[row] >= first_seq
+            or self._indexed[row]
+            or (self.want_requests and self._trace_keys[row] is not None)
+        ):
             row = self._reuse(row, first_seq)
         self._next_row = row + 1 if row + 1 < self._size else 0
         self._taken += 1
