@@ -217,6 +217,18 @@ def _id_keys(trace_id: Any, span_id: Any, parent_span_id: Any) -> tuple[int | No
     ):
         # An SDK span's valid ids (every span the span exporter sees): no call at all.
         return (trace_id, span_id, parent_span_id)
+    if type(trace_id) is bytes and type(span_id) is bytes:
+        # OTLP protobuf's ids, read as ``trace_id_key`` reads them, without its calls:
+        # big-endian ints, and an all-zero id (int 0) is no id (the general path's).
+        trace = int.from_bytes(trace_id) if len(trace_id) == 16 else 0
+        span = int.from_bytes(span_id) if len(span_id) == 8 else 0
+        if trace and span:
+            if not parent_span_id:
+                return (trace, span, None)
+            if type(parent_span_id) is bytes and len(parent_span_id) == 8:
+                parent = int.from_bytes(parent_span_id)
+                if parent:
+                    return (trace, span, parent)
     return (
         trace_id_key(trace_id),
         span_id_key(span_id),
