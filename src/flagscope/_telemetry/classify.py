@@ -34,6 +34,7 @@ from flagscope._telemetry.mapping import (
     SkipReason,
     ValueDecoding,
     map_attributes,
+    map_typical,
 )
 
 __all__ = [
@@ -267,6 +268,7 @@ def classify_span(
         skipped: Skip counts by ``SkipReason`` value.
     """
     ids: tuple[int | None, ...] = _NO_IDS
+    result: FlagEvaluationEvent | SkipReason | None
     for event in events:
         if event.name in _EVENT_NAMES:
             if ids is _NO_IDS:
@@ -279,8 +281,10 @@ def classify_span(
                     continue
                 attributes = attributes.copy()
             # ``_map``'s work, inline for the common case: one Python call less per event.
+            # The usual evaluation (``map_typical``'s) first: it is built without the
+            # general mapper's alias lookups, limits and extra attributes.
             try:
-                result = map_attributes(
+                result = map_typical(
                     attributes,
                     timestamp or None,
                     ids[0],
@@ -289,9 +293,20 @@ def classify_span(
                     source.service_name,
                     source.language,
                     source.value_decoding,
-                    None,
-                    None,
                 )
+                if result is None:
+                    result = map_attributes(
+                        attributes,
+                        timestamp or None,
+                        ids[0],
+                        ids[1],
+                        ids[2],
+                        source.service_name,
+                        source.language,
+                        source.value_decoding,
+                        None,
+                        None,
+                    )
             except Exception:
                 _logger.debug("flagscope: could not map evaluation %r", attributes, exc_info=True)
                 result = SkipReason.MAPPING_ERROR
