@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from itertools import chain, compress, groupby
-from operator import attrgetter, is_not, not_, sub
+from operator import attrgetter, is_not, itemgetter, not_, sub
 from typing import Any, Final
 
 from flagscope._query.aggregates import FlagSummary, _ordered
@@ -31,7 +31,6 @@ from flagscope._store.records import (
     FlagEvaluationEvent,
     JsonText,
     raw_value,
-    raw_values,
     trace_keys,
 )
 from flagscope._store.ring import RecordStore
@@ -61,6 +60,11 @@ _error_type = attrgetter("error_type")
 _targeting_key = attrgetter("targeting_key")
 _timestamp = attrgetter("timestamp")
 _is_not_none: Final = partial(is_not, None)
+# A record's profile fields, the value in its stored form: ``raw_value`` without a call.
+_profile_fields: Final = attrgetter(
+    "variant", "_stored_value", "reason", "provider_name", "error_type"
+)
+_second: Final = itemgetter(1)
 
 # value_key costs a json.dumps; the hashable scalars flags mostly serve are converted
 # once. Keyed by (type, value): True, 1 and 1.0 are equal in Python but not as values.
@@ -321,17 +325,10 @@ def _profile_counts(events: Sequence[FlagEvaluationEvent]) -> dict[Profile, int]
     turned into its value key.
     """
     try:
-        raw = Counter(
-            zip(
-                map(_variant, events),
-                map(type, raw_values(events)),
-                raw_values(events),
-                map(_reason, events),
-                map(_provider, events),
-                map(_error_type, events),
-                strict=True,
-            )
-        )
+        # One C call reads a record's five fields (the value in its stored form, from
+        # the slot's alias); the value's type rides beside them.
+        fields = list(map(_profile_fields, events))
+        raw = Counter(zip(fields, map(type, map(_second, fields)), strict=True))
     except TypeError:
         # An unhashable field: each record on its own, so a value that cannot be
         # hashed still counts by its key and an unhashable variant raises as before.
@@ -347,10 +344,10 @@ def _profile_counts(events: Sequence[FlagEvaluationEvent]) -> dict[Profile, int]
             counts[profile] = counts.get(profile, 0) + 1
         return counts
     if len(raw) == 1:
-        ((variant, _, value, reason, provider, error_type), count) = raw.popitem()
+        (((variant, value, reason, provider, error_type), _), count) = raw.popitem()
         return {(variant, _stored_key(value), reason, provider, error_type): count}
     profiles: dict[Profile, int] = {}
-    for (variant, _, value, reason, provider, error_type), count in raw.items():
+    for ((variant, value, reason, provider, error_type), _), count in raw.items():
         profile = (variant, _stored_key(value), reason, provider, error_type)
         profiles[profile] = profiles.get(profile, 0) + count
     return profiles
