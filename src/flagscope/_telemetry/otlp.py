@@ -386,6 +386,8 @@ def map_traces(
     tally = Tally()
     add_span = tally.add_span
     event_names = _EVENT_NAMES
+    # A named tuple's ``_make`` is ``tuple.__new__`` itself: no Python ``__new__`` frame.
+    make_event = SpanEvent._make
     # Each field read from a parsed message is a C call that looks the field up by
     # name and wraps the value: each is read once, and only where it counts.
     for resource_spans in request.resource_spans:
@@ -397,7 +399,7 @@ def map_traces(
                     name = event.name
                     if name in event_names:
                         flag_events.append(
-                            SpanEvent(name, _attributes(event.attributes), event.time_unix_nano)
+                            make_event((name, _attributes(event.attributes), event.time_unix_nano))
                         )
                 parent_span_id = span.parent_span_id
                 status = span.status
