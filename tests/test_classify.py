@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry._logs import LogRecord
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext, TraceFlags
@@ -180,3 +182,66 @@ def test_the_log_cases_cover_records_and_skips() -> None:
         "missing_flag_key",
         "invalid_flag_key",
     }
+
+
+_ID_BYTES = [
+    b"",
+    bytes(16),
+    bytes(8),
+    bytes(range(1, 17)),
+    bytes(range(1, 9)),
+    bytes(range(1, 10)),
+    b"\x00" * 15 + b"\x01",
+    b"\x00" * 7 + b"\x01",
+    b"\xff" * 16,
+    b"\xff" * 8,
+]
+
+
+@pytest.mark.parametrize("parent", [None, *_ID_BYTES])
+@pytest.mark.parametrize("span_id", _ID_BYTES)
+@pytest.mark.parametrize("trace_id", _ID_BYTES)
+def test_byte_ids_become_the_keys_trace_id_key_and_span_id_key_give(
+    trace_id: bytes, span_id: bytes, parent: bytes | None
+) -> None:
+    # _id_keys reads OTLP's byte ids without calling the key functions: the same keys.
+    from flagscope._store.records import span_id_key, trace_id_key
+    from flagscope._telemetry.classify import _id_keys
+
+    expected = (
+        trace_id_key(trace_id),
+        span_id_key(span_id),
+        span_id_key(parent) if parent else None,
+    )
+    assert _id_keys(trace_id, span_id, parent) == expected
+
+
+_TIMES = st.one_of(st.none(), st.integers(-5, 2**64), st.just(START_NS), st.floats(0, 1e19))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(max_size=5),
+    st.one_of(st.integers(-3, 5), st.sampled_from(["STATUS_CODE_ERROR", "x"]), st.none()),
+    st.one_of(st.text(max_size=3), st.none(), st.integers(0, 2)),
+    _TIMES,
+    _TIMES,
+    st.one_of(st.none(), st.integers(-1, 700), st.sampled_from(["503", "x", 404.0])),
+)
+def test_a_span_outcome_is_the_tuple_raw_outcome_gives(
+    name: str, code: Any, message: Any, start: Any, end: Any, http: Any
+) -> None:
+    # _outcome builds the tuple itself when there is no HTTP status: raw_outcome's.
+    from flagscope._store.outcomes import raw_outcome
+    from flagscope._telemetry.otlp_batch import _STATUS_CODES, _outcome
+
+    attributes = {} if http is None else {semconv.HTTP_RESPONSE_STATUS_CODE: http}
+    expected = raw_outcome(
+        name,
+        _STATUS_CODES.get(code, 0) if type(code) in (int, str) else 0,
+        message if type(message) is str else None,
+        start if type(start) is int else None,
+        end if type(end) is int else None,
+        http,
+    )
+    assert _outcome(name, code, message, start, end, lambda: attributes) == expected

@@ -34,6 +34,7 @@ from flagscope._telemetry.mapping import (
     SkipReason,
     ValueDecoding,
     map_attributes,
+    map_typical,
 )
 
 __all__ = [
@@ -217,6 +218,18 @@ def _id_keys(trace_id: Any, span_id: Any, parent_span_id: Any) -> tuple[int | No
     ):
         # An SDK span's valid ids (every span the span exporter sees): no call at all.
         return (trace_id, span_id, parent_span_id)
+    if type(trace_id) is bytes and type(span_id) is bytes:
+        # OTLP protobuf's ids, read as ``trace_id_key`` reads them, without its calls:
+        # big-endian ints, and an all-zero id (int 0) is no id (the general path's).
+        trace = int.from_bytes(trace_id) if len(trace_id) == 16 else 0
+        span = int.from_bytes(span_id) if len(span_id) == 8 else 0
+        if trace and span:
+            if not parent_span_id:
+                return (trace, span, None)
+            if type(parent_span_id) is bytes and len(parent_span_id) == 8:
+                parent = int.from_bytes(parent_span_id)
+                if parent:
+                    return (trace, span, parent)
     return (
         trace_id_key(trace_id),
         span_id_key(span_id),
@@ -255,6 +268,7 @@ def classify_span(
         skipped: Skip counts by ``SkipReason`` value.
     """
     ids: tuple[int | None, ...] = _NO_IDS
+    result: FlagEvaluationEvent | SkipReason | None
     for event in events:
         if event.name in _EVENT_NAMES:
             if ids is _NO_IDS:
@@ -267,8 +281,10 @@ def classify_span(
                     continue
                 attributes = attributes.copy()
             # ``_map``'s work, inline for the common case: one Python call less per event.
+            # The usual evaluation (``map_typical``'s) first: it is built without the
+            # general mapper's alias lookups, limits and extra attributes.
             try:
-                result = map_attributes(
+                result = map_typical(
                     attributes,
                     timestamp or None,
                     ids[0],
@@ -277,9 +293,20 @@ def classify_span(
                     source.service_name,
                     source.language,
                     source.value_decoding,
-                    None,
-                    None,
                 )
+                if result is None:
+                    result = map_attributes(
+                        attributes,
+                        timestamp or None,
+                        ids[0],
+                        ids[1],
+                        ids[2],
+                        source.service_name,
+                        source.language,
+                        source.value_decoding,
+                        None,
+                        None,
+                    )
             except Exception:
                 _logger.debug("flagscope: could not map evaluation %r", attributes, exc_info=True)
                 result = SkipReason.MAPPING_ERROR

@@ -295,7 +295,14 @@ def any_value(value: AnyValue) -> Any:
 
 
 def _attributes(pairs: Iterable[KeyValue]) -> dict[str, Any]:
-    return {pair.key: any_value(pair.value) for pair in pairs}
+    attributes = {}
+    for pair in pairs:
+        value = pair.value
+        # A non-empty ``string_value`` can only be the one-of's string: most attributes
+        # are text, and this skips ``WhichOneof`` and a Python call for each of them.
+        text = value.string_value
+        attributes[pair.key] = text if text else any_value(value)
+    return attributes
 
 
 class _SpanAttributes:
@@ -377,28 +384,41 @@ def map_traces(
             (``language_from_user_agent``).
     """
     tally = Tally()
+    add_span = tally.add_span
+    event_names = _EVENT_NAMES
+    # A named tuple's ``_make`` is ``tuple.__new__`` itself: no Python ``__new__`` frame.
+    make_event = SpanEvent._make
+    # Each field read from a parsed message is a C call that looks the field up by
+    # name and wraps the value: each is read once, and only where it counts.
     for resource_spans in request.resource_spans:
         source = _pb_source(resource_spans.resource.attributes, value_decoding, default_language)
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
-                tally.add_span(
+                flag_events = []
+                for event in span.events:
+                    name = event.name
+                    if name in event_names:
+                        flag_events.append(
+                            make_event((name, _attributes(event.attributes), event.time_unix_nano))
+                        )
+                parent_span_id = span.parent_span_id
+                status = span.status
+                add_span(
                     source,
                     span.name,
-                    [
-                        SpanEvent(event.name, _attributes(event.attributes), event.time_unix_nano)
-                        for event in span.events
-                        if event.name in _EVENT_NAMES
-                    ],
+                    flag_events,
                     _SpanAttributes(span.attributes),
                     span.trace_id,
                     span.span_id,
-                    span.parent_span_id,
+                    parent_span_id,
                     span.start_time_unix_nano,
                     span.end_time_unix_nano,
-                    span.status.code,
-                    span.status.message,
-                    span.flags,
-                    span.kind,
+                    status.code,
+                    status.message,
+                    # Flags and kind only tell whether a span with a parent is a local
+                    # root (``otlp_batch._is_local_root``): a span without one is.
+                    span.flags if parent_span_id else 0,
+                    span.kind if parent_span_id else 0,
                 )
     return tally.batch()
 
