@@ -147,3 +147,22 @@ def test_bench_coverage_prints_both_times_and_the_ratio() -> None:
     ratio = r", with / without \(median of paired rounds\): "
     assert re.search(rf"^\(a\) 50 tests, pytest session{ratio}{NUMBER} {VERDICT}$", out, re.M)
     assert len(re.findall(rf"^\([ab]\) 50 tests, .*{ratio}{NUMBER} \(no target\)$", out, re.M)) == 3
+
+
+def test_count_pipeline_instructions_runs_every_pipeline_and_workload() -> None:
+    """The instruction-count script behind docs/performance.md runs (under callgrind there)."""
+    for mode, workload in (("memory", "one"), ("without", "request"), ("with", "openfeature")):
+        subprocess.run(
+            [
+                sys.executable,
+                str(BENCHMARKS / "count_pipeline_instructions.py"),
+                mode,
+                workload,
+                "0",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+            cwd=BENCHMARKS,
+        )
