@@ -11,7 +11,7 @@ import argparse
 import random
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,9 +36,11 @@ class Settings:
     quick: bool
     repeats: int
     seed: int
+    only: str | None = None
 
 
-def parse_settings(description: str) -> Settings:
+def parse_settings(description: str, figures: Sequence[str] = ()) -> Settings:
+    """Parse the common options; ``figures`` names what ``--only`` may pick, if anything."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
         "--quick",
@@ -47,13 +49,17 @@ def parse_settings(description: str) -> Settings:
     )
     parser.add_argument("--repeats", type=int, default=None, help="timing repeats per figure")
     parser.add_argument("--seed", type=int, default=1234, help="random seed for the input")
+    if figures:
+        parser.add_argument("--only", choices=figures, help="measure this figure only")
     args = parser.parse_args()
     repeats = args.repeats if args.repeats is not None else (2 if args.quick else 7)
     if repeats < 1:
         parser.error("--repeats must be at least 1")
     if args.quick:
         print("quick mode: sizes and repeats are tiny, the figures below mean nothing")
-    return Settings(quick=args.quick, repeats=repeats, seed=args.seed)
+    return Settings(
+        quick=args.quick, repeats=repeats, seed=args.seed, only=getattr(args, "only", None)
+    )
 
 
 def best_ns_per_op(run: Callable[[], int], repeats: int) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from flagscope import (
 )
 from flagscope._store import outcomes as outcomes_module
 from flagscope._store.outcomes import NO_OUTCOME, OutcomeStore, SpanOutcome, raw_outcome
+from flagscope._store.records import span_key, trace_key
 from flagscope._telemetry import semconv
 from flagscope._telemetry.mapping import map_evaluation
 from flagscope._telemetry.otlp import decode_traces, map_traces
@@ -340,6 +342,119 @@ def test_a_js_style_evaluation_span_is_judged_by_the_span_it_was_made_in(
     assert outcome is not None
     assert (outcome.name, outcome.status) == ("handler", "error")
     assert request_outcome(collector, record) is not None
+
+
+# -- the bulk read behind impact ----------------------------------------------------------------
+
+_START = 1_700_000_000_000_000_000
+
+
+def _evaluation(
+    trace: int,
+    variant: str | None,
+    *,
+    service: str | None = "shop",
+    reason: str = "split",
+    span: int | None = None,
+    parent: int | None = None,
+    evaluation_ms: float | None = None,
+) -> FlagEvaluationEvent:
+    return FlagEvaluationEvent(
+        timestamp=datetime.now(UTC),
+        flag_key="new-checkout",
+        value=variant != "off" if variant is not None else "by-value",
+        reason=reason,
+        variant=variant,
+        trace_id=f"{trace:032x}",
+        span_id=f"{span if span is not None else trace:016x}",
+        parent_span_id=f"{parent:016x}" if parent is not None else None,
+        evaluation_duration_ms=evaluation_ms,
+        service_name=service,
+    )
+
+
+def _outcome(
+    event: FlagEvaluationEvent, *, failed: bool = False, duration: int | None = 1000
+) -> tuple[Any, ...]:
+    end = _START + duration if duration is not None else None
+    raw = raw_outcome("GET /", 2 if failed else 1, None, _START, end, 200)
+    return (trace_key(event), span_key(event), event.service_name, None, True, 1, raw)
+
+
+def _label(event: FlagEvaluationEvent) -> str:
+    return f"value:{event.value}"
+
+
+def test_figures_count_each_request_once_per_label_with_its_reasons_and_failures() -> None:
+    collector = InMemoryAnalyticsCollector(max_size=100)
+    events = [
+        _evaluation(1, "on"),
+        _evaluation(1, "on", reason="default"),  # the same request again: counted once
+        _evaluation(1, "off"),  # and once for the other variant it saw
+        _evaluation(2, "on"),
+        _evaluation(3, "off", service="billing"),  # the same trace id in another service
+        _evaluation(4, "on"),  # no outcome known
+    ]
+    collector.record_batch(events)
+    collector.record_outcomes(
+        [
+            _outcome(events[0], failed=True, duration=2000),
+            _outcome(events[3], duration=None),
+            _outcome(events[4], duration=3000),
+        ]
+    )
+    found = collector.outcomes.figures("request", events, _label)
+    on, off = found["on"], found["off"]
+    assert (on.evaluations, on.requests, on.errors) == (4, 2, 1)
+    assert on.reasons == {"split": 3, "default": 1}
+    assert sorted(on.durations) == [-1, 2000]  # -1: times not known
+    assert (off.evaluations, off.requests, off.errors, sorted(off.durations)) == (
+        2,
+        2,
+        1,
+        [2000, 3000],
+    )
+
+
+def test_figures_label_evaluations_sent_without_a_variant_by_the_callback() -> None:
+    collector = InMemoryAnalyticsCollector(max_size=100)
+    events = [_evaluation(1, "on"), _evaluation(2, None), _evaluation(3, None)]
+    collector.record_batch(events)
+    collector.record_outcomes([_outcome(event) for event in events])
+    found = collector.outcomes.figures("request", events, _label)
+    assert {label: item.requests for label, item in found.items()} == {
+        "on": 1,
+        "value:by-value": 2,
+    }
+
+
+def test_figures_of_spans_judge_an_evaluation_span_by_the_span_it_was_made_in() -> None:
+    collector = InMemoryAnalyticsCollector(max_size=100)
+    handler = _evaluation(1, "on", span=10)
+    own_span = _evaluation(2, "on", span=20, parent=10, evaluation_ms=0.5)
+    collector.record_batch([handler, own_span])
+    collector.record_outcomes([_outcome(handler, failed=True)])
+    found = collector.outcomes.figures("span", [handler, own_span], _label)
+    assert (found["on"].evaluations, found["on"].requests, found["on"].errors) == (2, 1, 1)
+
+
+@pytest.mark.parametrize("failing", [1, 30])
+def test_figures_count_failures_alike_however_many_there_are(failing: int) -> None:
+    """Few failures are found by one scan of the store; many, row by row."""
+    collector = InMemoryAnalyticsCollector(max_size=200)
+    events = [_evaluation(trace, "on" if trace % 2 else "off") for trace in range(1, 101)]
+    collector.record_batch(events)
+    collector.record_outcomes(
+        [_outcome(event, failed=index < failing) for index, event in enumerate(events)]
+    )
+    found = collector.outcomes.figures("request", events, _label)
+    expected = {
+        label: sum(
+            1 for index, event in enumerate(events) if index < failing and event.variant == label
+        )
+        for label in ("on", "off")
+    }
+    assert {label: item.errors for label, item in found.items()} == expected
 
 
 # -- bounds ------------------------------------------------------------------------------------

@@ -77,6 +77,26 @@ def test_mann_whitney_u_counts_the_pairs_a_wins_ties_as_half(a: list[int], b: li
     assert 0.0 <= p <= 1.0
 
 
+@given(
+    st.lists(st.integers(0, 30), min_size=1, max_size=60),
+    st.lists(st.integers(0, 30), min_size=1, max_size=60),
+    st.data(),
+)
+def test_mann_whitney_of_ints_counts_ties_of_distinct_and_shared_objects(
+    a: list[int], b: list[int], data: st.DataObject
+) -> None:
+    """Large ints, some the very same object in both samples (a request seen with both
+    variants shares its duration), give the pair-by-pair U and the tie term of floats."""
+    pool = [int(str(10**9 + value)) for value in range(31)]  # one object per value
+    shared = data.draw(st.booleans())
+    sample_a = sorted(pool[value] if shared else int(str(10**9 + value)) for value in a)
+    sample_b = sorted(pool[value] for value in b)
+    expected = sum(1.0 if x > y else 0.5 if x == y else 0.0 for x in a for y in b)
+    u, p = mann_whitney(sample_a, sample_b, ints=True)
+    assert (u, p) == mann_whitney(sorted(map(float, sample_a)), sorted(map(float, sample_b)))
+    assert u == expected
+
+
 @given(st.lists(st.floats(0, 1), min_size=1, max_size=12), st.floats(0.001, 0.2))
 def test_holm_rejects_whatever_bonferroni_rejects_and_keeps_the_order(
     p_values: list[float], alpha: float

@@ -22,8 +22,9 @@ several times counts once per variant it saw.
 from __future__ import annotations
 
 import json
+from bisect import bisect_left
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -34,12 +35,8 @@ from flagscope._query.significance import (
     percentile,
     wilson_interval,
 )
-from flagscope._store.records import (
-    PARENT_KEY,
-    SPAN_KEY,
-    EvaluationReason,
-    FlagEvaluationEvent,
-)
+from flagscope._store.outcomes import LabelFigures
+from flagscope._store.records import EvaluationReason, FlagEvaluationEvent
 from flagscope._store.ring import RecordStore
 from flagscope._validate import check_choice
 
@@ -217,14 +214,6 @@ def check_scope(scope: object) -> ImpactScope:
     return check_choice("scope", scope, _SCOPES)
 
 
-def _span_key(event: FlagEvaluationEvent) -> Any:
-    # An evaluation made as its own span (the JS SpanHook; only those carry a
-    # duration) is judged by the span it was made in, its parent.
-    if event.evaluation_duration_ms is not None and PARENT_KEY(event):
-        return PARENT_KEY(event)
-    return SPAN_KEY(event)
-
-
 def compute_impact(
     collector: RecordStore,
     flag_key: str,
@@ -238,45 +227,21 @@ def compute_impact(
     ``query.impact`` checks the arguments and selects the events; this does the
     rest.
     """
-    # Ids are read in their stored form, as the outcome store keys them: formatting
-    # 100,000 ids as hex text (``event.trace_id``) would cost more than the rest of
-    # the join. The fields are read by list comprehensions: the interpreter
-    # specialises a slot read in a loop to a few instructions, where ``map`` with an
-    # ``attrgetter`` pays a generic attribute lookup per record (twice the cost).
-    labels: list[str] = [event.variant for event in events]  # type: ignore[misc]
-    distinct_labels = set(labels)
-    # Asked of the distinct labels: ``None in labels`` compares every str with None.
-    if None in distinct_labels:
-        labels = [variant_label(event) for event in events]
-        distinct_labels = set(labels)
-    store = collector.outcomes
-    if scope == "request":
-        found = store.figures(
-            scope,
-            labels,
-            [event._stored_trace_id for event in events],  # type: ignore[attr-defined]
-            [event.service_name for event in events],
-            distinct_labels,
-        )
-    else:
-        durations = [event.evaluation_duration_ms for event in events]
-        if durations.count(None) == len(durations):
-            span_ids = [event._stored_span_id for event in events]  # type: ignore[attr-defined]
-        else:
-            span_ids = [_span_key(event) for event in events]
-        found = store.figures(scope, labels, span_ids, None, distinct_labels)
-    # The store counts each label's evaluations as it picks them out; a request
-    # counts once per variant it saw (the store counts distinct ones).
-    evaluations = Counter({label: item[0] for label, item in found.items()})
-    figures = {label: _Figures(*item[1:]) for label, item in found.items()}
-
-    chosen = _baseline(baseline, evaluations, events, labels)
-    if chosen is not None and chosen not in figures:
-        figures[chosen] = _Figures(0, 0, [])
-        evaluations[chosen] = 0
-    order = sorted(figures, key=lambda label: (label != chosen, -evaluations[label], label))
+    # The store joins the evaluations to their outcomes and counts, per label, the
+    # evaluations (by reason) and the distinct requests: a request counts once per
+    # variant it saw.
+    found = collector.outcomes.figures(scope, events, variant_label)
+    evaluations = Counter({label: item.evaluations for label, item in found.items()})
+    chosen = _baseline(baseline, found)
     if chosen is None:
         return FlagImpact(flag_key, None, scope, ())
+    figures = {
+        label: _Figures(item.requests, item.errors, item.durations) for label, item in found.items()
+    }
+    if chosen not in figures:
+        figures[chosen] = _Figures(0, 0, ())
+        evaluations[chosen] = 0
+    order = sorted(figures, key=lambda label: (label != chosen, -evaluations[label], label))
 
     base = figures[chosen]
     # Every test of every variant, corrected together.
@@ -366,15 +331,22 @@ class _Figures:
         "u_above_half",
     )
 
-    def __init__(self, requests: int, errors: int, durations: list[int]) -> None:
+    def __init__(self, requests: int, errors: int, durations: Sequence[int]) -> None:
+        """``durations`` as the store gives them: unsorted, -1 where not known."""
         self.requests = requests
         self.errors = errors
         self.error_rate = errors / requests if requests else None
-        durations.sort()
-        self.durations = durations
-        self.p50 = _ms(percentile(durations, 0.50))
-        self.p95 = _ms(percentile(durations, 0.95))
-        self.p99 = _ms(percentile(durations, 0.99))
+        known = sorted(durations)
+        if known and known[0] < 0:
+            # The unknown ones (-1) sort first, with any other negative value a way in
+            # might hand over, dropped alike when there is an unknown one.
+            cut = bisect_left(known, 0)
+            if known[cut - 1] == -1:
+                del known[:cut]
+        self.durations = known
+        self.p50 = _ms(percentile(known, 0.50))
+        self.p95 = _ms(percentile(known, 0.95))
+        self.p99 = _ms(percentile(known, 0.99))
         self.u_above_half = False
 
 
@@ -382,30 +354,18 @@ def _ms(value: float | None) -> float | None:
     return None if value is None else value / 1e6
 
 
-def _baseline(
-    given: str | None,
-    evaluations: Counter[str],
-    events: list[FlagEvaluationEvent],
-    labels: list[str],
-) -> str | None:
+def _baseline(given: str | None, found: Mapping[str, LabelFigures]) -> str | None:
     """``given``, else the variant served with reason default, else the most evaluated."""
     if given is not None:
         return given
-    if not evaluations:
+    if not found:
         return None
-    defaults: Counter[str] = Counter()
-    reasons = [event.reason for event in events]
-    # One reason for all (the common case) is told by counting the first: identical
-    # objects compare at once, where asking for the default compares every reason.
-    if reasons.count(reasons[0]) == len(reasons):
-        found_default = reasons[0] == EvaluationReason.DEFAULT
-    else:
-        found_default = EvaluationReason.DEFAULT in reasons
-    if found_default:
-        defaults.update(
-            label
-            for label, reason in zip(labels, reasons, strict=True)
-            if reason == EvaluationReason.DEFAULT
-        )
-    pool = defaults or evaluations
+    # The store counts each label's evaluations by reason; "default" as a plain string
+    # is the same key as the enum member.
+    defaults = {
+        label: item.reasons[EvaluationReason.DEFAULT]
+        for label, item in found.items()
+        if EvaluationReason.DEFAULT in item.reasons
+    }
+    pool = defaults or {label: item.evaluations for label, item in found.items()}
     return min(pool, key=lambda label: (-pool[label], label))

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
-from itertools import compress, count, islice
+from itertools import compress, islice
 from operator import eq
 from typing import Final
 
@@ -182,36 +182,50 @@ def _occurrences(sorted_values: Sequence[float], value: float) -> int:
 def _u_and_ties_of_ints(
     sorted_a: Sequence[float], sorted_b: Sequence[float]
 ) -> tuple[float, float]:
-    """U of a and the tie term (sum of ``t^3 - t``), for ints, in C-level passes.
+    """U of a and the tie term (sum of ``t^3 - t``), for ints, from one merged run.
 
-    ``U = R - n_a (n_a + 1) / 2``, where ``R`` is the sum of a's ranks in both
-    samples together, tied values taking the mean of their ranks (the textbook
-    definition; each tied pair counts one half). One sort of the two sorted runs
-    (a linear merge in Timsort) orders both samples; a value's membership of a
-    marks a's positions, whose sum is ``R`` except where a value is in both
-    samples: there b's copies were marked too, and their mean ranks come back
-    off. Ties are the values equal to their neighbour in the merged run: one
-    pass (with durations in nanoseconds, few or none). Every term is a multiple
-    of one half, so the float result is exact.
+    One sort of the two sorted runs (a linear merge in Timsort) orders both
+    samples; being stable, it puts the first sample's copies of a tied value
+    before the second's. Each value of the shorter sample is then found in the
+    merged run by ``list.index`` from just past the previous one, a C-level scan
+    of the few values between: its position, less the values of its own sample
+    before it, counts the other sample's values below it. Ties involving the
+    shorter sample show as an equal value right after it; ties within the other
+    sample come from one C-level pass over it. Each tied group (there are few)
+    is then counted by bisection, its pairs across the samples adding one half
+    each. Every term is a multiple of one half, so the float result is exact.
     """
     n_a = len(sorted_a)
-    merged = sorted([*sorted_a, *sorted_b])
-    rank_sum: float = sum(compress(count(1), map(set(sorted_a).__contains__, merged)))
-    # The neighbour comparisons once, kept: the tied values are picked out of them.
-    equal_next = list(map(eq, merged, islice(merged, 1, None)))
-    if True not in equal_next:
-        return (rank_sum - n_a * (n_a + 1) / 2, 0.0)
-    tied = set(compress(islice(merged, 1, None), equal_next))
+    n_b = len(sorted_b)
+    swap = n_b < n_a
+    first, second = (sorted_b, sorted_a) if swap else (sorted_a, sorted_b)
+    merged = sorted([*first, *second])
+    # ``following[i]`` is ``merged[i + 1]``: read in the loop without adding one.
+    following: list[float | None] = [*islice(merged, 1, None), None]
+    find = merged.index
+    position = -1
+    positions = 0
+    tied: list[float] = []
+    for value in first:
+        position = find(value, position + 1)
+        positions += position
+        if following[position] == value:
+            tied.append(value)
+    tied_values = set(tied)
+    # Slices, not islices: copying pointers is cheaper than a Python iterator step.
+    rest = second[1:]
+    tied_values.update(compress(rest, map(eq, second, rest)))
+    n_first = len(first)
+    # Twice the first sample's U, counting its pairs with equal values as none so far.
+    twice_u = 2 * positions + 2 * n_first - n_first * (n_first + 1)
     total = 0
-    for value in tied:
-        first = bisect_left(merged, value)
-        t = bisect_right(merged, value) - first
+    for value in tied_values:
+        t = bisect_right(merged, value) - bisect_left(merged, value)
         total += t * t * t - t
-        in_b = bisect_right(sorted_b, value) - bisect_left(sorted_b, value)
-        if in_b and in_b < t:
-            # In both samples: b's copies were counted at a's mean rank; take them off.
-            rank_sum -= in_b * (first + (t + 1) / 2)
-    return (rank_sum - n_a * (n_a + 1) / 2, float(total))
+        in_first = bisect_right(first, value) - bisect_left(first, value)
+        twice_u += in_first * (t - in_first)
+    u_first = twice_u / 2
+    return (n_a * n_b - u_first if swap else u_first, float(total))
 
 
 def _u_by_merge(sorted_a: Sequence[float], sorted_b: Sequence[float]) -> float:

@@ -40,20 +40,21 @@ keys: that was most of what capture added to an exported span.
 from __future__ import annotations
 
 import threading
-from collections import Counter, deque
-from collections.abc import Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from itertools import compress, filterfalse, repeat
-from operator import eq, ge, is_not, lt, not_, or_
-from typing import Any, Final, Literal, cast
+from itertools import compress, filterfalse, islice, repeat
+from operator import eq, ge, is_not, itemgetter, lt, or_
+from typing import Any, Final, Literal, NamedTuple, cast
 
-from flagscope._store.records import stored_id
+from flagscope._store.records import FlagEvaluationEvent, stored_id
 
 __all__ = [
     "HTTP_LIMIT",
     "NO_OUTCOME",
     "OUTCOME_STATUSES",
     "IdKey",
+    "LabelFigures",
     "OutcomeItem",
     "OutcomeStatus",
     "OutcomeStore",
@@ -191,13 +192,11 @@ def outcome_of(raw: RawOutcome) -> SpanOutcome:
     )
 
 
-# Rows are added this many at a time: each column grows once per block, and the
-# write path only pops a free row.
+# While the ring fills, rows are added this many at a time: each column grows once per
+# block, not once per row.
 _ROW_BLOCK: Final = 256
 # How many rows still needed ``_reuse`` passes over before it takes the next one anyway.
 _PASS_OVER: Final = 8
-# Up to this many labels, ``figures`` picks each label's rows in a pass of its own.
-_LABEL_PASSES: Final = 16
 
 
 class OutcomeStore:
@@ -742,105 +741,159 @@ class OutcomeStore:
     def figures(
         self,
         scope: Literal["span", "request"],
-        labels: Sequence[str],
-        keys: Sequence[IdKey | None],
-        services: Sequence[str | None] | None = None,
-        distinct_labels: set[str] | None = None,
-    ) -> dict[str, tuple[int, int, int, list[int]]]:
+        events: Sequence[FlagEvaluationEvent],
+        unnamed_label: Callable[[FlagEvaluationEvent], str],
+    ) -> dict[str, LabelFigures]:
         """Per label, its evaluations and what their distinct spans or requests did.
 
-        The query layer's bulk read (``impact``): whole columns at a time, no
-        object per outcome. Evaluation ``i`` has label ``labels[i]`` and is
-        explained by span ``keys[i]`` (scope ``"span"``) or by the request of
-        trace ``keys[i]`` in service ``services[i]`` (scope ``"request"``); keys
-        are ids in their stored form (``records.TRACE_KEY``, ``SPAN_KEY``).
-        ``distinct_labels``, when the caller has it, saves working it out again.
-
-        Returns:
-            Per label: its evaluations, the distinct spans or requests with a
-            known outcome, how many of them failed, and the durations (ns) of
-            those whose times are known, unsorted.
+        The query layer's bulk read (``impact``): the join of the evaluations to
+        their outcomes, no object per outcome. Each evaluation is explained by its
+        request, the trace's local root in its service (scope ``"request"``), or
+        by the span it was made in (scope ``"span"``: for an evaluation made as
+        its own span, its parent). It is labelled by its variant, or when it was
+        sent without one by ``unnamed_label(event)``.
         """
         with self._lock:
             self._index()
-            rows: list[int]
-            if scope == "span":
-                rows = list(map(self._spans.get, keys, repeat(-1)))  # type: ignore[arg-type]
+            groups: _Groups = {}
+            if scope == "request":
+                self._group_requests(groups, events)
             else:
-                labels, rows = self._request_rows(labels, keys, services or ())
-            if distinct_labels is None:
-                distinct_labels = set(labels)
-            by_label: dict[str, tuple[int, set[int]]] = {}
-            if len(distinct_labels) <= _LABEL_PASSES:
-                # A pass over the columns per label, all in C; the picked rows' count is
-                # the label's evaluations (no separate count pass).
-                mask: list[bool] = []
-                for index, label in enumerate(distinct_labels):
-                    if index == 1 and len(distinct_labels) == 2:
-                        # The other label's evaluations are the rest: a bool's negation
-                        # is cheaper than comparing every label again.
-                        picked = list(compress(rows, map(not_, mask)))
-                    else:
-                        mask = list(map(eq, labels, repeat(label)))
-                        picked = list(compress(rows, mask))
-                    by_label[label] = (len(picked), set(picked))
-            else:
-                counts = Counter(labels)
-                grouped: dict[str, set[int]] = {}
-                for label, row in set(zip(labels, rows, strict=True)):
-                    grouped.setdefault(label, set()).add(row)
-                by_label = {label: (counts[label], grouped[label]) for label in counts}
-            failed = self._failed
-            durations = self._durations
-            result: dict[str, tuple[int, int, int, list[int]]] = {}
-            for label, (evaluations, found) in by_label.items():
-                found.discard(-1)
-                if not found:
-                    result[label] = (evaluations, 0, 0, [])
-                    continue
-                known = list(map(durations.__getitem__, found))
-                if -1 in known:
-                    known = [duration for duration in known if duration >= 0]
-                errors = sum(map(failed.__getitem__, found))
-                result[label] = (evaluations, len(found), errors, known)
-            return result
+                self._group(groups, scope, events, None)
+            if any(
+                None in by_label
+                for _, by_reason in groups.values()
+                for by_label in by_reason.values()
+            ):
+                # Evaluations sent without a variant: grouped again, by their label.
+                for _, by_reason in groups.values():
+                    for by_label in by_reason.values():
+                        by_label.pop(None, None)
+                unnamed = [event for event in events if event.variant is None]
+                self._group(groups, scope, unnamed, [unnamed_label(event) for event in unnamed])
+            found: dict[str, tuple[list[int], dict[Any, int], set[int | None]]] = {}
+            for _, by_reason in groups.values():
+                for reason, by_label in by_reason.items():
+                    for label, rows in by_label.items():
+                        entry = found.get(label)  # type: ignore[arg-type]
+                        if entry is None:
+                            entry = found[label] = ([0], {}, set())  # type: ignore[index]
+                        entry[0][0] += len(rows)
+                        entry[1][reason] = entry[1].get(reason, 0) + len(rows)
+                        # A set: a request (or span) counts once per label, however
+                        # often it evaluated the flag.
+                        entry[2].update(rows)
+            failed = self._failed_rows(sum(len(rows) for _, _, rows in found.values()))
+            return {
+                label: LabelFigures(evaluations[0], reasons, *self._rows_figures(rows, failed))
+                for label, (evaluations, reasons, rows) in found.items()
+            }
 
-    def _request_rows(
-        self,
-        labels: Sequence[str],
-        trace_ids: Sequence[IdKey | None],
-        services: Sequence[str | None],
-    ) -> tuple[Sequence[str], list[int]]:
-        """The row of each evaluation's request (-1: unknown), beside its label.
+    def _group_requests(self, groups: _Groups, events: Sequence[FlagEvaluationEvent]) -> None:
+        """Add each evaluation's request row, by service, reason and variant; lock held.
 
-        The pairs may come back in another order: ``figures`` only groups them.
+        One loop that reads each record once and looks its request up at once:
+        the records, their trace ids and the table's slots are cache misses each,
+        paid once, where a pass per field and a lookup pass after pay them again
+        (it halves the join's time). Ids are read in their stored form, as the
+        tables key them. While the evaluations share the first one's service and
+        reason (the same objects, as records share them), an identity check
+        stands for two levels of grouping.
         """
-        requests = self._requests
-        # One service (the common case) told by counting the first: identical objects
-        # compare at once, where a set would hash every one.
-        if services and services.count(services[0]) == len(services):
-            by_trace = requests.get(services[0], {})
-            return labels, list(map(by_trace.get, trace_ids, repeat(-1)))  # type: ignore[arg-type]
-        distinct_services = set(services)
-        if len(distinct_services) <= _LABEL_PASSES:
-            # A few services: each one's evaluations picked out and looked up in C-level
-            # passes (a Python step per evaluation costs ten times as much).
-            grouped_labels: list[str] = []
-            rows: list[int] = []
-            for service in distinct_services:
-                mine = list(map(eq, services, repeat(service)))
-                grouped_labels.extend(compress(labels, mine))
-                by_trace = requests.get(service, {})
-                rows.extend(
-                    map(by_trace.get, compress(trace_ids, mine), repeat(-1))  # type: ignore[arg-type]
+        if not events:
+            return
+        service = events[0].service_name
+        reason = events[0].reason
+        find: Callable[[Any], int | None] = self._requests.get(service, {}).get
+        by_variant: dict[str | None, list[int | None]] = {}
+        for event in events:
+            if event.service_name is not service or event.reason is not reason:
+                break
+            try:
+                by_variant[event.variant].append(find(event._stored_trace_id))  # type: ignore[attr-defined]
+            except KeyError:
+                by_variant[event.variant] = [find(event._stored_trace_id)]  # type: ignore[attr-defined]
+        groups[service] = (find, {reason: by_variant})
+        for event in islice(events, sum(map(len, by_variant.values())), None):
+            try:
+                find, by_reason = groups[event.service_name]
+                by_reason[event.reason][event.variant].append(find(event._stored_trace_id))  # type: ignore[attr-defined]
+            except KeyError:
+                rows = self._rows_of(
+                    groups, "request", event.service_name, event.reason, event.variant
                 )
-            return grouped_labels, rows
-        rows = []
-        for trace_id, service in zip(trace_ids, services, strict=True):
-            table = requests.get(service)
-            row = table.get(trace_id) if table is not None and trace_id is not None else None
-            rows.append(-1 if row is None else row)
-        return labels, rows
+                rows.append(groups[event.service_name][0](event._stored_trace_id))  # type: ignore[attr-defined]
+
+    def _group(
+        self,
+        groups: _Groups,
+        scope: Literal["span", "request"],
+        events: Sequence[FlagEvaluationEvent],
+        labels: Sequence[str] | None,
+    ) -> None:
+        """``_group_requests`` for either scope, labelled by ``labels`` when given."""
+        for index, event in enumerate(events):
+            if scope == "request":
+                service, key = event.service_name, event._stored_trace_id  # type: ignore[attr-defined]
+            else:
+                # An evaluation made as its own span (the JS SpanHook; only those carry
+                # a duration) is explained by the span it was made in, its parent.
+                service, key = None, event._stored_span_id  # type: ignore[attr-defined]
+                parent = event._stored_parent_span_id  # type: ignore[attr-defined]
+                if event.evaluation_duration_ms is not None and parent:
+                    key = parent
+            label = event.variant if labels is None else labels[index]
+            rows = self._rows_of(groups, scope, service, event.reason, label)
+            rows.append(groups[service][0](key))
+
+    def _rows_of(
+        self,
+        groups: _Groups,
+        scope: Literal["span", "request"],
+        service: str | None,
+        reason: Any,
+        label: str | None,
+    ) -> list[int | None]:
+        """The rows found for a service, reason and label: made (empty) if new."""
+        entry = groups.get(service)
+        if entry is None:
+            table = self._spans if scope == "span" else self._requests.get(service, {})
+            entry = groups[service] = (table.get, {})
+        return entry[1].setdefault(reason, {}).setdefault(label, [])
+
+    def _rows_figures(
+        self, rows: set[int | None], failed: set[int] | None
+    ) -> tuple[int, int, Sequence[int]]:
+        """How many ``rows`` are known, how many failed, their durations; lock held."""
+        rows.discard(None)
+        if len(rows) < 2:
+            picked = [row for row in rows if row is not None]
+            durations: Sequence[int] = [self._durations[row] for row in picked]
+            return (len(picked), sum(self._failed[row] for row in picked), durations)
+        # One getter over the rows reads a column in a single C call.
+        pick = itemgetter(*rows)
+        errors = len(rows & failed) if failed is not None else sum(pick(self._failed))
+        return (len(rows), errors, pick(self._durations))
+
+    def _failed_rows(self, rows: int) -> set[int] | None:
+        """The failed rows, when finding them costs less than reading ``rows`` rows' flags.
+
+        Failures are usually few: one C-level scan of the column finds them all, and
+        a set intersection then counts each label's, where reading each row's flag
+        costs a C call per row.
+        """
+        column = self._failed
+        if len(column) > 4 * rows:
+            return None
+        flags = bytes(column)
+        if 16 * flags.count(1) > rows:
+            return None
+        failed = set()
+        at = flags.find(1)
+        while at != -1:
+            failed.add(at)
+            at = flags.find(1, at + 1)
+        return failed
 
     def __repr__(self) -> str:
         with self._lock:
@@ -860,3 +913,31 @@ def _trim_wants(wants: dict[Any, int], first_seq: int, capacity: int) -> None:
         # Past capacity (a store not fed by a collector's evictions): the oldest go.
         oldest = sorted(wants, key=wants.__getitem__)[: len(wants) - capacity]
         deque(map(wants.pop, oldest), maxlen=0)
+
+
+class LabelFigures(NamedTuple):
+    """What the evaluations with one label did (``OutcomeStore.figures``).
+
+    Attributes:
+        evaluations: How many evaluations have the label.
+        reasons: Of those, how many by reason.
+        requests: The distinct spans or requests they were made in whose outcome
+            is known.
+        errors: How many of those failed.
+        durations: Their durations (ns), unsorted: -1 for each whose times are not
+            known.
+    """
+
+    evaluations: int
+    reasons: dict[Any, int]
+    requests: int
+    errors: int
+    durations: Sequence[int]
+
+
+# ``figures``' groups: per service, the table lookup that finds a row and, per reason
+# and then label, the rows found (None: no known outcome).
+_Groups = dict[
+    str | None,
+    tuple[Callable[[Any], int | None], dict[Any, dict[str | None, list[int | None]]]],
+]
