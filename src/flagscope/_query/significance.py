@@ -201,7 +201,7 @@ def _u_and_ties_of_ints(
     first, second = (sorted_b, sorted_a) if swap else (sorted_a, sorted_b)
     merged = sorted([*first, *second])
     # ``following[i]`` is ``merged[i + 1]``: read in the loop without adding one.
-    following: list[float | None] = [*islice(merged, 1, None), None]
+    following: list[float | None] = [*merged[1:], None]
     find = merged.index
     position = -1
     positions = 0
