@@ -187,13 +187,15 @@ def _u_and_ties_of_ints(
     One sort of the two sorted runs (a linear merge in Timsort) orders both
     samples; being stable, it puts the first sample's copies of a tied value
     before the second's. Each value of the shorter sample is then found in the
-    merged run by ``list.index`` from just past the previous one, a C-level scan
+    merged run by ``list.index`` from the previous one's position, a C-level scan
     of the few values between: its position, less the values of its own sample
-    before it, counts the other sample's values below it. Ties involving the
-    shorter sample show as an equal value right after it; ties within the other
-    sample come from one C-level pass over it. Each tied group (there are few)
-    is then counted by bisection, its pairs across the samples adding one half
-    each. Every term is a multiple of one half, so the float result is exact.
+    before it, counts the other sample's values below it. (Copies of one value
+    are all found at the first copy's position; the tie correction below moves
+    them to their own.) Ties involving the shorter sample show as an equal value
+    right after it; ties within the other sample come from one C-level pass over
+    it. Each tied group (there are few) is then counted by bisection, its pairs
+    across the samples adding one half each. Every term is a multiple of one
+    half, so the float result is exact.
     """
     n_a = len(sorted_a)
     n_b = len(sorted_b)
@@ -201,13 +203,14 @@ def _u_and_ties_of_ints(
     first, second = (sorted_b, sorted_a) if swap else (sorted_a, sorted_b)
     merged = sorted([*first, *second])
     # ``following[i]`` is ``merged[i + 1]``: read in the loop without adding one.
-    following: list[float | None] = [*islice(merged, 1, None), None]
+    following: list[float | None] = [*merged[1:], None]
     find = merged.index
-    position = -1
+    position = 0
     positions = 0
     tied: list[float] = []
     for value in first:
-        position = find(value, position + 1)
+        # From the previous position, not past it: no int to add and allocate.
+        position = find(value, position)
         positions += position
         if following[position] == value:
             tied.append(value)
@@ -223,7 +226,9 @@ def _u_and_ties_of_ints(
         t = bisect_right(merged, value) - bisect_left(merged, value)
         total += t * t * t - t
         in_first = bisect_right(first, value) - bisect_left(first, value)
-        twice_u += in_first * (t - in_first)
+        # Its pairs across the samples count one half each; its copies in the first
+        # sample, found at one position, move up to theirs (0, 1, ...: twice that sum).
+        twice_u += in_first * (t - in_first) + in_first * (in_first - 1)
     u_first = twice_u / 2
     return (n_a * n_b - u_first if swap else u_first, float(total))
 

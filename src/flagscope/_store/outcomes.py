@@ -43,7 +43,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from itertools import compress, filterfalse, islice, repeat
+from itertools import compress, filterfalse, repeat
 from operator import eq, ge, is_not, itemgetter, lt, or_
 from typing import Any, Final, Literal, NamedTuple, cast
 
@@ -814,7 +814,7 @@ class OutcomeStore:
             except KeyError:
                 by_variant[event.variant] = [find(event._stored_trace_id)]  # type: ignore[attr-defined]
         groups[service] = (find, {reason: by_variant})
-        for event in islice(events, sum(map(len, by_variant.values())), None):
+        for event in events[sum(map(len, by_variant.values())) :]:
             try:
                 find, by_reason = groups[event.service_name]
                 by_reason[event.reason][event.variant].append(find(event._stored_trace_id))  # type: ignore[attr-defined]
