@@ -27,7 +27,12 @@ from flagscope._telemetry import semconv
 from flagscope._telemetry.classify import Source, http_status_attribute, source_of
 from flagscope._telemetry.mapping import ValueDecoding
 from flagscope._telemetry.otlp_batch import OtlpBatch, OtlpDecodeError, SpanEvent, Tally
-from flagscope._telemetry.otlp_json import load_json, read_json_logs, read_json_traces
+from flagscope._telemetry.otlp_json import (
+    load_json,
+    read_document,
+    read_json_logs,
+    read_json_traces,
+)
 
 try:
     from google.protobuf import json_format
@@ -464,7 +469,7 @@ def read_traces(
     """Decode and map an OTLP trace request body (what ``POST /v1/traces`` receives).
 
     Protobuf goes through ``opentelemetry-proto``; JSON is read straight from the
-    parsed document (``flagscope._otlp_json``), with OTLP/JSON's rules.
+    parsed document (``flagscope._telemetry.otlp_json``), with OTLP/JSON's rules.
 
     Raises:
         OtlpDecodeError: The body is not a valid request; nothing of it is kept.
@@ -475,9 +480,13 @@ def read_traces(
             value_decoding=value_decoding,
             default_language=default_language,
         )
-    tally = Tally()
-    read_json_traces(load_json(body), value_decoding, tally, default_language)
-    return tally.batch()
+
+    def read(document: dict[str, Any]) -> OtlpBatch:
+        tally = Tally()
+        read_json_traces(document, value_decoding, tally, default_language)
+        return tally.batch()
+
+    return read_document(body, read)
 
 
 def read_logs(
@@ -498,9 +507,13 @@ def read_logs(
             value_decoding=value_decoding,
             default_language=default_language,
         )
-    tally = Tally()
-    read_json_logs(load_json(body), value_decoding, tally, default_language)
-    return tally.batch()
+
+    def read(document: dict[str, Any]) -> OtlpBatch:
+        tally = Tally()
+        read_json_logs(document, value_decoding, tally, default_language)
+        return tally.batch()
+
+    return read_document(body, read)
 
 
 # -- responses ----------------------------------------------------------------------------
