@@ -442,3 +442,73 @@ def test_json_bodies_are_read_without_orjson_installed(monkeypatch: pytest.Monke
     monkeypatch.setattr(otlp_json, "_fast_loads", None)
     (event,) = read_traces(json_body(_request(_event("k", {"boolValue": True}))), "json").events
     assert (event.flag_key, event.value) == ("k", True)
+
+
+def _answer(read: Any, *args: Any) -> tuple[str, Any]:
+    try:
+        return ("read", read(*args))
+    except OtlpDecodeError as error:
+        return ("refused", str(error))
+
+
+_INTEGER_SPELLINGS = [
+    "1700000000001000000",
+    "9999999999999999999",
+    "18446744073709551615",
+    "18446744073709551616",
+    "\u0661\u0667\u0660\u0660",  # Arabic-Indic digits: int() reads them
+    "\u00b2",  # a digit that is no decimal: int() refuses it
+    "+5",
+    " 5 ",
+    "1_000",
+    "",
+    "5.0",
+    "-1",
+    0,
+    7,
+    -1,
+    2**32 - 1,
+    2**32,
+    2**64,
+    True,
+    1.0,
+    1.5,
+    None,
+]
+
+
+@pytest.mark.parametrize("value", _INTEGER_SPELLINGS, ids=repr)
+def test_times_and_counts_read_every_spelling_as_the_integer_reader_does(value: Any) -> None:
+    message = {"timeUnixNano": value, "droppedAttributesCount": value}
+    assert _answer(otlp_json._time, message, "timeUnixNano", "time_unix_nano", "event") == _answer(
+        otlp_json._integer, value, "event.timeUnixNano", 0, 2**64 - 1
+    )
+    count = _answer(
+        otlp_json._count, message, "droppedAttributesCount", "dropped_attributes_count", "event"
+    )
+    expected = _answer(otlp_json._integer, value, "event.droppedAttributesCount", 0, 2**32 - 1)
+    assert count == (expected if expected[0] == "refused" else ("read", None))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"stringValue": "a"},
+        {"stringValue": 5},
+        {"stringValue": None},
+        {"stringValue": "a", "boolValue": True},
+        {"stringValue": "a", "unknownField": 1},
+        {"string_value": "snake"},
+        {"boolValue": False},
+        {},
+    ],
+    ids=repr,
+)
+def test_an_attribute_value_reads_as_any_value_reads_it(value: dict[str, Any]) -> None:
+    pairs = [{"key": "k", "value": value}]
+    read = _answer(otlp_json._attributes, pairs, "event")
+    try:
+        expected: tuple[str, Any] = ("read", {"k": otlp_json._any_value(value, "value")})
+    except OtlpDecodeError as error:
+        expected = ("refused", f"event.attributes['k'].{error}")
+    assert read == expected

@@ -193,8 +193,12 @@ def _string(value: Any, where: str) -> str:
     return value
 
 
-def _integer(value: Any, where: str, low: int, high: int) -> int:
-    """An integer field: a JSON number or a string holding one, as protobuf reads them."""
+def _integer(value: Any, where: str, low: int, high: int, field: str = "") -> int:
+    """An integer field: a JSON number or a string holding one, as protobuf reads them.
+
+    ``where`` and ``field`` name it in a refusal (joined only then: formatting the
+    name per field costs more than reading it).
+    """
     if value is None:
         return 0
     kind = type(value)
@@ -206,26 +210,44 @@ def _integer(value: Any, where: str, low: int, high: int) -> int:
             try:
                 number = float(value)
             except ValueError:
-                raise OtlpDecodeError(f"{where} must be an integer, got {value[:40]!r}") from None
+                raise OtlpDecodeError(
+                    f"{_at(where, field)} must be an integer, got {value[:40]!r}"
+                ) from None
         kind = type(number)
     if kind is float:
         if not number.is_integer():
-            raise OtlpDecodeError(f"{where} must be an integer, got {value!r}")
+            raise OtlpDecodeError(f"{_at(where, field)} must be an integer, got {value!r}")
         number = int(number)
     elif kind is not int:
-        raise OtlpDecodeError(f"{where} must be an integer, got {_kind(value)}")
+        raise OtlpDecodeError(f"{_at(where, field)} must be an integer, got {_kind(value)}")
     if not low <= number <= high:
-        raise OtlpDecodeError(f"{where} is out of range: {value!r}")
+        raise OtlpDecodeError(f"{_at(where, field)} is out of range: {value!r}")
     result: int = number
     return result
 
 
+def _at(where: str, field: str) -> str:
+    return f"{where}.{field}" if field else where
+
+
 def _time(message: dict[str, Any], camel: str, snake: str, where: str) -> int:
-    return _integer(_field(message, camel, snake), f"{where}.{camel}", 0, _UINT64_MAX)
+    value = message.get(camel)
+    if value is None:
+        value = message.get(snake)
+    if type(value) is str and value.isdecimal() and len(value) < 20:
+        # The usual spelling (decimal digits, below 10**19 <= 2**64 - 1): int() takes it.
+        return int(value)
+    return _integer(value, where, 0, _UINT64_MAX, camel)
 
 
 def _count(message: dict[str, Any], camel: str, snake: str, where: str) -> None:
-    _integer(_field(message, camel, snake), f"{where}.{camel}", 0, 0xFFFFFFFF)
+    value = message.get(camel)
+    if value is None:
+        value = message.get(snake)
+        if value is None:
+            return
+    if type(value) is not int or not 0 <= value <= 0xFFFFFFFF:
+        _integer(value, where, 0, 0xFFFFFFFF, camel)
 
 
 def _enum(value: Any, where: str) -> None:
@@ -346,8 +368,15 @@ def _attributes(pairs: list[Any], where: str) -> dict[str, Any]:
         key = pair.get("key")
         if type(key) is not str:
             key = _string(key, f"{where}.attributes.key")
+        value = pair.get("value")
+        if type(value) is dict and len(value) == 1:
+            # The usual value, text alone: what _any_value gives for it, without the call.
+            text = value.get("stringValue")
+            if type(text) is str:
+                attributes[key] = text
+                continue
         try:
-            attributes[key] = _any_value(pair.get("value"), "value")
+            attributes[key] = _any_value(value, "value")
         except OtlpDecodeError as error:
             # Where it failed is spelt out only on failure: formatting it per attribute costs.
             raise OtlpDecodeError(f"{where}.attributes[{key!r}].{error}") from None
