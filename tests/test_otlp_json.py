@@ -167,7 +167,13 @@ def test_snake_case_spellings_and_enum_names_are_accepted() -> None:
         _request(_event("k", {"bytesValue": "!!"})),
         _request(_event("k", {"arrayValue": {"values": "x"}})),
         _request(span={"status": {"code": True}}),
+        _request(span={"status": "ok"}),
+        _request(span={"status": {"message": 5}}),
+        _request(span={"traceState": 5}),
+        _request(span={"kind": []}),
+        _request(span={"flags": True}),
         _request(span={"links": [{"spanId": "zz"}]}),
+        _request(span={"events": [{"name": 5}]}),
     ],
     ids=repr,
 )

@@ -257,7 +257,9 @@ def _enum(value: Any, where: str) -> None:
 
 
 def _hex_id(message: dict[str, Any], camel: str, snake: str, where: str) -> str | None:
-    value = _field(message, camel, snake)
+    value = message.get(camel)
+    if value is None:
+        value = message.get(snake)
     if value is None or value == "":
         return None
     if type(value) is not str:
@@ -460,7 +462,11 @@ def _read_traces(
 
 
 def _read_span(span: dict[str, Any], source: Source, tally: Tally) -> None:
-    name = _string(span.get("name"), "span.name")
+    # Checks that pass for the usual field are made here; the helpers they call
+    # refuse the rest with the same messages.
+    name = span.get("name")
+    if type(name) is not str:
+        name = _string(name, "span.name")
     trace_id = _hex_id(span, "traceId", "trace_id", "span")
     span_id = _hex_id(span, "spanId", "span_id", "span")
     parent_span_id = _hex_id(span, "parentSpanId", "parent_span_id", "span")
@@ -469,8 +475,11 @@ def _read_span(span: dict[str, Any], source: Source, tally: Tally) -> None:
     attributes = _attribute_list(span, "span")
     flag_events: list[SpanEvent] = []
     for event in _repeated(span, "events", "events", "span"):
-        event = _message(event, "span.events")
-        event_name = _string(event.get("name"), "event.name")
+        if type(event) is not dict:
+            _message(event, "span.events")
+        event_name = event.get("name")
+        if type(event_name) is not str:
+            event_name = _string(event_name, "event.name")
         event_attributes = _attribute_list(event, "event")
         timestamp = _time(event, "timeUnixNano", "time_unix_nano", "event")
         _count(event, "droppedAttributesCount", "dropped_attributes_count", "event")
@@ -478,6 +487,9 @@ def _read_span(span: dict[str, Any], source: Source, tally: Tally) -> None:
             flag_events.append(SpanEvent(event_name, event_attributes, timestamp))
     _check_span_rest(span)
     status = span.get("status") or {}
+    flags = span.get("flags")
+    if type(flags) is not int:  # an int is in range: _check_span_rest counted it
+        flags = _integer(flags, "span.flags", 0, 0xFFFFFFFF)
     tally.add_span(
         source,
         name,
@@ -490,23 +502,29 @@ def _read_span(span: dict[str, Any], source: Source, tally: Tally) -> None:
         end_ns,
         status.get("code"),
         status.get("message"),
-        _integer(_field(span, "flags", "flags"), "span.flags", 0, 0xFFFFFFFF),
+        flags,
         span.get("kind"),
     )
 
 
 def _check_span_rest(span: dict[str, Any]) -> None:
     """Check the span's fields flagscope does not read, as protobuf's parser would."""
-    _string(_field(span, "traceState", "trace_state"), "span.traceState")
+    state = span.get("traceState")
+    if state is None:
+        state = span.get("trace_state")
+    if state is not None and type(state) is not str:
+        _string(state, "span.traceState")
     _count(span, "flags", "flags", "span")
-    _enum(span.get("kind"), "span.kind")
+    kind = span.get("kind")
+    if kind is not None and type(kind) is not str:
+        _enum(kind, "span.kind")
     for camel, snake in (
         ("droppedAttributesCount", "dropped_attributes_count"),
         ("droppedEventsCount", "dropped_events_count"),
         ("droppedLinksCount", "dropped_links_count"),
     ):
         _count(span, camel, snake, "span")
-    for link in _repeated(span, "links", "links", "span"):
+    for link in _repeated(span, "links", "links", "span") if "links" in span else ():
         link = _message(link, "span.links")
         _hex_id(link, "traceId", "trace_id", "link")
         _hex_id(link, "spanId", "span_id", "link")
@@ -516,9 +534,14 @@ def _check_span_rest(span: dict[str, Any]) -> None:
         _count(link, "flags", "flags", "link")
     status = span.get("status")
     if status is not None:
-        status = _message(status, "span.status")
-        _string(status.get("message"), "span.status.message")
-        _enum(status.get("code"), "span.status.code")
+        if type(status) is not dict:
+            _message(status, "span.status")
+        message = status.get("message")
+        if message is not None and type(message) is not str:
+            _string(message, "span.status.message")
+        code = status.get("code")
+        if code is not None and type(code) is not str:
+            _enum(code, "span.status.code")
 
 
 # -- logs -----------------------------------------------------------------------------------
