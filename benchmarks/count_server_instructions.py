@@ -37,9 +37,7 @@ def main() -> None:
         raise SystemExit("usage: TREE BODY N [OUT]")
     tree = Path(sys.argv[1]).resolve()
     body = Path(sys.argv[2]).read_bytes()
-    content_type = (
-        "application/json" if sys.argv[2].endswith(".json") else "application/x-protobuf"
-    )
+    content_type = "application/json" if sys.argv[2].endswith(".json") else "application/x-protobuf"
     count = int(sys.argv[3])
     out = sys.argv[4] if len(sys.argv) > 4 else "/tmp/flagscope-serve.callgrind"
     # That checkout's own console-script entry point, run from its src/ (as bench_server).
