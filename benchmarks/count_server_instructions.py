@@ -13,8 +13,10 @@ the server spends per request, from the HTTP bytes to the stored records::
       .venv/bin/python benchmarks/count_server_instructions.py $tree /tmp/body.pb 40
     done
 
-It prints the instructions per request (and per span, for ``bench_server``'s
-200-span body); ``callgrind_annotate OUT.1`` shows where they went.
+A body whose file name ends in ``.json`` (``write-body json /tmp/body.json``) is sent
+as OTLP/JSON, any other as protobuf. It prints the instructions per request (and per
+span, for ``bench_server``'s 200-span body); ``callgrind_annotate OUT.1`` shows where
+they went.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ def main() -> None:
         raise SystemExit("usage: TREE BODY N [OUT]")
     tree = Path(sys.argv[1]).resolve()
     body = Path(sys.argv[2]).read_bytes()
+    content_type = "application/json" if sys.argv[2].endswith(".json") else "application/x-protobuf"
     count = int(sys.argv[3])
     out = sys.argv[4] if len(sys.argv) > 4 else "/tmp/flagscope-serve.callgrind"
     # That checkout's own console-script entry point, run from its src/ (as bench_server).
@@ -73,7 +76,7 @@ def main() -> None:
         connection = http.client.HTTPConnection(host, int(port), timeout=600)
 
         def post() -> None:
-            headers = {"content-type": "application/x-protobuf"}
+            headers = {"content-type": content_type}
             connection.request("POST", "/v1/traces", body=body, headers=headers)
             response = connection.getresponse()
             response.read()

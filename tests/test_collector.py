@@ -694,6 +694,82 @@ def test_both_bounds_evict_exactly_what_a_simple_model_evicts(
     )
 
 
+_SHAPES = st.tuples(
+    st.sampled_from(FLAGS),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=3),
+    st.none() | st.text(max_size=30),
+    st.integers(0, 2000),
+    st.none() | st.text(max_size=5),
+)
+
+
+def shaped_event(
+    n: int, shape: tuple[str, Any, str | None, int, str | None]
+) -> FlagEvaluationEvent:
+    """A record told apart by ``n`` (its time), of the value, key and sizes drawn."""
+    flag_key, value, targeting_key, padding, error_message = shape
+    return FlagEvaluationEvent(
+        _START + timedelta(seconds=n),
+        flag_key,
+        value,
+        EvaluationReason.STATIC,
+        targeting_key=targeting_key,
+        attributes={"note": "x" * padding} if padding > 1000 else {},
+        error_message=error_message,
+    )
+
+
+class _Changes:
+    """A store hook that keeps what it is told."""
+
+    def __init__(self) -> None:
+        self.added: list[FlagEvaluationEvent] = []
+        self.evicted: list[FlagEvaluationEvent] = []
+
+    def records_changed(
+        self, added: Sequence[FlagEvaluationEvent], evicted: Sequence[FlagEvaluationEvent]
+    ) -> None:
+        self.added += added
+        self.evicted += evicted
+
+    def records_cleared(self) -> None:
+        raise AssertionError("not cleared here")
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.lists(_SHAPES, max_size=12), max_size=12),
+    st.integers(1, 30),
+    st.integers(300, 8000) | st.integers(10**6, 10**9),  # bytes or count the bound reached
+)
+def test_a_batch_is_stored_and_evicted_as_its_records_one_at_a_time(
+    batches: list[list[tuple[str, Any, str | None, int, str | None]]],
+    max_size: int,
+    max_bytes: int,
+) -> None:
+    by_batch = RecordStore(max_size=max_size, max_bytes=max_bytes)
+    one_by_one = RecordStore(max_size=max_size, max_bytes=max_bytes)
+    told = {by_batch: _Changes(), one_by_one: _Changes()}
+    for store, hook in told.items():
+        store.add_hook(hook)
+    n = 0
+    for shapes in batches:
+        events = [shaped_event(n + i, shape) for i, shape in enumerate(shapes)]
+        n += len(events)
+        by_batch.record_batch(events)
+        for event in events:
+            one_by_one.record(event)
+        assert by_batch.events() == one_by_one.events()
+        assert by_batch.stored_bytes == one_by_one.stored_bytes
+        assert by_batch.evicted_count == one_by_one.evicted_count
+        assert by_batch.counts_by_flag() == one_by_one.counts_by_flag()
+        for flag in FLAGS:
+            assert by_batch.events(flag) == one_by_one.events(flag)
+    assert told[by_batch].added == told[one_by_one].added
+    assert told[by_batch].evicted == told[one_by_one].evicted
+    assert by_batch.stored_bytes == sum(map(estimate_size, by_batch.events()))
+
+
 def test_the_overall_summary_stays_current_through_evictions_and_clear() -> None:
     collector = InMemoryAnalyticsCollector(max_size=5, summary_rollups=True)
     record_flags(collector, "abcab")

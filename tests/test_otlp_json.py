@@ -5,8 +5,11 @@ from __future__ import annotations
 import io
 import json
 import math
+import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+from unittest.mock import patch
 
 import httpx
 import pytest
@@ -16,7 +19,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 
 from flagscope._query.export import to_csv, to_json, write_csv, write_jsonl
-from flagscope._telemetry import semconv
+from flagscope._telemetry import otlp_json, semconv
 from flagscope._telemetry.otlp import (
     OtlpBatch,
     OtlpDecodeError,
@@ -164,7 +167,13 @@ def test_snake_case_spellings_and_enum_names_are_accepted() -> None:
         _request(_event("k", {"bytesValue": "!!"})),
         _request(_event("k", {"arrayValue": {"values": "x"}})),
         _request(span={"status": {"code": True}}),
+        _request(span={"status": "ok"}),
+        _request(span={"status": {"message": 5}}),
+        _request(span={"traceState": 5}),
+        _request(span={"kind": []}),
+        _request(span={"flags": True}),
         _request(span={"links": [{"spanId": "zz"}]}),
+        _request(span={"events": [{"name": 5}]}),
     ],
     ids=repr,
 )
@@ -314,13 +323,198 @@ def _answers(batch: OtlpBatch) -> tuple[Any, ...]:
     )
 
 
+PARSERS = ["orjson", "json.loads"]
+
+
+@contextmanager
+def _parser(name: str) -> Iterator[None]:
+    """Parse JSON bodies with orjson (the server extra installs it) or with json.loads only."""
+    loads = otlp_json._fast_loads
+    assert loads is not None, "the server extra installs orjson"
+    with patch.object(otlp_json, "_fast_loads", loads if name == "orjson" else None):
+        yield
+
+
+@pytest.mark.parametrize("parser", PARSERS)
 @settings(max_examples=150, deadline=None)
 @given(st.lists(_SPAN, min_size=1, max_size=4), st.sampled_from(["auto", "json", "raw"]))
 def test_json_and_protobuf_give_identical_records_skips_and_answers(
-    spans: list[ReadableSpan], decoding: Any
+    parser: str, spans: list[ReadableSpan], decoding: Any
 ) -> None:
     from_protobuf = read_traces(traces_protobuf(spans), "protobuf", value_decoding=decoding)
-    from_json = read_traces(traces_json(spans), "json", value_decoding=decoding)
+    with _parser(parser):
+        from_json = read_traces(traces_json(spans), "json", value_decoding=decoding)
     # Today's decoder, for reference: protobuf's own JSON parser, then the same mapper.
     reference = map_traces(decode_traces(traces_json(spans), "json"), value_decoding=decoding)
     assert _answers(from_json) == _answers(from_protobuf) == _answers(reference)
+
+
+# -- orjson answers as json.loads does ----------------------------------------------------
+
+
+def _nested(depth: int) -> bytes:
+    """A trace request nested ``depth`` levels deep in a field receivers ignore."""
+    return b'{"resourceSpans":[],"x":' + b"[" * (depth - 1) + b"]" * (depth - 1) + b"}"
+
+
+def _with_value(text: bytes, field: bytes = b"value") -> bytes:
+    """A request with one flag event whose value (or span start time) is ``text`` as written."""
+    if field == b"value":
+        document = _request(_event("k", {"intValue": "@"}))
+    else:
+        document = _request(_event("k", {"boolValue": True}), span={"startTimeUnixNano": "@"})
+    body = json.dumps(document, separators=(",", ":")).encode()
+    placeholder = b'"intValue":"@"' if field == b"value" else b'"@"'
+    assert body.count(placeholder) == 1
+    return body.replace(placeholder, text)
+
+
+_INT64_MIN = -(2**63)
+EDGE_BODIES = {
+    # Integers beyond 64 bits: orjson reads them as floats, json.loads as ints.
+    **{
+        f"intValue {number}": _with_value(b'"intValue":%d' % number)
+        for number in (
+            _INT64_MIN - 1,
+            _INT64_MIN - 1024,
+            _INT64_MIN - 1025,
+            2**64 - 1,
+            2**64,
+            2**64 + 1,
+            10**30,
+            -(10**30),
+        )
+    },
+    "intValue -2**63 as a float": _with_value(b'"intValue":-9.223372036854776e18'),
+    "intValue 10**400": _with_value(b'"intValue":1' + b"0" * 400),
+    "doubleValue 10**30": _with_value(b'"doubleValue":1' + b"0" * 30),
+    "doubleValue -2**63-1": _with_value(b'"doubleValue":-9223372036854775809'),
+    "stringValue 10**30": _with_value(b'"stringValue":1' + b"0" * 30),
+    "boolValue -2**63-1": _with_value(b'"boolValue":-9223372036854775809'),
+    "start time 2**64": _with_value(b"%d" % 2**64, b"start"),
+    "start time -2**63-1": _with_value(b"%d" % (_INT64_MIN - 1), b"start"),
+    "start time 10**30": _with_value(b"1" + b"0" * 30, b"start"),
+    # What json.loads alone accepts.
+    "doubleValue NaN": _with_value(b'"doubleValue":NaN'),
+    "doubleValue -Infinity": _with_value(b'"doubleValue":-Infinity'),
+    "doubleValue 1e400": _with_value(b'"doubleValue":1e400'),
+    "a lone surrogate": _with_value(b'"stringValue":"\\ud800"'),
+    "a UTF-8 BOM": b"\xef\xbb\xbf" + json_body(_request(_event("k", {"boolValue": True}))),
+    "UTF-16": json.dumps(_request(_event("k", {"boolValue": True}))).encode("utf-16"),
+    # What neither accepts, or both read alike.
+    "invalid UTF-8": _with_value(b'"stringValue":"\xff"'),
+    "a raw control character": _with_value(b'"stringValue":"\x01"'),
+    "a long float": _with_value(b'"doubleValue":0.' + b"3" * 800),
+    "duplicate keys": _with_value(b'"stringValue":"a","boolValue":true,"stringValue":"b"'),
+    "a trailing comma": b'{"resourceSpans":[],}',
+    "not an object": b"[1]",
+    "an empty body": b"",
+    "whitespace": b" \t\r\n",
+    "two values closing the lists around them": b"{}],[{}",
+    "a value and a closing bracket": b"{}]",
+    **{f"nested {depth} deep": _nested(depth) for depth in (768, 769, 990, 1000, 1024, 1025)},
+}
+
+
+def _outcome(body: bytes) -> tuple[Any, ...]:
+    try:
+        batch = read_traces(body, "json")
+    except Exception as error:  # noqa: BLE001 - compared, whatever it is
+        return ("refused", type(error).__name__, str(error))
+    return ("read", repr(_answers(batch)))
+
+
+@pytest.mark.parametrize("body", EDGE_BODIES.values(), ids=EDGE_BODIES.keys())
+def test_orjson_and_json_loads_answer_alike_where_the_parsers_differ(body: bytes) -> None:
+    with _parser("orjson"):
+        fast = _outcome(body)
+    with _parser("json.loads"):
+        assert fast == _outcome(body)
+
+
+def test_orjson_parses_bodies_nested_768_deep_and_leaves_deeper_ones_to_json_loads() -> None:
+    assert otlp_json._fast_document(_nested(768)) == json.loads(_nested(768))
+    assert otlp_json._fast_document(_nested(769)) is None
+
+
+def test_orjson_leaves_integers_that_may_round_to_int64_min_to_json_loads() -> None:
+    assert otlp_json._fast_document(_with_value(b'"intValue":-9223372036854775809')) is None
+    assert otlp_json._fast_document(_with_value(b'"intValue":-9000000000000000000')) is not None
+
+
+def test_json_bodies_are_read_without_orjson_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "orjson", None)  # import orjson raises ImportError
+    assert otlp_json._orjson_loads() is None
+    monkeypatch.setattr(otlp_json, "_fast_loads", None)
+    (event,) = read_traces(json_body(_request(_event("k", {"boolValue": True}))), "json").events
+    assert (event.flag_key, event.value) == ("k", True)
+
+
+def _answer(read: Any, *args: Any) -> tuple[str, Any]:
+    try:
+        return ("read", read(*args))
+    except OtlpDecodeError as error:
+        return ("refused", str(error))
+
+
+_INTEGER_SPELLINGS = [
+    "1700000000001000000",
+    "9999999999999999999",
+    "18446744073709551615",
+    "18446744073709551616",
+    "\u0661\u0667\u0660\u0660",  # Arabic-Indic digits: int() reads them
+    "\u00b2",  # a digit that is no decimal: int() refuses it
+    "+5",
+    " 5 ",
+    "1_000",
+    "",
+    "5.0",
+    "-1",
+    0,
+    7,
+    -1,
+    2**32 - 1,
+    2**32,
+    2**64,
+    True,
+    1.0,
+    1.5,
+    None,
+]
+
+
+@pytest.mark.parametrize("value", _INTEGER_SPELLINGS, ids=repr)
+def test_times_and_counts_read_every_spelling_as_the_integer_reader_does(value: Any) -> None:
+    message = {"timeUnixNano": value, "droppedAttributesCount": value}
+    assert _answer(otlp_json._time, message, "timeUnixNano", "time_unix_nano", "event") == _answer(
+        otlp_json._integer, value, "event.timeUnixNano", 0, 2**64 - 1
+    )
+    count = _answer(
+        otlp_json._count, message, "droppedAttributesCount", "dropped_attributes_count", "event"
+    )
+    expected = _answer(otlp_json._integer, value, "event.droppedAttributesCount", 0, 2**32 - 1)
+    assert count == (expected if expected[0] == "refused" else ("read", None))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"stringValue": "a"},
+        {"stringValue": 5},
+        {"stringValue": None},
+        {"stringValue": "a", "boolValue": True},
+        {"stringValue": "a", "unknownField": 1},
+        {"string_value": "snake"},
+        {"boolValue": False},
+        {},
+    ],
+    ids=repr,
+)
+def test_an_attribute_value_reads_as_any_value_reads_it(value: dict[str, Any]) -> None:
+    pairs = [{"key": "k", "value": value}]
+    read = _answer(otlp_json._attributes, pairs, "event")
+    try:
+        expected: tuple[str, Any] = ("read", {"k": otlp_json._any_value(value, "value")})
+    except OtlpDecodeError as error:
+        expected = ("refused", f"event.attributes['k'].{error}")
+    assert read == expected

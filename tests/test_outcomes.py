@@ -623,3 +623,44 @@ def test_the_outcome_store_imports_nothing_from_the_query_layer_or_above() -> No
     }
     assert not imported & above, imported & above
     assert not any(name.startswith(("flagscope.server", "flagscope.testing")) for name in imported)
+
+
+def _state(store: OutcomeStore) -> dict[str, Any]:
+    return {k: v for k, v in vars(store).items() if k not in ("_lock", "_add_roots")}
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.booleans(),
+            st.lists(
+                st.tuples(st.integers(0, 40), st.sampled_from([1, 0, 2]), st.booleans()),
+                max_size=12,
+            ),
+        ),
+        max_size=25,
+    ),
+    st.integers(1, 10),
+    st.integers(0, 3),
+)
+def test_a_batch_of_root_spans_is_kept_as_its_spans_one_by_one(
+    batches: list[tuple[bool, list[tuple[int, int, bool]]]], capacity: int, look_every: int
+) -> None:
+    """Column by column or row by row, the store ends up the same, lookups between."""
+    by_column, by_row = OutcomeStore(capacity), OutcomeStore(capacity)
+    by_row._add_roots = lambda *_: False  # type: ignore[method-assign]
+    seq = 0
+    for number, (roots_only, batch) in enumerate(batches):
+        items: list[Any] = []
+        for trace_number, drawn_kind, drawn_root in batch:
+            kind, is_root = (1, True) if roots_only else (drawn_kind, drawn_root)
+            seq += 1
+            raw = raw_outcome(f"span {seq}", 2 if seq % 3 else 1, None, 1, 2 + seq, 200)
+            items.append((trace_number, 1000 + seq, "shop", trace_number, is_root, kind, raw))
+        for store in (by_column, by_row):
+            store.add(items, seq, max(0, seq - 3 * capacity))
+            if look_every and number % look_every == 0:
+                store.span_outcomes(range(1000, 1000 + seq + 1))
+                store.request_outcomes((trace, "shop") for trace in range(41))
+        assert _state(by_column) == _state(by_row)

@@ -195,6 +195,9 @@ def outcome_of(raw: RawOutcome) -> SpanOutcome:
 # While the ring fills, rows are added this many at a time: each column grows once per
 # block, not once per row.
 _ROW_BLOCK: Final = 256
+# An item's (kind, is_local_root), and that of a local root holding evaluations.
+_kind_and_root: Final = itemgetter(5, 4)
+_ROOT_HOLDING: Final = (1, True)
 # How many rows still needed ``_reuse`` passes over before it takes the next one anyway.
 _PASS_OVER: Final = 8
 
@@ -326,6 +329,67 @@ class OutcomeStore:
             seq: The newest evaluation's sequence number when these were recorded.
             first_seq: The oldest stored evaluation's sequence number.
         """
+        if not self._add_roots(items, seq, first_seq):
+            self._add_each(items, seq, first_seq)
+        written = self._since_trim + len(items)
+        if written < self._trim_every:
+            self._since_trim = written
+        else:
+            self._trim(first_seq)
+            self._since_trim = 0
+
+    def _add_roots(self, items: Sequence[OutcomeItem], seq: int, first_seq: int) -> bool:
+        """``add_locked`` for local roots holding evaluations, a column at a time.
+
+        What ``_add_each`` does for a batch of such spans (kind 1, local roots, as
+        a service's requests with TracingHook events are) whose rows follow on from
+        the next one without wrapping or reusing a row that is still wanted: each
+        column written in one slice, the wants they answer dropped at C speed.
+        Returns ``False``, with nothing changed, for any other batch.
+        """
+        count = len(items)
+        start = self._next_row
+        stop = start + count
+        if count < 2 or stop > self._size:
+            return False
+        if set(map(_kind_and_root, items)) != {_ROOT_HOLDING}:
+            return False
+        traces, span_ids, services, _, _, _, outcomes = zip(*items, strict=True)
+        if None in traces or set(map(len, outcomes)) != {5}:
+            return False
+        seqs = self._seqs
+        kept = min(stop, len(seqs))
+        if start < kept and (
+            max(seqs[start:kept]) >= first_seq
+            or any(self._indexed[start:kept])
+            or (self.want_requests and self._trace_keys[start:kept].count(None) != kept - start)
+        ):
+            return False  # a row to reuse (``_row``'s test): the loop does it
+        while len(seqs) < stop:
+            self._grow()
+        names, codes, descriptions, durations, https = zip(*outcomes, strict=True)
+        seqs[start:stop] = repeat(seq, count)
+        self._span_keys[start:stop] = span_ids
+        self._trace_keys[start:stop] = traces
+        self._services[start:stop] = services
+        self._names[start:stop] = names
+        self._codes[start:stop] = codes
+        self._descriptions[start:stop] = descriptions
+        self._https[start:stop] = https
+        self._durations[start:stop] = durations
+        self._next_row = stop if stop < self._size else 0
+        self._taken += count
+        if self.want_spans:
+            deque(map(self.want_spans.pop, span_ids, repeat(None)), maxlen=0)
+        if self.want_requests:
+            deque(
+                map(self.want_requests.pop, zip(traces, services, strict=True), repeat(None)),
+                maxlen=0,
+            )
+        return True
+
+    def _add_each(self, items: Sequence[OutcomeItem], seq: int, first_seq: int) -> None:
+        """``add_locked``'s items one by one."""
         want_spans = self.want_spans
         want_requests = self.want_requests
         spans = self._spans
@@ -380,12 +444,6 @@ class OutcomeStore:
                         row = self._row(outcome, wanted_seq, first_seq)
                         self._trace_keys[row] = trace_id
                         self._services[row] = service
-        written = self._since_trim + len(items)
-        if written < self._trim_every:
-            self._since_trim = written
-        else:
-            self._trim(first_seq)
-            self._since_trim = 0
 
     def add_span_locked(
         self,

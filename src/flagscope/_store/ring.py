@@ -570,43 +570,58 @@ class RecordStore:
                     added.append(event)
                 return
             fixed_sizes = _FIXED_VALUES
-            for event in batch:
-                key = event.flag_key
-                lane = by_flag.get(key)
-                # estimate_size's common case inline: a call per record costs more.
-                value_type = type(_stored_value_of(event, FlagEvaluationEvent))
-                text = event.targeting_key
-                if (
-                    value_type in fixed_sizes
-                    and event.attributes is EMPTY_MAPPING
-                    and event.context_attributes is EMPTY_MAPPING
-                    and event.error_message is None
-                ):
-                    size = fixed_sizes[value_type]
-                    if text is not None:
-                        size += _getsizeof(text)
-                else:
-                    size = estimate_size(event)
-                seq = self._next_seq
-                if seq - self._first_seq >= max_size:
-                    evicted.append(evict_oldest())
+            # The counters live in locals while records go in (an attribute store per
+            # record costs more), written back before each eviction reads them and
+            # at the end, so they say exactly what was stored even if an item raises.
+            seq = self._next_seq
+            first = self._first_seq
+            stored = self._bytes
+            try:
+                for event in batch:
+                    key = event.flag_key
                     lane = by_flag.get(key)
-                index = (seq - origin) % max_size
-                if index == len(ring):
-                    ring.append(event)
-                    sizes.append(size)
-                else:
-                    ring[index] = event
-                    sizes[index] = size
-                if lane is None:
-                    by_flag[key] = deque((event,))
-                else:
-                    lane.append(event)
-                self._next_seq = seq + 1
-                added.append(event)
-                self._bytes += size
-                while self._bytes > max_bytes and self._next_seq - self._first_seq > 1:
-                    evicted.append(evict_oldest())
+                    # estimate_size's common case inline: a call per record costs more.
+                    size = fixed_sizes.get(type(_stored_value_of(event, FlagEvaluationEvent)))
+                    if (
+                        size is not None
+                        and event.attributes is EMPTY_MAPPING
+                        and event.context_attributes is EMPTY_MAPPING
+                        and event.error_message is None
+                    ):
+                        text = event.targeting_key
+                        if text is not None:
+                            size += _getsizeof(text)
+                    else:
+                        size = estimate_size(event)
+                    if seq - first >= max_size:
+                        self._bytes = stored
+                        evicted.append(evict_oldest())
+                        first = self._first_seq
+                        stored = self._bytes
+                        lane = by_flag.get(key)
+                    index = (seq - origin) % max_size
+                    if index == len(ring):
+                        ring.append(event)
+                        sizes.append(size)
+                    else:
+                        ring[index] = event
+                        sizes[index] = size
+                    if lane is None:
+                        by_flag[key] = deque((event,))
+                    else:
+                        lane.append(event)
+                    seq += 1
+                    added.append(event)
+                    stored += size
+                    while stored > max_bytes and seq - first > 1:
+                        self._next_seq = seq
+                        self._bytes = stored
+                        evicted.append(evict_oldest())
+                        first = self._first_seq
+                        stored = self._bytes
+            finally:
+                self._next_seq = seq
+                self._bytes = stored
         finally:
             # Hooks hear of exactly what was stored, even if a bad item stopped the batch.
             if hooks and (added or evicted):
