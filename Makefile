@@ -47,8 +47,8 @@ flag-coverage: $(STAMP)
 	$(BIN)/pytest examples -p no:cacheprovider --flagscope-coverage --flagscope-flags examples/app/flags.json
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests examples benchmarks interop
-	$(BIN)/ruff format --check src tests examples benchmarks interop
+	$(BIN)/ruff check src tests examples benchmarks interop docs/screenshot.py
+	$(BIN)/ruff format --check src tests examples benchmarks interop docs/screenshot.py
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src tests

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from flagscope.demo import DemoShop
+from flagscope._cli.demo import DemoShop
 from flagscope.server import serve_in_background
 
 DOCS = Path(__file__).resolve().parent
