@@ -229,6 +229,43 @@ def test_filters_narrow_the_evaluations_judged() -> None:
     assert [item.variant for item in impact.variants] == ["on"]
 
 
+@pytest.mark.parametrize("scope", ["request", "span"])
+def test_without_filters_the_flags_records_read_in_place_answer_as_a_filtered_copy(
+    scope: str,
+) -> None:
+    # Two services, several reasons, a flag sent without variants beside variants,
+    # requests evaluating several times, an outcome never known, a ring that wrapped:
+    # the unfiltered path (the store's own records) and a filter keeping every record
+    # (the copied path) must judge alike.
+    collector = InMemoryAnalyticsCollector(max_size=150)
+    tracers = []
+    for service in ("shop", "mailer"):
+        provider = TracerProvider(resource=Resource.create({semconv.SERVICE_NAME: service}))
+        provider.add_span_processor(SimpleSpanProcessor(FlagEvaluationSpanExporter(collector)))
+        tracers.append(provider.get_tracer("app"))
+    for number in range(120):
+        tracer = tracers[number % 2]
+        with tracer.start_as_current_span("GET /", kind=SpanKind.SERVER) as root:
+            for step_number in range(number % 3 + 1):
+                with tracer.start_as_current_span("step") as step:
+                    variant = None if number % 7 == 0 else ("on", "off", "beta")[number % 3]
+                    reason = ("split", "default", "targeting_match")[(number + step_number) % 3]
+                    _evaluate(step, variant, reason, value=number % 2 == 0)
+                    if number % 5 == 0:
+                        step.set_status(Status(StatusCode.ERROR, "step failed"))
+            if number % 4 == 0:
+                root.set_status(Status(StatusCode.ERROR, "boom"))
+    root = tracers[0].start_span("GET /never-ends")
+    with trace.use_span(root, end_on_exit=False), tracers[0].start_as_current_span("step") as step:
+        _evaluate(step, "on")
+    assert collector.total_recorded > len(collector)  # the ring wrapped
+    in_place = collector.query.impact(FLAG, scope=scope)
+    copied = collector.query.impact(FLAG, scope=scope, predicate=lambda event: True)
+    assert in_place.to_dict() == copied.to_dict()
+    assert sum(item.evaluations for item in in_place.variants) == collector.count(FLAG)
+    assert {item.variant for item in in_place.variants} >= {"on", "off", "beta", "true"}
+
+
 # -- results and arguments ------------------------------------------------------------------
 
 

@@ -217,20 +217,23 @@ def check_scope(scope: object) -> ImpactScope:
 def compute_impact(
     collector: RecordStore,
     flag_key: str,
-    events: list[FlagEvaluationEvent],
+    events: Sequence[FlagEvaluationEvent] | None,
     *,
     baseline: str | None,
     scope: ImpactScope,
 ) -> FlagImpact:
     """Judge ``events`` (one flag's matching evaluations) variant by variant.
 
-    ``query.impact`` checks the arguments and selects the events; this does the
-    rest.
+    ``query.impact`` checks the arguments and selects the events (``None``: every
+    stored evaluation of ``flag_key``); this does the rest.
     """
     # The store joins the evaluations to their outcomes and counts, per label, the
     # evaluations (by reason) and the distinct requests: a request counts once per
     # variant it saw.
-    found = collector.outcomes.figures(scope, events, variant_label)
+    if events is None:
+        found = collector.flag_figures(flag_key, scope, variant_label)
+    else:
+        found = collector.outcomes.figures(scope, events, variant_label)
     evaluations = Counter({label: item.evaluations for label, item in found.items()})
     chosen = _baseline(baseline, found)
     if chosen is None:

@@ -280,7 +280,8 @@ class CollectorQuery:
         checked_scope = check_scope(scope)
         if "flag_key" in filters:
             raise ValueError("impact takes the flag key as its first argument, not as a filter")
-        events = self.matching(build_filter(flag_key=flag_key, **filters))
+        # Without other filters the store joins the flag's records where they lie.
+        events = self.matching(build_filter(flag_key=flag_key, **filters)) if filters else None
         return compute_impact(
             self._collector, flag_key, events, baseline=baseline, scope=checked_scope
         )

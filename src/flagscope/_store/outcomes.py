@@ -43,7 +43,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from itertools import compress, filterfalse, repeat
+from itertools import compress, filterfalse, islice, repeat
 from operator import eq, ge, is_not, itemgetter, lt, or_
 from typing import Any, Final, Literal, NamedTuple, cast
 
@@ -812,40 +812,51 @@ class OutcomeStore:
         sent without one by ``unnamed_label(event)``.
         """
         with self._lock:
-            self._index()
-            groups: _Groups = {}
-            if scope == "request":
-                self._group_requests(groups, events)
-            else:
-                self._group(groups, scope, events, None)
-            if any(
-                None in by_label
-                for _, by_reason in groups.values()
-                for by_label in by_reason.values()
-            ):
-                # Evaluations sent without a variant: grouped again, by their label.
-                for _, by_reason in groups.values():
-                    for by_label in by_reason.values():
-                        by_label.pop(None, None)
-                unnamed = [event for event in events if event.variant is None]
-                self._group(groups, scope, unnamed, [unnamed_label(event) for event in unnamed])
-            found: dict[str, tuple[list[int], dict[Any, int], set[int | None]]] = {}
+            return self.figures_locked(scope, events, unnamed_label)
+
+    def figures_locked(
+        self,
+        scope: Literal["span", "request"],
+        events: Sequence[FlagEvaluationEvent],
+        unnamed_label: Callable[[FlagEvaluationEvent], str],
+    ) -> dict[str, LabelFigures]:
+        """``figures``, the caller holding the lock (``RecordStore.flag_figures``).
+
+        ``events`` may be the store's own sequence of a flag's records, read in
+        place under the lock rather than copied.
+        """
+        self._index()
+        groups: _Groups = {}
+        if scope == "request":
+            self._group_requests(groups, events)
+        else:
+            self._group(groups, scope, events, None)
+        if any(
+            None in by_label for _, by_reason in groups.values() for by_label in by_reason.values()
+        ):
+            # Evaluations sent without a variant: grouped again, by their label.
             for _, by_reason in groups.values():
-                for reason, by_label in by_reason.items():
-                    for label, rows in by_label.items():
-                        entry = found.get(label)  # type: ignore[arg-type]
-                        if entry is None:
-                            entry = found[label] = ([0], {}, set())  # type: ignore[index]
-                        entry[0][0] += len(rows)
-                        entry[1][reason] = entry[1].get(reason, 0) + len(rows)
-                        # A set: a request (or span) counts once per label, however
-                        # often it evaluated the flag.
-                        entry[2].update(rows)
-            failed = self._failed_rows(sum(len(rows) for _, _, rows in found.values()))
-            return {
-                label: LabelFigures(evaluations[0], reasons, *self._rows_figures(rows, failed))
-                for label, (evaluations, reasons, rows) in found.items()
-            }
+                for by_label in by_reason.values():
+                    by_label.pop(None, None)
+            unnamed = [event for event in events if event.variant is None]
+            self._group(groups, scope, unnamed, [unnamed_label(event) for event in unnamed])
+        found: dict[str, tuple[list[int], dict[Any, int], set[int | None]]] = {}
+        for _, by_reason in groups.values():
+            for reason, by_label in by_reason.items():
+                for label, rows in by_label.items():
+                    entry = found.get(label)  # type: ignore[arg-type]
+                    if entry is None:
+                        entry = found[label] = ([0], {}, set())  # type: ignore[index]
+                    entry[0][0] += len(rows)
+                    entry[1][reason] = entry[1].get(reason, 0) + len(rows)
+                    # A set: a request (or span) counts once per label, however
+                    # often it evaluated the flag.
+                    entry[2].update(rows)
+        failed = self._failed_rows(sum(len(rows) for _, _, rows in found.values()))
+        return {
+            label: LabelFigures(evaluations[0], reasons, *self._rows_figures(rows, failed))
+            for label, (evaluations, reasons, rows) in found.items()
+        }
 
     def _group_requests(self, groups: _Groups, events: Sequence[FlagEvaluationEvent]) -> None:
         """Add each evaluation's request row, by service, reason and variant; lock held.
@@ -872,7 +883,7 @@ class OutcomeStore:
             except KeyError:
                 by_variant[event.variant] = [find(event._stored_trace_id)]  # type: ignore[attr-defined]
         groups[service] = (find, {reason: by_variant})
-        for event in events[sum(map(len, by_variant.values())) :]:
+        for event in islice(events, sum(map(len, by_variant.values())), None):
             try:
                 find, by_reason = groups[event.service_name]
                 by_reason[event.reason][event.variant].append(find(event._stored_trace_id))  # type: ignore[attr-defined]

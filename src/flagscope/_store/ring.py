@@ -18,9 +18,9 @@ from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from operator import attrgetter
 from types import MappingProxyType
-from typing import Any, Final, NoReturn, Protocol, runtime_checkable
+from typing import Any, Final, Literal, NoReturn, Protocol, runtime_checkable
 
-from flagscope._store.outcomes import OutcomeItem, OutcomeStore, RawOutcome
+from flagscope._store.outcomes import LabelFigures, OutcomeItem, OutcomeStore, RawOutcome
 from flagscope._store.records import (
     EMPTY_MAPPING,
     EvaluationReason,
@@ -317,6 +317,21 @@ class RecordStore:
     def outcomes(self) -> OutcomeStore:
         """The outcomes of the spans and requests the stored evaluations were made in."""
         return self._outcomes
+
+    def flag_figures(
+        self,
+        flag_key: str,
+        scope: Literal["span", "request"],
+        unnamed_label: Callable[[FlagEvaluationEvent], str],
+    ) -> dict[str, LabelFigures]:
+        """``OutcomeStore.figures`` over every stored record of one flag.
+
+        The flag's records are read in place under the lock: a copy of them, made
+        and dropped, would touch every record twice more than the join does.
+        """
+        with self._lock:
+            lane = self._by_flag.get(flag_key)
+            return self._outcomes.figures_locked(scope, lane or (), unnamed_label)
 
     def record_outcomes(self, items: Sequence[OutcomeItem]) -> None:
         """Store spans' outcomes beside the evaluations just recorded (``OutcomeStore.add``).
