@@ -475,11 +475,8 @@ class OutcomeStore:
             self._span_keys[row] = None
             self._trace_keys[row] = trace_id
             self._services[row] = service
-        written = self._since_trim + 1
-        if written >= self._trim_every:
-            self._trim(first_seq)
-            written = 0
-        self._since_trim = written
+        # Not counted towards ``_trim``: a root adds no want (it only takes one), and
+        # the recent roots are bounded on their own.
 
     def _row(self, outcome: RawOutcome, seq: int, first_seq: int) -> int:
         """Write ``outcome`` into the ring's next row and return the row; no keys yet."""
