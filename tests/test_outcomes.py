@@ -592,6 +592,69 @@ def test_every_stored_evaluation_finds_the_outcomes_that_arrived(
     assert len(collector.outcomes) <= 2 * collector.outcomes.limit
 
 
+@settings(max_examples=80, deadline=None)
+@given(
+    st.integers(1, 6),
+    st.lists(st.tuples(st.booleans(), st.booleans(), st.booleans()), max_size=80),
+)
+def test_the_one_span_entries_join_whenever_a_reader_looks(
+    max_size: int, requests: list[tuple[bool, bool, bool]]
+) -> None:
+    """The span exporter's one-span entries (``record_span``, ``record_request``), read
+    between any two writes: outcomes written but not yet read into the columns, and
+    rows read and then taken again, give each stored evaluation its own outcomes.
+    """
+    collector = InMemoryAnalyticsCollector(max_size=max_size)
+    expected: dict[str, tuple[str, str | None]] = {}
+
+    def check() -> None:
+        for record in collector.events():
+            span_name, wanted_root = expected[record.span_id or ""]
+            found = span_outcome(collector, record.span_id)
+            assert found is not None
+            assert found.name == span_name
+            request = request_outcome(collector, record)
+            assert (request.name if request is not None else None) == wanted_root
+
+    for number, (in_root, root_ends, read_now) in enumerate(requests, 1):
+        trace_id, span_id = number, 2 * number
+        record = map_evaluation(
+            EVALUATION, timestamp_ns=number, trace_id=trace_id, span_id=span_id, service_name="shop"
+        )
+        assert isinstance(record, FlagEvaluationEvent)
+        span_name = f"span {number}"
+        collector.record_span(
+            record, trace_id, span_id, "shop", in_root, raw_outcome(span_name, 1, None, 1, 2, 200)
+        )
+        if in_root:
+            expected[record.span_id or ""] = (span_name, span_name)
+        else:
+            root_name = f"GET /{number}"
+            expected[record.span_id or ""] = (span_name, None)
+            if read_now:
+                check()  # the evaluation is stored, its request not yet ended
+            expected[record.span_id or ""] = (span_name, root_name if root_ends else None)
+            if root_ends:
+                collector.record_request(
+                    trace_id, "shop", raw_outcome(root_name, 2, "x", 1, 3, 500)
+                )
+        if read_now:
+            check()
+    check()
+    assert len(collector.outcomes) <= 2 * collector.outcomes.limit
+
+
+def test_an_outcome_the_columns_cannot_hold_never_fails_a_reader() -> None:
+    """A way in's malformed outcome is read as what ``raw_outcome`` makes of it."""
+    store = OutcomeStore(4)
+    bad: Any = ("span", 300, None, "long", None)
+    store.add([(1, 2, "shop", None, True, 1, bad)], 0, 0)
+    store.add([(3, 4, "shop", None, True, 1, ("ok", 1, None, 5, 200))], 1, 0)
+    found = store.span_outcomes([2, 4])
+    assert found[2] == SpanOutcome("span", "unset", None, None, None)
+    assert found[4] == SpanOutcome("ok", "ok", None, 5 / 1e6, 200)
+
+
 def test_the_store_checks_its_capacity() -> None:
     with pytest.raises(TypeError, match="capacity"):
         OutcomeStore("10")  # type: ignore[arg-type]

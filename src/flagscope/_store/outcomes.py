@@ -34,7 +34,9 @@ write only fills the ring's next row; the rows written since are entered in
 one pass when something looks them up (a reader, an evaluation span's join).
 Most outcomes are overwritten before anyone reads them and never cost a dict
 insert and delete, each a likely cache miss in tables of ``capacity`` random
-keys: that was most of what capture added to an exported span.
+keys: that was most of what capture added to an exported span. Likewise a
+write keeps the way in's outcome tuple as it is, and the pass copies the
+pending rows' fields into the columns.
 """
 
 from __future__ import annotations
@@ -254,10 +256,13 @@ class OutcomeStore:
         # Lists, not arrays, for seqs and durations: an array's item assignment parses
         # its argument (0.05 µs a store), and each int is already held by the outcome
         # tuple or the batch, so a list costs a pointer per row all the same.
-        # The outcome is kept field by field, not as the tuple a way in hands over:
-        # a tuple kept per span is one more object for the garbage collector to
-        # track and walk, while strs and ints in lists are nothing to it.
         self._seqs: list[int] = []
+        # The outcome as the way in handed it over, until ``_enter_pending`` copies it
+        # field by field into the columns below: a write is one store, not five, and
+        # most rows are overwritten before anyone reads them. ``None`` once copied.
+        # A kept tuple of strs, ints and None is untracked by the garbage collector
+        # the first time a collection sees it, so it is walked at most once.
+        self._raws: list[RawOutcome | None] = []
         self._names: list[str] = []
         self._codes = bytearray()
         self._descriptions: list[str | None] = []
@@ -474,12 +479,7 @@ class OutcomeStore:
         self._next_row = row + 1 if row + 1 < self._size else 0
         self._taken += 1
         seqs[row] = seq
-        name, code, description, duration, http = outcome
-        self._names[row] = name
-        self._codes[row] = code
-        self._descriptions[row] = description
-        self._https[row] = http
-        self._durations[row] = duration
+        self._raws[row] = outcome
         self._span_keys[row] = span_id
         if span_id is not None and self.want_spans:
             self.want_spans.pop(span_id, None)
@@ -510,18 +510,31 @@ class OutcomeStore:
         remembered among the recent roots.
         """
         key = (trace_id, service)
-        wanted_seq = self.want_requests.pop(key, None)
+        want_requests = self.want_requests
+        wanted_seq = want_requests.pop(key, None)
         if wanted_seq is None:
             self._remember_root(key, outcome)
         else:
-            row = self._row(outcome, wanted_seq, first_seq)
+            # ``_row``, inline: the exporter's path for the root evaluations wait for.
+            seqs = self._seqs
+            row = self._next_row
+            if row == len(seqs):
+                self._grow()
+            elif (
+                seqs[row] >= first_seq
+                or self._indexed[row]
+                or (want_requests and self._trace_keys[row] is not None)
+            ):
+                row = self._reuse(row, first_seq)
+            self._next_row = row + 1 if row + 1 < self._size else 0
+            self._taken += 1
+            seqs[row] = wanted_seq
+            self._raws[row] = outcome
+            self._span_keys[row] = None
             self._trace_keys[row] = trace_id
             self._services[row] = service
-        written = self._since_trim + 1
-        if written >= self._trim_every:
-            self._trim(first_seq)
-            written = 0
-        self._since_trim = written
+        # Not counted towards ``_trim``: a root adds no want (it only takes one), and
+        # the recent roots are bounded on their own.
 
     def _row(self, outcome: RawOutcome, seq: int, first_seq: int) -> int:
         """Write ``outcome`` into the ring's next row and return the row; no keys yet."""
@@ -540,18 +553,14 @@ class OutcomeStore:
         seqs[row] = seq
         self._span_keys[row] = None
         self._trace_keys[row] = None
-        name, code, description, duration, http = outcome
-        self._names[row] = name
-        self._codes[row] = code
-        self._descriptions[row] = description
-        self._https[row] = http
-        self._durations[row] = duration
+        self._raws[row] = outcome
         return row
 
     def _grow(self) -> None:
         """Add up to ``_ROW_BLOCK`` rows to every column, while the ring fills."""
         block = min(_ROW_BLOCK, self._size - len(self._seqs))
         self._seqs.extend(repeat(-1, block))
+        self._raws.extend(repeat(None, block))
         self._names.extend(repeat("", block))
         self._codes.extend(bytes(block))
         self._descriptions.extend(repeat(None, block))
@@ -673,6 +682,7 @@ class OutcomeStore:
         self._indexed_upto = self._taken
         if not pending:
             return
+        self._unpack(pending)
         deque(map(self._indexed.__setitem__, pending, repeat(1)), maxlen=0)
         # Failed: status error (2), or an HTTP status of 500 or more.
         failed = map(
@@ -707,6 +717,35 @@ class OutcomeStore:
             mine = list(map(eq, services, repeat(service)))
             by_trace.update(zip(compress(trace_keys, mine), compress(rows, mine), strict=True))
 
+    def _unpack(self, rows: list[int]) -> None:
+        """Copy the written outcomes of ``rows`` into the columns, in C-level passes."""
+        raws = self._raws
+        outcomes = list(map(raws.__getitem__, rows))
+        if None in outcomes:
+            # Only a row taken and not (yet) written: nothing to copy for it.
+            written = list(map(is_not, outcomes, repeat(None)))
+            rows = list(compress(rows, written))
+            outcomes = list(compress(outcomes, written))
+            if not rows:
+                return
+        codes_at = self._codes.__setitem__
+        try:
+            names, codes, descriptions, durations, https = zip(*outcomes, strict=True)
+            deque(map(codes_at, rows, codes), maxlen=0)
+        except (TypeError, ValueError):
+            # An outcome the columns cannot hold (a way in's bug): read its fields as
+            # ``raw_outcome`` would, never fail a reader.
+            names, codes, descriptions, durations, https = zip(
+                *map(_checked, outcomes), strict=True
+            )
+            deque(map(codes_at, rows, codes), maxlen=0)
+        deque(map(self._names.__setitem__, rows, names), maxlen=0)
+        deque(map(self._descriptions.__setitem__, rows, descriptions), maxlen=0)
+        deque(map(self._durations.__setitem__, rows, durations), maxlen=0)
+        deque(map(self._https.__setitem__, rows, https), maxlen=0)
+        # The tuples go: the columns hold what they held.
+        deque(map(raws.__setitem__, rows, repeat(None)), maxlen=0)
+
     def _trim(self, first_seq: int) -> None:
         """Drop what only evicted evaluations wanted, and the oldest wants past capacity."""
         _trim_wants(self.want_spans, first_seq, self._capacity)
@@ -731,6 +770,7 @@ class OutcomeStore:
         self._indexed_upto = 0
         for column in (
             self._seqs,
+            self._raws,
             self._names,
             self._codes,
             self._descriptions,
@@ -971,6 +1011,29 @@ class OutcomeStore:
             requests = self._indexed_entries() - spans
             waiting = len(self.want_spans) + len(self.want_requests)
         return f"OutcomeStore(spans={spans}, requests={requests}, waiting={waiting})"
+
+
+def _checked(outcome: Any) -> RawOutcome:
+    """``outcome`` if the columns can hold it, else ``raw_outcome``'s reading of its fields."""
+    try:
+        name, code, description, duration, http = outcome
+    except (TypeError, ValueError):
+        return NO_OUTCOME
+    if (
+        type(code) is int
+        and 0 <= code <= 2
+        and type(duration) is int
+        and type(http) is int
+        and isinstance(name, str)
+    ):
+        return (name, code, description, duration, http)
+    return (
+        name if isinstance(name, str) else "",
+        code if type(code) is int and 0 <= code <= 2 else 0,
+        description if isinstance(description, str) else None,
+        duration if type(duration) is int else -1,
+        http_status(http) or 0,
+    )
 
 
 def _trim_wants(wants: dict[Any, int], first_seq: int, capacity: int) -> None:
