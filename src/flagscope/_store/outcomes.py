@@ -372,16 +372,12 @@ class OutcomeStore:
             return False  # a row to reuse (``_row``'s test): the loop does it
         while len(seqs) < stop:
             self._grow()
-        names, codes, descriptions, durations, https = zip(*outcomes, strict=True)
         seqs[start:stop] = repeat(seq, count)
         self._span_keys[start:stop] = span_ids
         self._trace_keys[start:stop] = traces
         self._services[start:stop] = services
-        self._names[start:stop] = names
-        self._codes[start:stop] = codes
-        self._descriptions[start:stop] = descriptions
-        self._https[start:stop] = https
-        self._durations[start:stop] = durations
+        # As ``_row`` does: the outcomes as handed over, into the columns when read.
+        self._raws[start:stop] = outcomes
         self._next_row = stop if stop < self._size else 0
         self._taken += count
         if self.want_spans:
