@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain, compress
-from operator import attrgetter, itemgetter, not_, sub
+from operator import attrgetter, not_, sub
 from typing import Any, Final
 
 from flagscope._query.aggregates import FlagSummary, _ordered
@@ -58,11 +58,11 @@ _provider = attrgetter("provider_name")
 _error_type = attrgetter("error_type")
 _targeting_key = attrgetter("targeting_key")
 _timestamp = attrgetter("timestamp")
-# A record's profile fields, the value in its stored form: ``raw_value`` without a call.
+# A record's profile fields, the value in its stored form (``raw_value`` without a
+# call), and last the value's type, so that one C call a record gives the tuple counted.
 _profile_fields: Final = attrgetter(
-    "variant", "_stored_value", "reason", "provider_name", "error_type"
+    "variant", "_stored_value", "reason", "provider_name", "error_type", "_stored_value.__class__"
 )
-_second: Final = itemgetter(1)
 
 # value_key costs a json.dumps; the hashable scalars flags mostly serve are converted
 # once. Keyed by (type, value): True, 1 and 1.0 are equal in Python but not as values.
@@ -334,9 +334,8 @@ def _profile_counts(events: Sequence[FlagEvaluationEvent]) -> dict[Profile, int]
     """
     try:
         # One C call reads a record's five fields (the value in its stored form, from
-        # the slot's alias); the value's type rides beside them.
-        fields = list(map(_profile_fields, events))
-        raw = Counter(zip(fields, map(type, map(_second, fields)), strict=True))
+        # the slot's alias) and the value's type, counted as one flat tuple.
+        raw = Counter(map(_profile_fields, events))
     except TypeError:
         # An unhashable field: each record on its own, so a value that cannot be
         # hashed still counts by its key and an unhashable variant raises as before.
@@ -352,10 +351,10 @@ def _profile_counts(events: Sequence[FlagEvaluationEvent]) -> dict[Profile, int]
             counts[profile] = counts.get(profile, 0) + 1
         return counts
     if len(raw) == 1:
-        (((variant, value, reason, provider, error_type), _), count) = raw.popitem()
+        ((variant, value, reason, provider, error_type, _), count) = raw.popitem()
         return {(variant, _stored_key(value), reason, provider, error_type): count}
     profiles: dict[Profile, int] = {}
-    for ((variant, value, reason, provider, error_type), _), count in raw.items():
+    for (variant, value, reason, provider, error_type, _), count in raw.items():
         profile = (variant, _stored_key(value), reason, provider, error_type)
         profiles[profile] = profiles.get(profile, 0) + count
     return profiles
