@@ -719,6 +719,19 @@ def shaped_event(
     )
 
 
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.none() | st.text(max_size=40), min_size=1, max_size=20), st.booleans())
+def test_a_stored_record_costs_the_budget_what_estimate_size_says_of_its_targeting_key(
+    targeting_keys: list[str | None], wide: bool
+) -> None:
+    # The store sizes ASCII text without sys.getsizeof; any other text through it.
+    keys = [key + "\u20ac" if wide and key is not None else key for key in targeting_keys]
+    events = [shaped_event(n, ("a", n, key, 0, None)) for n, key in enumerate(keys)]
+    store = RecordStore(max_size=100, max_bytes=10**9)
+    store.record_batch(events)
+    assert store.stored_bytes == sum(map(estimate_size, events))
+
+
 class _Changes:
     """A store hook that keeps what it is told."""
 

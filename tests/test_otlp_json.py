@@ -69,6 +69,18 @@ def _event(key: str, value: dict[str, Any] | None, **extra: dict[str, Any]) -> d
     }
 
 
+PARSERS = ["orjson", "json.loads"]
+
+
+@contextmanager
+def _parser(name: str) -> Iterator[None]:
+    """Parse JSON bodies with orjson (the server extra installs it) or with json.loads only."""
+    loads = otlp_json._fast_loads
+    assert loads is not None, "the server extra installs orjson"
+    with patch.object(otlp_json, "_fast_loads", loads if name == "orjson" else None):
+        yield
+
+
 @pytest.mark.parametrize(
     ("sent", "expected"),
     [
@@ -77,6 +89,7 @@ def _event(key: str, value: dict[str, Any] | None, **extra: dict[str, Any]) -> d
         ({"intValue": -9223372036854776000}, -9.223372036854776e18),
         ({"intValue": "9223372036854775808"}, 9.223372036854775808e18),
         ({"intValue": 1.7976931348623157e308}, 1.7976931348623157e308),
+        ({"intValue": int(sys.float_info.max)}, sys.float_info.max),
         ({"intValue": 9223372036854775807}, 9223372036854775807),
         ({"intValue": "42"}, 42),
         ({"intValue": 2.5}, 2.5),
@@ -92,6 +105,47 @@ def test_an_int_value_outside_int64_becomes_a_float_and_the_request_is_kept(
     value = batch.events[0].value
     assert value == expected
     assert type(value) is type(expected)
+
+
+# The largest double is just below 2**1024: every integer of 309 digits or more past it.
+_BEYOND_A_DOUBLE = st.integers(min_value=2**1024) | st.integers(max_value=-(2**1024))
+
+
+@pytest.mark.parametrize("parser", PARSERS)
+@settings(max_examples=25, deadline=None)
+@given(_BEYOND_A_DOUBLE, st.booleans(), st.sampled_from(["intValue", "doubleValue"]))
+def test_an_integer_beyond_a_double_is_refused_whole_as_out_of_range(
+    parser: str, number: int, as_text: bool, kind: str
+) -> None:
+    # OTLP's int64 cannot hold it, nor can a float: protobuf's JSON parser refuses it too.
+    sent: Any = str(number) if as_text and kind == "intValue" else number
+    document = _request(_event("big", {kind: sent}), _event("next", {"boolValue": True}))
+    with _parser(parser), pytest.raises(OtlpDecodeError, match=rf"{kind} is out of range"):
+        read_traces(json_body(document), "json")
+    with pytest.raises(OtlpDecodeError):
+        decode_traces(json_body(document), "json")
+
+
+@pytest.mark.parametrize("sent", [1e400, "1e400", "-Infinity", "NaN"], ids=repr)
+def test_an_int_value_no_finite_double_holds_is_refused_whole(sent: Any) -> None:
+    document = _request(_event("inf", {"intValue": sent}))
+    for parser in PARSERS:
+        with _parser(parser), pytest.raises(OtlpDecodeError, match="must be a finite number"):
+            read_traces(json_body(document), "json")
+
+
+@pytest.mark.parametrize("parser", PARSERS)
+def test_an_int_value_of_309_digits_is_answered_400_not_500(parser: str) -> None:
+    document = _request(_event("big", {"intValue": 2 * 10**308}))
+    with _parser(parser), serve_in_background(port=0) as running:
+        response = httpx.post(
+            running.url + "/v1/traces",
+            content=json_body(document),
+            headers={"content-type": "application/json"},
+        )
+        assert response.status_code == 400, response.text
+        assert "intValue is out of range" in response.text
+        assert running.collector.events() == []
 
 
 def test_double_value_null_is_none_with_nothing_stale_in_attributes() -> None:
@@ -321,18 +375,6 @@ def _answers(batch: OtlpBatch) -> tuple[Any, ...]:
         dict(batch.skipped_by_reason),
         traces_response(batch, "protobuf"),
     )
-
-
-PARSERS = ["orjson", "json.loads"]
-
-
-@contextmanager
-def _parser(name: str) -> Iterator[None]:
-    """Parse JSON bodies with orjson (the server extra installs it) or with json.loads only."""
-    loads = otlp_json._fast_loads
-    assert loads is not None, "the server extra installs orjson"
-    with patch.object(otlp_json, "_fast_loads", loads if name == "orjson" else None):
-        yield
 
 
 @pytest.mark.parametrize("parser", PARSERS)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain, compress
-from operator import attrgetter, itemgetter, not_, sub
+from operator import attrgetter, not_, sub
 from typing import Any, Final
 
 from flagscope._query.aggregates import FlagSummary, _ordered
@@ -58,11 +58,11 @@ _provider = attrgetter("provider_name")
 _error_type = attrgetter("error_type")
 _targeting_key = attrgetter("targeting_key")
 _timestamp = attrgetter("timestamp")
-# A record's profile fields, the value in its stored form: ``raw_value`` without a call.
+# A record's profile fields, the value in its stored form (``raw_value`` without a
+# call), and last the value's type, so that one C call a record gives the tuple counted.
 _profile_fields: Final = attrgetter(
-    "variant", "_stored_value", "reason", "provider_name", "error_type"
+    "variant", "_stored_value", "reason", "provider_name", "error_type", "_stored_value.__class__"
 )
-_second: Final = itemgetter(1)
 
 # value_key costs a json.dumps; the hashable scalars flags mostly serve are converted
 # once. Keyed by (type, value): True, 1 and 1.0 are equal in Python but not as values.
@@ -101,6 +101,8 @@ def cached_value_key(value: Any) -> str:
 # mostly share a few such profiles, so a batch is counted by profile at C speed and
 # only each distinct profile is added to five counts (``RollupSnapshot.summary``).
 Profile = tuple[Any, str, Any, Any, Any]
+# Records' targeting keys and trace keys (``trace_key``), in the records' order.
+Keys = tuple[Iterable[Any], Iterable[Any]]
 
 
 def _count_into(counts: dict[Any, int], key: Any, count: int) -> None:
@@ -204,13 +206,17 @@ class FlagRollup:
         self.evict((event,))
 
     def extend(
-        self, events: Sequence[FlagEvaluationEvent], profiles: Mapping[Profile, int] | None = None
+        self,
+        events: Sequence[FlagEvaluationEvent],
+        profiles: Mapping[Profile, int] | None = None,
+        keys: Keys | None = None,
     ) -> None:
         """Count newly stored records, oldest first.
 
         Args:
             events: The records.
             profiles: Their counts by profile, when the caller has them already.
+            keys: Their targeting keys and trace keys, when the caller read them already.
         """
         size = len(events)
         if not size:
@@ -221,10 +227,14 @@ class FlagRollup:
         # Counted with the None of records without one, then that entry dropped: a
         # filter would cost a call per record.
         targeting_keys = self._targeting_keys
-        targeting_keys.update(map(_targeting_key, events))
-        targeting_keys.pop(None, None)
         traces = self._traces
-        traces.update(trace_keys(events))
+        if keys is None:
+            targeting_keys.update(map(_targeting_key, events))
+            traces.update(trace_keys(events))
+        else:
+            targeting_keys.update(keys[0])
+            traces.update(keys[1])
+        targeting_keys.pop(None, None)
         traces.pop(None, None)
         times = list(map(_timestamp, events))
         blocks = self._blocks
@@ -246,13 +256,17 @@ class FlagRollup:
         self.count += size
 
     def evict(
-        self, events: Sequence[FlagEvaluationEvent], profiles: Mapping[Profile, int] | None = None
+        self,
+        events: Sequence[FlagEvaluationEvent],
+        profiles: Mapping[Profile, int] | None = None,
+        keys: Keys | None = None,
     ) -> None:
         """Forget evicted records: the oldest ones this rollup holds, oldest first.
 
         Args:
             events: The records.
             profiles: Their counts by profile, when the caller has them already.
+            keys: Their targeting keys and trace keys, when the caller read them already.
         """
         size = len(events)
         if not size:
@@ -268,10 +282,10 @@ class FlagRollup:
                 raise KeyError(profile)
             else:
                 del counts[profile]
-        gone = Counter(map(_targeting_key, events))
+        gone = Counter(map(_targeting_key, events) if keys is None else keys[0])
         gone.pop(None, None)
         _subtract(self._targeting_keys, gone)
-        gone = Counter(trace_keys(events))
+        gone = Counter(trace_keys(events) if keys is None else keys[1])
         gone.pop(None, None)
         _subtract(self._traces, gone)
         self.count -= size
@@ -334,9 +348,8 @@ def _profile_counts(events: Sequence[FlagEvaluationEvent]) -> dict[Profile, int]
     """
     try:
         # One C call reads a record's five fields (the value in its stored form, from
-        # the slot's alias); the value's type rides beside them.
-        fields = list(map(_profile_fields, events))
-        raw = Counter(zip(fields, map(type, map(_second, fields)), strict=True))
+        # the slot's alias) and the value's type, counted as one flat tuple.
+        raw = Counter(map(_profile_fields, events))
     except TypeError:
         # An unhashable field: each record on its own, so a value that cannot be
         # hashed still counts by its key and an unhashable variant raises as before.
@@ -352,10 +365,10 @@ def _profile_counts(events: Sequence[FlagEvaluationEvent]) -> dict[Profile, int]
             counts[profile] = counts.get(profile, 0) + 1
         return counts
     if len(raw) == 1:
-        (((variant, value, reason, provider, error_type), _), count) = raw.popitem()
+        ((variant, value, reason, provider, error_type, _), count) = raw.popitem()
         return {(variant, _stored_key(value), reason, provider, error_type): count}
     profiles: dict[Profile, int] = {}
-    for ((variant, value, reason, provider, error_type), _), count in raw.items():
+    for (variant, value, reason, provider, error_type, _), count in raw.items():
         profile = (variant, _stored_key(value), reason, provider, error_type)
         profiles[profile] = profiles.get(profile, 0) + count
     return profiles
@@ -378,6 +391,23 @@ def _sum_counts(parts: Iterable[Mapping[Profile, int] | None]) -> dict[Profile, 
         for profile, count in part.items():
             total[profile] = total.get(profile, 0) + count
     return total
+
+
+def _keys(events: Sequence[FlagEvaluationEvent]) -> tuple[list[Any], list[Any]]:
+    """``events``' targeting keys and trace keys, each read once at C speed."""
+    return list(map(_targeting_key, events)), list(trace_keys(events))
+
+
+def _all_keys(parts: Iterable[Keys]) -> Keys:
+    """The targeting keys and trace keys of several parts, one after another.
+
+    Read again (not kept) by ``extend``/``evict``: every part is a pair of lists.
+    """
+    listed = list(parts)
+    return (
+        chain.from_iterable(part[0] for part in listed),
+        chain.from_iterable(part[1] for part in listed),
+    )
 
 
 def _stored_key(value: Any) -> str:
@@ -479,13 +509,20 @@ class Rollups:
         overall = self._overall
         added_by_flag = dict(_by_flag(added))
         gone_by_flag = dict(_by_flag(gone))
-        # Each flag's records counted by profile once, for its rollup and the overall one.
+        # Each flag's records counted by profile, and their targeting keys and trace keys
+        # read, once: for its rollup and the overall one.
         added_profiles = {key: _try_profile_counts(part) for key, part in added_by_flag.items()}
         gone_profiles = {key: _try_profile_counts(part) for key, part in gone_by_flag.items()}
+        added_keys = {key: _keys(part) for key, part in added_by_flag.items()}
+        gone_keys = {key: _keys(part) for key, part in gone_by_flag.items()}
         if overall is not None:
             try:
-                overall.extend(added, _sum_counts(added_profiles.values()))
-                overall.evict(gone, _sum_counts(gone_profiles.values()))
+                overall.extend(
+                    added, _sum_counts(added_profiles.values()), _all_keys(added_keys.values())
+                )
+                overall.evict(
+                    gone, _sum_counts(gone_profiles.values()), _all_keys(gone_keys.values())
+                )
             except Exception:
                 _logger.debug("flagscope: dropped the overall rollup", exc_info=True)
                 self._overall = None
@@ -500,7 +537,7 @@ class Rollups:
                 rollup = flags[key] = FlagRollup()
             stored = rollup.count
             try:
-                rollup.extend(records, added_profiles[key])
+                rollup.extend(records, added_profiles[key], added_keys[key])
             except Exception:
                 _logger.debug("flagscope: dropped the rollup of %r", key, exc_info=True)
                 del flags[key]
@@ -533,7 +570,7 @@ class Rollups:
                 continue
             stored = rollup.count
             try:
-                rollup.evict(records, gone_profiles[key])
+                rollup.evict(records, gone_profiles[key], gone_keys[key])
             except Exception:
                 _logger.debug("flagscope: dropped the rollup of %r", key, exc_info=True)
                 del flags[key]

@@ -197,9 +197,6 @@ def outcome_of(raw: RawOutcome) -> SpanOutcome:
 # While the ring fills, rows are added this many at a time: each column grows once per
 # block, not once per row.
 _ROW_BLOCK: Final = 256
-# An item's (kind, is_local_root), and that of a local root holding evaluations.
-_kind_and_root: Final = itemgetter(5, 4)
-_ROOT_HOLDING: Final = (1, True)
 # How many rows still needed ``_reuse`` passes over before it takes the next one anyway.
 _PASS_OVER: Final = 8
 
@@ -357,10 +354,14 @@ class OutcomeStore:
         stop = start + count
         if count < 2 or stop > self._size:
             return False
-        if set(map(_kind_and_root, items)) != {_ROOT_HOLDING}:
+        # The columns first: checking them is a C loop of comparisons each, where a set
+        # of each item's (kind, root) or outcome length costs a call and a hash an item.
+        traces, span_ids, services, _, roots, kinds, outcomes = zip(*items, strict=True)
+        if kinds.count(1) != count or roots.count(True) != count or None in traces:
             return False
-        traces, span_ids, services, _, _, _, outcomes = zip(*items, strict=True)
-        if None in traces or set(map(len, outcomes)) != {5}:
+        try:
+            names, codes, descriptions, durations, https = zip(*outcomes, strict=True)
+        except ValueError:  # an outcome of another length than five
             return False
         seqs = self._seqs
         kept = min(stop, len(seqs))

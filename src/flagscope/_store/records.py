@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from operator import attrgetter
 from types import MappingProxyType
-from typing import Any, Final, Protocol, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol, cast
 
 from flagscope._store.values import clean_text, plain_value
 
@@ -143,6 +143,11 @@ class FlagEvaluationEvent:
     parent_span_id: str | None = None
     service_name: str | None = None
     attributes: Mapping[str, Any] = field(default_factory=_empty)
+
+    if TYPE_CHECKING:
+        # The value slot's private alias, set below: the stored form (``raw_value``),
+        # read as a plain attribute (the interpreter's fastest read of a slot).
+        _stored_value: ClassVar[Any]
 
     def __post_init__(self) -> None:
         # The mapper builds records through ``build_event``; this only tidies what users

@@ -44,6 +44,11 @@ _CONTAINER_BYTES: Final = 64
 _MAX_DEPTH: Final = 32
 _CONTAINERS: Final = (dict, list, tuple, MappingProxyType)
 _getsizeof: Final = sys.getsizeof
+# What sys.getsizeof gives for a str of ASCII characters, less its length: the same
+# for every such str (compact ASCII), checked at import.
+_ASCII_TEXT_BYTES: Final = _getsizeof("")
+if _getsizeof("x" * 100) != _ASCII_TEXT_BYTES + 100:  # pragma: no cover - a layout guard
+    raise RuntimeError("sys.getsizeof of ASCII text is not a fixed size plus its length")
 _flag_key: Final = attrgetter("flag_key")
 # What estimate_size counts for a record by its value's type, when its value needs no
 # walk: the fixed share plus the value's (booleans and None are in the fixed share).
@@ -596,7 +601,9 @@ class RecordStore:
                     key = event.flag_key
                     lane = by_flag.get(key)
                     # estimate_size's common case inline: a call per record costs more.
-                    size = fixed_sizes.get(type(_stored_value_of(event, FlagEvaluationEvent)))
+                    # The value's stored form read through the slot's alias (an
+                    # attribute read; the descriptor's __get__ is a wrapped call).
+                    size = fixed_sizes.get(type(event._stored_value))
                     if (
                         size is not None
                         and event.attributes is EMPTY_MAPPING
@@ -605,7 +612,11 @@ class RecordStore:
                     ):
                         text = event.targeting_key
                         if text is not None:
-                            size += _getsizeof(text)
+                            # sys.getsizeof's figure for ASCII text, without its call.
+                            if type(text) is str and text.isascii():
+                                size += _ASCII_TEXT_BYTES + len(text)
+                            else:
+                                size += _getsizeof(text)
                     else:
                         size = estimate_size(event)
                     if seq - first >= max_size:

@@ -9,7 +9,8 @@ would check it (a malformed request is refused whole with ``OtlpDecodeError``),
 with three tolerances for what the JavaScript exporters send:
 
 * an ``intValue`` outside int64 (JavaScript's ``1e+21``, ``9223372036854776000``)
-  or with a fraction becomes a float;
+  or with a fraction becomes a float; one that no double holds (beyond about
+  ``1.8e308``, infinite, NaN), which no JavaScript exporter writes, is refused;
 * ``doubleValue: null`` (JavaScript's NaN and Infinity) is an empty value, ``None``;
 * strings with lone surrogates (``"\ud800"`` escapes) are kept with U+FFFD in
   their place by the mapper, so no view or export ever fails on them.
@@ -27,6 +28,7 @@ import binascii
 import json
 from collections.abc import Callable, Mapping
 from itertools import accumulate
+from math import isfinite
 from operator import getitem
 from types import MappingProxyType
 from typing import Any, Final, TypeVar
@@ -327,21 +329,40 @@ def _any_value(value: Any, where: str) -> Any:
 def _int_value(value: Any, where: str) -> int | float:
     kind = type(value)
     if kind is int:
-        # JavaScript writes integral numbers of 2**63 and more as out-of-range ints.
-        return value if _INT64_MIN <= value <= _INT64_MAX else float(value)
+        if _INT64_MIN <= value <= _INT64_MAX:
+            integer: int = value
+            return integer
+        # JavaScript writes integral numbers of 2**63 and more as out-of-range ints, up to
+        # the largest double; beyond that, no exporter's number: refused, as protobuf does.
+        return _int_as_float(value, where)
     if kind is float:
-        return int(value) if value.is_integer() and _INT64_MIN <= value <= _INT64_MAX else value
+        if value.is_integer():
+            return int(value) if _INT64_MIN <= value <= _INT64_MAX else value
+        if not isfinite(value):  # json.loads reads 1e400 as inf
+            raise OtlpDecodeError(f"{where} must be a finite number, got {value!r}")
+        fraction: float = value
+        return fraction
     if kind is str:
+        number: int | float
         try:
-            return _int_value(int(value), where)
+            number = int(value)
         except ValueError:
-            pass
-        try:
-            number = float(value)
-        except ValueError:
-            raise OtlpDecodeError(f"{where} must be an integer, got {value[:40]!r}") from None
+            try:
+                number = float(value)
+            except ValueError:
+                raise OtlpDecodeError(f"{where} must be an integer, got {value[:40]!r}") from None
         return _int_value(number, where)
     raise OtlpDecodeError(f"{where} must be an integer, got {_kind(value)}")
+
+
+def _int_as_float(value: int, where: str) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        raise OtlpDecodeError(
+            f"{where} is out of range: an integer of {value.bit_length()} bits,"
+            " beyond what a double holds"
+        ) from None
 
 
 def _double_value(value: Any, where: str) -> float:
@@ -350,7 +371,7 @@ def _double_value(value: Any, where: str) -> float:
         result: float = value
         return result
     if kind is int:
-        return float(value)
+        return _int_as_float(value, where)
     if kind is str:
         word = _DOUBLE_WORDS.get(value)
         if word is not None:
