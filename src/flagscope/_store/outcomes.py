@@ -504,27 +504,13 @@ class OutcomeStore:
         remembered among the recent roots.
         """
         key = (trace_id, service)
-        want_requests = self.want_requests
-        wanted_seq = want_requests.pop(key, None)
+        wanted_seq = self.want_requests.pop(key, None)
         if wanted_seq is None:
             self._remember_root(key, outcome)
         else:
-            # ``_row``, inline: the exporter's path for the root evaluations wait for.
-            seqs = self._seqs
-            row = self._next_row
-            if row == len(seqs):
-                self._grow()
-            elif (
-                seqs[row] >= first_seq
-                or self._indexed[row]
-                or (want_requests and self._trace_keys[row] is not None)
-            ):
-                row = self._reuse(row, first_seq)
-            self._next_row = row + 1 if row + 1 < self._size else 0
-            self._taken += 1
-            seqs[row] = wanted_seq
-            self._raws[row] = outcome
-            self._span_keys[row] = None
+            # One root per request, not per span: ``_row``'s call is not worth a copy
+            # of it here, as ``add_span_locked`` has.
+            row = self._row(outcome, wanted_seq, first_seq)
             self._trace_keys[row] = trace_id
             self._services[row] = service
         # Not counted towards ``_trim``: a root adds no want (it only takes one), and
