@@ -499,33 +499,11 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
                 if resource is not cached_resource or source is None:
                     source = self._source(resource)
                 if (trace_id, source.service_name) in want_requests:
-                    # ``_raw_outcome``, inline, with the last status's reading reused (see
-                    # ``_map_item``): a root's outcome costs no Python call of its own.
-                    status = span._status
-                    last_status, status_code, description = self._last_status
-                    if status is not last_status:
-                        code = status.status_code
-                        status_code = 2 if code is _ERROR else 1 if code is _OK else 0
-                        description = status.description if code is _ERROR else None
-                        self._last_status = (status, status_code, description)
-                    start = span._start_time
-                    end = span._end_time
-                    attributes: Mapping[str, Any] | None = span._attributes
-                    if type(attributes) is BoundedAttributes:
-                        attributes = attributes._dict
+                    # Once per request, not per span: ``_raw_outcome``'s call is not
+                    # worth another copy of the outcome read here.
                     try:
                         self._record_request(
-                            trace_id,
-                            source.service_name,
-                            (
-                                name,
-                                status_code,
-                                description,
-                                end - start if start and end and end >= start else -1,
-                                0
-                                if not attributes or _HTTP_KEYS.isdisjoint(attributes)
-                                else _http_of(attributes),
-                            ),
+                            trace_id, source.service_name, _raw_outcome(span, name, fields)
                         )
                     except Exception:
                         _logger.exception("flagscope: could not keep a span's outcome")
