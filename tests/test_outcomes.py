@@ -193,12 +193,8 @@ def test_a_batch_span_processor_joins_requests_exported_with_their_evaluations()
     provider.shutdown()
 
 
-def test_a_batch_joins_an_evaluation_span_to_the_span_it_was_made_in() -> None:
-    """An evaluation made as its own span, exported in one batch with its parent."""
-    collector = InMemoryAnalyticsCollector(max_size=100)
-    provider = TracerProvider(resource=RESOURCE)
-    provider.add_span_processor(BatchSpanProcessor(FlagEvaluationSpanExporter(collector)))
-    tracer = provider.get_tracer("app")
+def _evaluation_span_in_failing_handler(tracer: Any) -> None:
+    """A request whose handler makes an evaluation as its own span, then fails."""
     with (
         tracer.start_as_current_span("GET /", kind=SpanKind.SERVER),
         tracer.start_as_current_span("handler") as handler,
@@ -208,6 +204,14 @@ def test_a_batch_joins_an_evaluation_span_to_the_span_it_was_made_in() -> None:
             evaluation.set_attribute(key, value)
         evaluation.end()
         handler.set_status(Status(StatusCode.ERROR, "render failed"))
+
+
+def test_a_batch_joins_an_evaluation_span_to_the_span_it_was_made_in() -> None:
+    """An evaluation made as its own span, exported in one batch with its parent."""
+    collector = InMemoryAnalyticsCollector(max_size=100)
+    provider = TracerProvider(resource=RESOURCE)
+    provider.add_span_processor(BatchSpanProcessor(FlagEvaluationSpanExporter(collector)))
+    _evaluation_span_in_failing_handler(provider.get_tracer("app"))
     provider.force_flush()
     (record,) = collector.events()
     outcome = span_outcome(collector, record.parent_span_id)
@@ -323,18 +327,7 @@ def test_a_js_style_evaluation_span_is_judged_by_the_span_it_was_made_in(
 ) -> None:
     """The SpanHook's span is a child of the span evaluated in: that span is the outcome."""
 
-    def work(tracer: Any) -> None:
-        with (
-            tracer.start_as_current_span("GET /", kind=SpanKind.SERVER),
-            tracer.start_as_current_span("handler") as handler,
-        ):
-            evaluation = tracer.start_span(semconv.SPAN_NAME)
-            for key, value in EVALUATION.items():
-                evaluation.set_attribute(key, value)
-            evaluation.end()
-            handler.set_status(Status(StatusCode.ERROR, "render failed"))
-
-    spans = _finished_spans(work)
+    spans = _finished_spans(_evaluation_span_in_failing_handler)
     _recorded(encoding, spans, collector)
     (record,) = collector.events()
     assert record.parent_span_id is not None
