@@ -9,6 +9,7 @@ import asyncio
 import gzip
 import json
 import socket
+import threading
 import time
 import tracemalloc
 import zlib
@@ -116,6 +117,51 @@ def test_a_gzipped_body_within_the_limit_is_accepted(server: BackgroundServer) -
 
     assert response.status_code == 200
     assert _stored(server) == ["kept", "zipped"]
+
+
+def test_small_plain_bodies_decode_on_the_loop_and_large_or_compressed_ones_on_a_worker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    running = serve_in_background(port=0)
+    threads: dict[str, str] = {}
+    record_batch = running.collector.record_batch
+
+    def noting_thread(events: Any) -> Any:
+        threads[events[0].flag_key] = threading.current_thread().name
+        return record_batch(events)
+
+    monkeypatch.setattr(running.collector, "record_batch", noting_thread)
+
+    def body(flag_key: str, padding: int, encode: Any) -> bytes:
+        events = [flag_event(flag_key, {"padding": "x" * padding}) for _ in range(100)]
+        return bytes(encode([readable_span(events=events)]))
+
+    small_protobuf = body("small-protobuf", 1000, traces_protobuf)
+    large_protobuf = body("large-protobuf", 1400, traces_protobuf)
+    # JSON takes more bytes for the same spans, and less time a byte to decode.
+    json_between = body("json-between", 1600, traces_json)
+    large_json = body("large-json", 2700, traces_json)
+    zipped = gzip.compress(body("zipped", 10, traces_protobuf))
+    assert len(small_protobuf) < 128 * 1024 < len(large_protobuf) < len(json_between)
+    assert len(json_between) < 256 * 1024 < len(large_json)
+    try:
+        for content, headers in [
+            (small_protobuf, PROTOBUF),
+            (large_protobuf, PROTOBUF),
+            (json_between, JSON),
+            (large_json, JSON),
+            (zipped, {**PROTOBUF, "content-encoding": "gzip"}),
+        ]:
+            assert _post(running, content, headers).status_code == 200
+    finally:
+        running.stop()
+
+    worker = "AnyIO worker thread"
+    assert threads["small-protobuf"] != worker
+    assert threads["json-between"] == threads["small-protobuf"]
+    assert threads["large-protobuf"] == worker
+    assert threads["large-json"] == worker
+    assert threads["zipped"] == worker
 
 
 def test_truncated_protobuf_is_400_and_stores_nothing(server: BackgroundServer) -> None:

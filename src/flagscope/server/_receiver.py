@@ -15,7 +15,7 @@ import asyncio
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Final
@@ -55,8 +55,15 @@ __all__ = ["OtlpReceiver", "ReceiverStats"]
 _logger = logging.getLogger("flagscope")
 
 # Bigger bodies, and every compressed one (a small one may inflate to the limit), are
-# inflated and decoded on a worker thread, so no request waits on another's decoding.
-_INLINE_DECODE_BYTES: Final = 64 * 1024
+# inflated and decoded on a worker thread, so no request waits long on another's
+# decoding. Smaller ones decode on the loop: about 30 us a KiB of protobuf and 20 us a
+# KiB of JSON here, so at most about 4 to 5 ms (docs/performance.md), a tenth of the
+# health figure's 50 ms, where handing a body to a thread cost protobuf a tenth of its
+# throughput in GIL hand-offs with the loop.
+_INLINE_DECODE_BYTES: Final[Mapping[Encoding, int]] = {
+    "protobuf": 128 * 1024,
+    "json": 256 * 1024,
+}
 # How many bodies are inflated and decoded at once: each may take several times its
 # size in Python objects while it is decoded.
 _DECODE_SLOTS: Final = 2
@@ -320,7 +327,7 @@ class OtlpReceiver:
         size = len(body)
         try:
             identity = (content_encoding or "").strip().lower() in _IDENTITY
-            if identity and size <= _INLINE_DECODE_BYTES:
+            if identity and size <= _INLINE_DECODE_BYTES[encoding]:
                 batch = decode(body, encoding)
                 self._record(batch)
                 return batch
