@@ -24,7 +24,7 @@ against a fresh server. Figures:
       another checkout's ``src`` (a git worktree of an earlier commit), the same
       senders in alternating rounds: target >= 1.0, no slower.
 Run: ``.venv/bin/python benchmarks/bench_server.py [--seconds 5 --senders 4 --batch 200]
-[--against ../base]``.
+[--rounds 3] [--against ../base [--only-against]]``.
 """
 
 from __future__ import annotations
@@ -337,7 +337,7 @@ def alternate(
         tallies = {t.label: [Tally() for _ in range(args.senders)] for t in targets}
         elapsed = {t.label: 0.0 for t in targets}
         rounds = []
-        for _ in range(ROUNDS):
+        for _ in range(args.rounds):
             rates = {}
             for target in targets:
                 encoded = bodies[target.encoding]
@@ -350,7 +350,7 @@ def alternate(
                             encoded[n],
                             target.encoding,
                             args.batch,
-                            args.seconds / ROUNDS,
+                            args.seconds / args.rounds,
                             round_tallies[n],
                         ),
                     )
@@ -400,7 +400,7 @@ def against_tree(tree: Path, bodies: dict[str, list[bytes]], args: argparse.Name
     ratios = [rates[targets[0].label] / rates[targets[1].label] for rates in rounds]
     ratio = statistics.median(ratios)
     report(
-        f"(f) protobuf throughput, this tree / {tree} (median of {ROUNDS} alternating rounds: "
+        f"(f) protobuf throughput, this tree / {tree} (median of {args.rounds} alternating rounds: "
         f"{', '.join(f'{r:.2f}' for r in ratios)})",
         f"{ratio:.2f}",
         ">= 1.0 (no slower)",
@@ -468,12 +468,22 @@ def main() -> None:
         help="(f): also send protobuf to a server run from another checkout (its src/), "
         "e.g. a git worktree of the commit before a change, in alternating rounds",
     )
+    parser.add_argument(
+        "--rounds", type=int, default=ROUNDS, help="alternating rounds (--seconds shared out)"
+    )
+    parser.add_argument(
+        "--only-against",
+        action="store_true",
+        help="(f) alone: with --against, skip the other figures",
+    )
     args = parser.parse_args()
+    if args.only_against and args.against is None:
+        parser.error("--only-against needs --against TREE")
     if args.quick:
         args.seconds, args.senders = 1.0, 2
         print("quick mode: the figures below mean little")
-    if args.seconds <= 0 or args.senders < 1 or args.batch < 1:
-        parser.error("--seconds, --senders and --batch must be positive")
+    if args.seconds <= 0 or args.senders < 1 or args.batch < 1 or args.rounds < 1:
+        parser.error("--seconds, --senders, --batch and --rounds must be positive")
 
     rng = random.Random(1234)
     requests = [batch_request(rng, args.batch) for _ in range(args.senders)]
@@ -481,13 +491,16 @@ def main() -> None:
         encoding: [encode(request, encoding) for request in requests]
         for encoding in ("protobuf", "json")
     }
+    if args.only_against:
+        against_tree(args.against.resolve(), {"protobuf": bodies["protobuf"]}, args)
+        return
     runs, rounds = alternate([Target("protobuf", "protobuf"), Target("json", "json")], bodies, args)
     for result in runs.values():
         print_run(result, args)
     ratios = [rates["json"] / rates["protobuf"] for rates in rounds]
     ratio = statistics.median(ratios)
     report(
-        f"OTLP/JSON throughput / protobuf throughput (median of {ROUNDS} alternating rounds: "
+        f"OTLP/JSON throughput / protobuf throughput (median of {args.rounds} alternating rounds: "
         f"{', '.join(f'{r:.2f}' for r in ratios)})",
         f"{ratio:.2f}",
         ">= 0.5",
