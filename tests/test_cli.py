@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import gc
 import http.server
 import io
 import json
@@ -24,9 +25,11 @@ import pytest
 from click.testing import CliRunner
 
 from flagscope import __version__
+from flagscope._cli import main as cli_main
 from flagscope._cli.main import cli
 from flagscope._telemetry import semconv
 from flagscope.server import BackgroundServer, serve_in_background
+from flagscope.server import _runner as runner_module
 from otlp_payloads import traces_protobuf
 from producers import flag_event, readable_span
 
@@ -183,6 +186,35 @@ def test_serve_on_an_empty_host_says_so_and_exits_1() -> None:
 
     assert result.exit_code == 1
     assert result.output.strip() == "Error: cannot listen on :0: host must not be empty"
+
+
+def test_serve_freezes_what_a_large_body_decoding_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    served: list[Any] = []
+
+    class NotServing:
+        def run(self, sockets: Any) -> None:
+            served.append(sockets)
+
+    def make_server(app: Any, **options: Any) -> NotServing:
+        served.append(app)
+        return NotServing()
+
+    # The process-wide settings serve makes for itself, kept out of the test process.
+    monkeypatch.setattr(runner_module, "make_server", make_server)
+    monkeypatch.setattr(cli_main, "_start_freezing", lambda: None)
+    monkeypatch.setattr(sys, "setswitchinterval", lambda interval: None)
+
+    result = CliRunner().invoke(cli, ["serve", "--port", "0", "--no-grpc"])
+
+    assert result.exit_code == 0, result.output
+    app = served[0]
+    assert app.state.receiver.after_worker_decode is cli_main._freeze_now
+    before = gc.get_freeze_count()
+    try:
+        cli_main._freeze_now()
+        assert gc.get_freeze_count() > before
+    finally:
+        gc.unfreeze()
 
 
 def test_version_option_prints_the_version() -> None:

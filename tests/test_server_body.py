@@ -119,7 +119,7 @@ def test_a_gzipped_body_within_the_limit_is_accepted(server: BackgroundServer) -
     assert _stored(server) == ["kept", "zipped"]
 
 
-def test_small_plain_bodies_decode_on_the_loop_and_large_or_compressed_ones_on_a_worker(
+def test_small_plain_bodies_decode_on_the_loop_large_or_compressed_ones_on_a_worker(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     running = serve_in_background(port=0)
@@ -131,6 +131,11 @@ def test_small_plain_bodies_decode_on_the_loop_and_large_or_compressed_ones_on_a
         return record_batch(events)
 
     monkeypatch.setattr(running.collector, "record_batch", noting_thread)
+    # What was stored each time the receiver called the hook a worker thread runs.
+    stored_at_hook: list[int] = []
+    running.app.state.receiver.after_worker_decode = lambda: stored_at_hook.append(
+        len(running.collector)
+    )
 
     def body(flag_key: str, padding: int, encode: Any) -> bytes:
         events = [flag_event(flag_key, {"padding": "x" * padding}) for _ in range(100)]
@@ -162,6 +167,9 @@ def test_small_plain_bodies_decode_on_the_loop_and_large_or_compressed_ones_on_a
     assert threads["large-protobuf"] == worker
     assert threads["large-json"] == worker
     assert threads["zipped"] == worker
+    # Once for each body too large for the loop, before its records were stored; not
+    # for a small compressed one.
+    assert stored_at_hook == [100, 300]
 
 
 def test_truncated_protobuf_is_400_and_stores_nothing(server: BackgroundServer) -> None:

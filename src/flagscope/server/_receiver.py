@@ -216,6 +216,11 @@ class OtlpReceiver:
         )
         self._decode_slots = _DecodeSlots()
         self._counters = _Counters()
+        # Called on the worker thread once a body too large to decode on the loop is
+        # decoded, before its records are stored: ``flagscope serve``, a process of its
+        # own, freezes what the decoding made, so no full collection walks it then. Not
+        # for small compressed bodies: a collection per request would cost more.
+        self.after_worker_decode: Callable[[], object] | None = None
 
     @property
     def stats(self) -> ReceiverStats:
@@ -346,7 +351,13 @@ class OtlpReceiver:
         encoding: Encoding,
         decode: Callable[[bytes, Encoding], OtlpBatch],
     ) -> OtlpBatch:
-        batch = decode(inflate(body, content_encoding, self._max_body_bytes), encoding)
+        plain = inflate(body, content_encoding, self._max_body_bytes)
+        size = len(plain)
+        batch = decode(plain, encoding)
+        del plain
+        hook = self.after_worker_decode
+        if hook is not None and size > _INLINE_DECODE_BYTES[encoding]:
+            hook()
         self._record(batch)
         return batch
 
