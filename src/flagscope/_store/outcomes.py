@@ -440,9 +440,7 @@ class OutcomeStore:
                     if wanted_seq is None:
                         self._remember_root((trace_id, service), outcome)
                     else:
-                        row = self._row(outcome, wanted_seq, first_seq)
-                        self._trace_keys[row] = trace_id
-                        self._services[row] = service
+                        self._row(outcome, wanted_seq, first_seq, trace_id, service)
 
     def add_span_locked(
         self,
@@ -510,14 +508,23 @@ class OutcomeStore:
         else:
             # One root per request, not per span: ``_row``'s call is not worth a copy
             # of it here, as ``add_span_locked`` has.
-            row = self._row(outcome, wanted_seq, first_seq)
-            self._trace_keys[row] = trace_id
-            self._services[row] = service
+            self._row(outcome, wanted_seq, first_seq, trace_id, service)
         # Not counted towards ``_trim``: a root adds no want (it only takes one), and
         # the recent roots are bounded on their own.
 
-    def _row(self, outcome: RawOutcome, seq: int, first_seq: int) -> int:
-        """Write ``outcome`` into the ring's next row and return the row; no keys yet."""
+    def _row(
+        self,
+        outcome: RawOutcome,
+        seq: int,
+        first_seq: int,
+        trace_id: IdKey | None = None,
+        service: str | None = None,
+    ) -> int:
+        """Write ``outcome`` into the ring's next row and return the row.
+
+        The row is found by its request when ``trace_id`` is given (a local root's),
+        and by no span id until the caller sets one.
+        """
         seqs = self._seqs
         row = self._next_row
         if row == len(seqs):
@@ -532,7 +539,8 @@ class OutcomeStore:
         self._taken += 1
         seqs[row] = seq
         self._span_keys[row] = None
-        self._trace_keys[row] = None
+        self._trace_keys[row] = trace_id
+        self._services[row] = service
         self._raws[row] = outcome
         return row
 
@@ -606,9 +614,7 @@ class OutcomeStore:
         key = (trace_id, service)
         root = self._recent_roots.pop(key, None) if self._recent_roots else None
         if root is not None:
-            row = self._row(root, seq, first_seq)
-            self._trace_keys[row] = trace_id
-            self._services[row] = service
+            self._row(root, seq, first_seq, trace_id, service)
         else:
             self.want_requests[key] = seq
 
