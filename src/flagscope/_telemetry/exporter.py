@@ -494,18 +494,19 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
                 cached_resource, source = self._source_cache
                 if resource is not cached_resource or source is None:
                     source = self._source(resource)
-                service = source.service_name
-                if (trace_id, service) in want_requests:
-                    try:
-                        self._record_request(  # type: ignore[misc]
-                            trace_id, service, self._raw_outcome(span, name, fields)
-                        )
-                    except Exception:
-                        _logger.exception("flagscope: could not keep a span's outcome")
-                        self._stats.add(items=1, mapped=0, failed=True)
-                        return SpanExportResult.FAILURE
-                    self._stats.add_plain()
-                    return SpanExportResult.SUCCESS
+                # Wanted or not, a local root goes to the store while requests are
+                # wanted (``_offer`` would offer it too, to be remembered among the
+                # recent roots): the store's look in the wanted table is the only one.
+                try:
+                    self._record_request(  # type: ignore[misc]
+                        trace_id, source.service_name, self._raw_outcome(span, name, fields)
+                    )
+                except Exception:
+                    _logger.exception("flagscope: could not keep a span's outcome")
+                    self._stats.add(items=1, mapped=0, failed=True)
+                    return SpanExportResult.FAILURE
+                self._stats.add_plain()
+                return SpanExportResult.SUCCESS
         record_outcomes = self._record_outcomes
         if record_outcomes is not None and (self._want_spans or want_requests):
             items: list[OutcomeItem] = []
