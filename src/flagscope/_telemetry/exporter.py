@@ -307,6 +307,9 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
         # The last span status read, with its code (0 unset, 1 ok, 2 error) and
         # description: one tuple, so threads exporting at once never mix two statuses.
         self._last_status: tuple[object, int, str | None] = (None, 0, None)
+        # Whether ``_export_plain`` may hand a waited-for local root of the SDK's to
+        # ``record_request`` (set once: neither changes after the import).
+        self._root_path = self._record_request is not None and CONTEXT_ITEMS_HOLD
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Map and record the flag evaluations in ``spans``; never raises.
@@ -472,15 +475,8 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
         name = span._name if fields else span.name
         if name == _SPAN_NAME:
             return None
-        record_outcomes = self._record_outcomes
         want_requests = self._want_requests
-        if (
-            want_requests
-            and not self._want_spans
-            and fields
-            and self._record_request is not None
-            and CONTEXT_ITEMS_HOLD
-        ):
+        if want_requests and fields and self._root_path and not self._want_spans:
             # The usual wait: the request's root, ending after its evaluations.
             context = span._context
             parent = span._parent
@@ -498,19 +494,20 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
                 cached_resource, source = self._source_cache
                 if resource is not cached_resource or source is None:
                     source = self._source(resource)
-                if (trace_id, source.service_name) in want_requests:
-                    # Once per request, not per span: ``_raw_outcome``'s call is not
-                    # worth another copy of the outcome read here.
-                    try:
-                        self._record_request(
-                            trace_id, source.service_name, _raw_outcome(span, name, fields)
-                        )
-                    except Exception:
-                        _logger.exception("flagscope: could not keep a span's outcome")
-                        self._stats.add(items=1, mapped=0, failed=True)
-                        return SpanExportResult.FAILURE
-                    self._stats.add_plain()
-                    return SpanExportResult.SUCCESS
+                # Wanted or not, a local root goes to the store while requests are
+                # wanted (``_offer`` would offer it too, to be remembered among the
+                # recent roots): the store's look in the wanted table is the only one.
+                try:
+                    self._record_request(  # type: ignore[misc]
+                        trace_id, source.service_name, self._raw_outcome(span, name, fields)
+                    )
+                except Exception:
+                    _logger.exception("flagscope: could not keep a span's outcome")
+                    self._stats.add(items=1, mapped=0, failed=True)
+                    return SpanExportResult.FAILURE
+                self._stats.add_plain()
+                return SpanExportResult.SUCCESS
+        record_outcomes = self._record_outcomes
         if record_outcomes is not None and (self._want_spans or want_requests):
             items: list[OutcomeItem] = []
             try:
@@ -698,41 +695,54 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
                 None,
                 is_root,
                 0,
-                _raw_outcome(span, name, fields),
+                self._raw_outcome(span, name, fields),
             )
         )
 
+    def _raw_outcome(self, span: ReadableSpan, name: str, fields: bool) -> RawOutcome:
+        """Read what the outcome store keeps of an ended span without evaluations.
 
-def _raw_outcome(span: ReadableSpan, name: str, fields: bool) -> RawOutcome:
-    """Read what the outcome store keeps of an ended span.
-
-    Through its fields where ``fields`` says they are what its properties return
-    (``span_fields``), else its properties. ``span.attributes`` wraps the SDK's
-    ``BoundedAttributes``, whose ``get`` raises and catches a ``KeyError`` for a
-    missing key (0.7 µs): the keys are checked first in one C-level pass, so a
-    span without an HTTP status pays for no lookup.
-    """
-    attributes: Mapping[str, Any] | None
-    if fields:
-        status = span._status
-        start = span._start_time
-        end = span._end_time
-        attributes = span._attributes
-        if type(attributes) is BoundedAttributes:
-            attributes = attributes._dict
-    else:
-        status = span.status
-        start = span.start_time
-        end = span.end_time
-        attributes = span.attributes
-    code = status.status_code
-    return (
-        name,
-        2 if code is _ERROR else 1 if code is _OK else 0,
-        status.description if code is _ERROR else None,
-        end - start if start and end and end >= start else -1,
-        0 if not attributes or _HTTP_KEYS.isdisjoint(attributes) else _http_of(attributes),
-    )
+        Through its fields where ``fields`` says they are what its properties return
+        (``span_fields``), else its properties. ``span.attributes`` wraps the SDK's
+        ``BoundedAttributes``, whose ``get`` raises and catches a ``KeyError`` for a
+        missing key (0.7 µs): the keys are checked first in one C-level pass, so a
+        span without an HTTP status pays for no lookup. The status is read as
+        ``_export_one`` reads it, through the last one read (``status_code`` is a
+        property: a Python call). The current HTTP attribute, an int, is read here
+        as ``_http_of`` reads it first, without its call: a request's local root,
+        where this usually runs, carries it.
+        """
+        attributes: Mapping[str, Any] | None
+        if fields:
+            status = span._status
+            start = span._start_time
+            end = span._end_time
+            attributes = span._attributes
+            if type(attributes) is BoundedAttributes:
+                attributes = attributes._dict
+        else:
+            status = span.status
+            start = span.start_time
+            end = span.end_time
+            attributes = span.attributes
+        last_status, status_code, description = self._last_status
+        if status is not last_status:
+            code = status.status_code
+            status_code = 2 if code is _ERROR else 1 if code is _OK else 0
+            description = status.description if code is _ERROR else None
+            self._last_status = (status, status_code, description)
+        if not attributes or _HTTP_KEYS.isdisjoint(attributes):
+            http = 0
+        else:
+            value = attributes.get(_HTTP_STATUS)
+            http = value if type(value) is int and 0 < value < HTTP_LIMIT else _http_of(attributes)
+        return (
+            name,
+            status_code,
+            description,
+            end - start if start and end and end >= start else -1,
+            http,
+        )
 
 
 def _http_of(attributes: Mapping[str, Any]) -> int:
