@@ -637,6 +637,39 @@ def test_the_one_span_entries_join_whenever_a_reader_looks(
     assert len(collector.outcomes) <= 2 * collector.outcomes.limit
 
 
+@pytest.mark.parametrize("way_in", ["record_request", "record_outcomes"])
+def test_roots_nobody_wants_bring_on_the_trim_on_either_way_in(way_in: str) -> None:
+    """Wants whose evaluations were evicted go at the next trim, which every span
+    brings nearer: a root nobody wants as well, whether the span exporter hands it
+    over alone (``record_request``) or in a batch (``record_outcomes``)."""
+    collector = InMemoryAnalyticsCollector(max_size=8)
+    for number in (1, 2):
+        record = map_evaluation(
+            EVALUATION, timestamp_ns=number, trace_id=number, span_id=number, service_name="shop"
+        )
+        assert isinstance(record, FlagEvaluationEvent)
+        collector.record_span(
+            record, number, number, "shop", False, raw_outcome("child", 1, None, 1, 2, 200)
+        )
+    # Both evaluations evicted; their requests never ended.
+    collector.record_batch(
+        [map_evaluation(EVALUATION, timestamp_ns=3, service_name="shop") for _ in range(8)]  # type: ignore[misc]
+    )
+    wants = collector.outcomes.want_requests
+    assert set(wants) == {(1, "shop"), (2, "shop")}
+    # A trim every max_size // 2 + 1 spans: the two above, then three roots.
+    left = []
+    for number in range(10, 13):
+        outcome = raw_outcome("GET /", 1, None, 1, 3, 200)
+        if way_in == "record_request":
+            collector.record_request(number, "shop", outcome)
+        else:
+            collector.record_outcomes([(number, number, "shop", None, True, 0, outcome)])
+        left.append(len(wants))
+
+    assert left == [2, 2, 0]
+
+
 def test_an_outcome_the_columns_cannot_hold_never_fails_a_reader() -> None:
     """A way in's malformed outcome is read as what ``raw_outcome`` makes of it."""
     store = OutcomeStore(4)

@@ -490,19 +490,33 @@ class OutcomeStore:
         self._since_trim = written
 
     def add_request_locked(
-        self, trace_id: IdKey, service: str | None, outcome: RawOutcome, first_seq: int
+        self,
+        trace_id: IdKey,
+        service: str | None,
+        outcome: RawOutcome,
+        first_seq: int,
+        *,
+        count_unwanted: bool = False,
     ) -> None:
         """``add_locked`` for one local root without evaluations (kind 0), without an item.
 
         The caller holds the lock. Kept if an evaluation wants its request, else
-        remembered among the recent roots.
+        remembered among the recent roots. ``count_unwanted``: a root nobody wants
+        counts towards ``_trim``, as ``add_locked`` counts every item (the span
+        exporter's path; ``add_locked``'s own callers count it there).
         """
-        # Not counted towards ``_trim``: a root adds no want (it only takes one), and
-        # the recent roots are bounded on their own.
+        # A wanted root is not counted: it adds no want (it only takes one).
         key = (trace_id, service)
         wanted_seq = self.want_requests.pop(key, None)
         if wanted_seq is None:
             self._remember_root(key, outcome)
+            if count_unwanted:
+                written = self._since_trim + 1
+                if written < self._trim_every:
+                    self._since_trim = written
+                else:
+                    self._trim(first_seq)
+                    self._since_trim = 0
             return
         # ``_row``, inline, as in ``add_span_locked``: the span exporter's entry for the
         # request root its evaluations wait for, once a request, where the call cost

@@ -375,13 +375,18 @@ class RecordStore:
         """Keep the outcome of a request's local root that ended with no evaluation of its own.
 
         ``OutcomeStore.add_request_locked`` under the store's lock: the span
-        exporter's entry for the root evaluations made in its child spans wait for.
+        exporter's entry for every local root while evaluations wait for requests.
+        The root is kept if its own are among them, else remembered among the
+        recent roots (and counted towards the wanted tables' trim, as
+        ``record_outcomes`` counts it).
         """
         # ``acquire``/``release`` rather than ``with``: see ``record_span``.
         lock = self._lock
         lock.acquire()
         try:
-            self._outcomes.add_request_locked(trace_id, service, outcome, self._first_seq)
+            self._outcomes.add_request_locked(
+                trace_id, service, outcome, self._first_seq, count_unwanted=True
+            )
         finally:
             lock.release()
 

@@ -307,8 +307,9 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
         # The last span status read, with its code (0 unset, 1 ok, 2 error) and
         # description: one tuple, so threads exporting at once never mix two statuses.
         self._last_status: tuple[object, int, str | None] = (None, 0, None)
-        # Whether ``_export_plain`` may hand a waited-for local root of the SDK's to
-        # ``record_request`` (set once: neither changes after the import).
+        # Whether ``_export_plain`` may hand a local root of the SDK's to
+        # ``record_request`` while requests are wanted (set once: neither changes after
+        # the import).
         self._root_path = self._record_request is not None and CONTEXT_ITEMS_HOLD
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
@@ -735,7 +736,9 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
             http = 0
         else:
             value = attributes.get(_HTTP_STATUS)
-            http = value if type(value) is int and 0 < value < HTTP_LIMIT else _http_of(attributes)
+            http = (
+                value if type(value) is int and 0 < value < HTTP_LIMIT else _other_http(attributes)
+            )
         return (
             name,
             status_code,
@@ -752,6 +755,11 @@ def _http_of(attributes: Mapping[str, Any]) -> int:
         # The usual one: the current attribute, an int (``http_status_attribute`` then
         # returns it too), read without a call.
         return http
+    return _other_http(attributes)
+
+
+def _other_http(attributes: Mapping[str, Any]) -> int:
+    """``_http_of`` where the current attribute is not a plain int status."""
     http = http_status_attribute(attributes)
     if type(http) is not int or not 0 < http < HTTP_LIMIT:
         http = http_status(http) or 0

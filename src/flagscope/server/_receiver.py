@@ -194,6 +194,12 @@ class OtlpReceiver:
             (503 past it); four bodies of the largest size by default.
         flag_metrics: Where flag evaluation counters received as metrics go; a new
             store when ``None`` (``.flag_metrics``).
+
+    Attributes:
+        after_worker_decode: Called (no arguments) on the worker thread once a body
+            too large to decode on the event loop is decoded, before its records are
+            stored; ``None`` by default. ``flagscope serve`` freezes the objects the
+            decoding made (``gc.freeze``). An exception from it is logged.
     """
 
     def __init__(
@@ -357,7 +363,11 @@ class OtlpReceiver:
         del plain
         hook = self.after_worker_decode
         if hook is not None and size > _INLINE_DECODE_BYTES[encoding]:
-            hook()
+            try:
+                hook()
+            except Exception:
+                # The hook only tends the process: the batch is stored all the same.
+                _logger.exception("flagscope: the receiver's after_worker_decode hook raised")
         self._record(batch)
         return batch
 
