@@ -333,12 +333,7 @@ class OutcomeStore:
         """
         if not self._add_roots(items, seq, first_seq):
             self._add_each(items, seq, first_seq)
-        written = self._since_trim + len(items)
-        if written < self._trim_every:
-            self._since_trim = written
-        else:
-            self._trim(first_seq)
-            self._since_trim = 0
+        self._count_written(len(items), first_seq)
 
     def _add_roots(self, items: Sequence[OutcomeItem], seq: int, first_seq: int) -> bool:
         """``add_locked`` for local roots holding evaluations, a column at a time.
@@ -511,12 +506,7 @@ class OutcomeStore:
         if wanted_seq is None:
             self._remember_root(key, outcome)
             if count_unwanted:
-                written = self._since_trim + 1
-                if written < self._trim_every:
-                    self._since_trim = written
-                else:
-                    self._trim(first_seq)
-                    self._since_trim = 0
+                self._count_written(1, first_seq)
             return
         # ``_row``, inline, as in ``add_span_locked``: the span exporter's entry for the
         # request root its evaluations wait for, once a request, where the call cost
@@ -758,6 +748,18 @@ class OutcomeStore:
         deque(map(self._https.__setitem__, rows, https), maxlen=0)
         # The tuples go: the columns hold what they held.
         deque(map(raws.__setitem__, rows, repeat(None)), maxlen=0)
+
+    def _count_written(self, count: int, first_seq: int) -> None:
+        """Count spans written towards the next ``_trim``, trimming when it is due.
+
+        ``add_span_locked`` counts its one span inline, on the exporter's per-span path.
+        """
+        written = self._since_trim + count
+        if written < self._trim_every:
+            self._since_trim = written
+        else:
+            self._trim(first_seq)
+            self._since_trim = 0
 
     def _trim(self, first_seq: int) -> None:
         """Drop what only evicted evaluations wanted, and the oldest wants past capacity."""
