@@ -526,6 +526,20 @@ def test_the_store_never_holds_more_than_its_capacity_per_table(
         assert len(store) <= 2 * store.limit
 
 
+def _assert_outcomes_named(
+    collector: InMemoryAnalyticsCollector, expected: dict[str, tuple[str, str | None]]
+) -> None:
+    """Each stored record's span outcome, and its request's (or none), have the names
+    ``expected`` gives by span id."""
+    for record in collector.events():
+        span_name, wanted_root = expected[record.span_id or ""]
+        found = span_outcome(collector, record.span_id)
+        assert found is not None
+        assert found.name == span_name
+        request = request_outcome(collector, record)
+        assert (request.name if request is not None else None) == wanted_root
+
+
 @settings(max_examples=80, deadline=None)
 @given(
     st.integers(1, 12),
@@ -575,13 +589,7 @@ def test_every_stored_evaluation_finds_the_outcomes_that_arrived(
         late = [entry for entry in late if entry[0] > number]
     for _, items in late:
         collector.record_outcomes(items)
-    for record in collector.events():
-        span_name, wanted_root = expected[record.span_id or ""]
-        found = span_outcome(collector, record.span_id)
-        assert found is not None
-        assert found.name == span_name
-        request = request_outcome(collector, record)
-        assert (request.name if request is not None else None) == wanted_root
+    _assert_outcomes_named(collector, expected)
     assert len(collector.outcomes) <= 2 * collector.outcomes.limit
 
 
@@ -600,15 +608,6 @@ def test_the_one_span_entries_join_whenever_a_reader_looks(
     collector = InMemoryAnalyticsCollector(max_size=max_size)
     expected: dict[str, tuple[str, str | None]] = {}
 
-    def check() -> None:
-        for record in collector.events():
-            span_name, wanted_root = expected[record.span_id or ""]
-            found = span_outcome(collector, record.span_id)
-            assert found is not None
-            assert found.name == span_name
-            request = request_outcome(collector, record)
-            assert (request.name if request is not None else None) == wanted_root
-
     for number, (in_root, root_ends, read_now) in enumerate(requests, 1):
         trace_id, span_id = number, 2 * number
         record = map_evaluation(
@@ -625,15 +624,16 @@ def test_the_one_span_entries_join_whenever_a_reader_looks(
             root_name = f"GET /{number}"
             expected[record.span_id or ""] = (span_name, None)
             if read_now:
-                check()  # the evaluation is stored, its request not yet ended
+                # The evaluation is stored, its request not yet ended.
+                _assert_outcomes_named(collector, expected)
             expected[record.span_id or ""] = (span_name, root_name if root_ends else None)
             if root_ends:
                 collector.record_request(
                     trace_id, "shop", raw_outcome(root_name, 2, "x", 1, 3, 500)
                 )
         if read_now:
-            check()
-    check()
+            _assert_outcomes_named(collector, expected)
+    _assert_outcomes_named(collector, expected)
     assert len(collector.outcomes) <= 2 * collector.outcomes.limit
 
 
