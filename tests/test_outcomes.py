@@ -670,12 +670,24 @@ def test_roots_nobody_wants_bring_on_the_trim_on_either_way_in(way_in: str) -> N
     assert left == [2, 2, 0]
 
 
-def test_an_outcome_the_columns_cannot_hold_never_fails_a_reader() -> None:
-    """A way in's malformed outcome is read as what ``raw_outcome`` makes of it."""
+@pytest.mark.parametrize("in_one_batch", [False, True])
+def test_an_outcome_the_columns_cannot_hold_never_fails_a_reader(in_one_batch: bool) -> None:
+    """A way in's malformed outcome is read as what ``raw_outcome`` makes of it.
+
+    Alone, the row keeps it until read; in a batch of roots, the columns take it at once.
+    """
     store = OutcomeStore(4)
     bad: Any = ("span", 300, None, "long", None)
-    store.add([(1, 2, "shop", None, True, 1, bad)], 0, 0)
-    store.add([(3, 4, "shop", None, True, 1, ("ok", 1, None, 5, 200))], 1, 0)
+    items: list[Any] = [
+        (1, 2, "shop", None, True, 1, bad),
+        (3, 4, "shop", None, True, 1, ("ok", 1, None, 5, 200)),
+    ]
+    if in_one_batch:
+        store.add(items, 1, 0)
+        assert store._raws[:2] == [None, None]  # written straight into the columns
+    else:
+        store.add(items[:1], 0, 0)
+        store.add(items[1:], 1, 0)
     found = store.span_outcomes([2, 4])
     assert found[2] == SpanOutcome("span", "unset", None, None, None)
     assert found[4] == SpanOutcome("ok", "ok", None, 5 / 1e6, 200)
@@ -714,8 +726,25 @@ def test_the_outcome_store_imports_nothing_from_the_query_layer_or_above() -> No
     assert not any(name.startswith(("flagscope.server", "flagscope.testing")) for name in imported)
 
 
+_OUTCOME_COLUMNS = ("_raws", "_names", "_codes", "_descriptions", "_durations", "_https")
+
+
 def _state(store: OutcomeStore) -> dict[str, Any]:
-    return {k: v for k, v in vars(store).items() if k not in ("_lock", "_add_roots")}
+    """The store's state, each row's outcome as a reader gets it.
+
+    A row keeps its way in's tuple until read, or has its columns written at once (a
+    batch of roots): either way, the same outcome.
+    """
+    state = {
+        k: v for k, v in vars(store).items() if k not in ("_lock", "_add_roots", *_OUTCOME_COLUMNS)
+    }
+    columns = zip(
+        store._names, store._codes, store._descriptions, store._durations, store._https, strict=True
+    )
+    state["outcomes"] = [
+        raw if raw is not None else row for raw, row in zip(store._raws, columns, strict=True)
+    ]
+    return state
 
 
 @settings(max_examples=80, deadline=None)
