@@ -18,8 +18,16 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from flagscope._query.aggregates import FlagSummary, summarize, summarize_by_flag
 from flagscope._query.collector import InMemoryAnalyticsCollector
 from flagscope._query.filters import value_key
-from flagscope._query.rollup import CATCH_UP_AT, FlagRollup, Rollups, cached_value_key
-from flagscope._store.records import EvaluationReason, FlagEvaluationEvent
+from flagscope._query.rollup import (
+    CATCH_UP_AT,
+    FlagRollup,
+    Rollups,
+    _part_profiles,
+    _profile_counts,
+    _read,
+    cached_value_key,
+)
+from flagscope._store.records import EvaluationReason, FlagEvaluationEvent, trace_key
 from flagscope._store.ring import RecordStore
 
 FLAGS = ("a", "b", "c")
@@ -328,6 +336,41 @@ def test_records_a_rollup_cannot_count_fall_back_to_the_ordinary_path() -> None:
     collector.record(_event("a", 10))
     assert rollups.summary("a", label=None) is not None
     assert_same(collector.query.summary(flag_key="a"), reference(collector, "a"))
+
+
+def test_a_catch_up_reads_each_flag_as_the_separate_passes_did() -> None:
+    # Values equal in Python but not as values (True, 1, 1.0; "1" and a list's JSON
+    # text) keep apart; a flag with an unhashable variant is counted afresh (and
+    # cannot be), while the other flags are read as usual.
+    values: list[Any] = [True, 1, 1.0, "1", [1], "[1]", None, True, 1]
+    events = [
+        FlagEvaluationEvent(
+            _START + timedelta(seconds=n),
+            "a",
+            value,
+            "static",
+            targeting_key=f"user-{n % 4}" if n % 5 else None,
+            trace_id=f"{n % 3:032x}" if n % 4 else f"not hex {n}",
+        )
+        for n, value in enumerate(values)
+    ]
+    events += [_event("b", n, variant="on") for n in range(3)]
+    events.insert(5, _event("b", 9, variant=["on"]))
+    parts, times = _read(events)
+    assert list(parts) == ["a", "b"]
+    assert times == [event.timestamp for event in events]
+    records, _, targeting_keys, traces, flag_times = parts["a"]
+    assert records == [event for event in events if event.flag_key == "a"]
+    assert targeting_keys == [event.targeting_key for event in records]
+    assert traces == [trace_key(event) for event in records]
+    assert flag_times == [event.timestamp for event in records]
+    profiles = _part_profiles(parts["a"])
+    assert profiles == _profile_counts(records)
+    assert {profile[1] for profile in profiles or ()} == {value_key(value) for value in values}
+    assert len(set(map(value_key, values))) == 6  # 1 and 1.0 are one value
+    assert parts["b"][1] is None  # the unhashable variant: no counts by profile
+    assert _part_profiles(parts["b"]) is None
+    assert len(parts["b"][0]) == len(parts["b"][2]) == 4
 
 
 def test_naive_timestamps_are_summarised_like_aware_ones() -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain, compress
@@ -51,7 +51,6 @@ CATCH_UP_AT: Final = 8192
 _BLOCK: Final = 64
 
 _ERROR: Final = EvaluationReason.ERROR.value
-_flag_key = attrgetter("flag_key")
 _variant = attrgetter("variant")
 _reason = attrgetter("reason")
 _provider = attrgetter("provider_name")
@@ -210,6 +209,7 @@ class FlagRollup:
         events: Sequence[FlagEvaluationEvent],
         profiles: Mapping[Profile, int] | None = None,
         keys: Keys | None = None,
+        times: list[datetime] | None = None,
     ) -> None:
         """Count newly stored records, oldest first.
 
@@ -217,6 +217,7 @@ class FlagRollup:
             events: The records.
             profiles: Their counts by profile, when the caller has them already.
             keys: Their targeting keys and trace keys, when the caller read them already.
+            times: Their timestamps, when the caller read them already.
         """
         size = len(events)
         if not size:
@@ -236,7 +237,8 @@ class FlagRollup:
             traces.update(keys[1])
         targeting_keys.pop(None, None)
         traces.pop(None, None)
-        times = list(map(_timestamp, events))
+        if times is None:
+            times = list(map(_timestamp, events))
         blocks = self._blocks
         start = 0
         if blocks:
@@ -364,6 +366,11 @@ def _profile_counts(events: Sequence[FlagEvaluationEvent]) -> dict[Profile, int]
             )
             counts[profile] = counts.get(profile, 0) + 1
         return counts
+    return _profiles_of(raw)
+
+
+def _profiles_of(raw: dict[tuple[Any, ...], int]) -> dict[Profile, int]:
+    """Counts by profile from counts by ``_profile_fields`` (the value in its stored form)."""
     if len(raw) == 1:
         ((variant, value, reason, provider, error_type, _), count) = raw.popitem()
         return {(variant, _stored_key(value), reason, provider, error_type): count}
@@ -372,6 +379,73 @@ def _profile_counts(events: Sequence[FlagEvaluationEvent]) -> dict[Profile, int]
         profile = (variant, _stored_key(value), reason, provider, error_type)
         profiles[profile] = profiles.get(profile, 0) + count
     return profiles
+
+
+# One flag's share of a batch, as ``_read`` gives it: its records, their counts by
+# ``_profile_fields`` (``None`` if one could not be hashed), targeting keys, trace keys
+# and timestamps, each in the records' order.
+_Part = tuple[
+    list[FlagEvaluationEvent],
+    dict[tuple[Any, ...], int] | None,
+    list[Any],
+    list[Any],
+    list[datetime],
+]
+
+
+def _read(
+    events: Sequence[FlagEvaluationEvent],
+) -> tuple[dict[str, _Part], list[datetime]]:
+    """Each flag's share of ``events`` (flags by first appearance), and every timestamp.
+
+    One loop in Python: on 3.11 its specialised reads of the records' slots cost less
+    than the same fields read by ``attrgetter`` maps over the batch once per use
+    (about a third less for the whole catch-up's reading). Profiles are counted
+    with the value's type, as ``_profile_counts`` does.
+    """
+    parts: dict[str, _Part] = {}
+    times: list[datetime] = []
+    add_time = times.append
+    get_part = parts.get
+    for event in events:
+        key = event.flag_key
+        part = get_part(key)
+        if part is None:
+            part = parts[key] = ([], {}, [], [], [])
+        records, raw, targeting_keys, traces, flag_times = part
+        records.append(event)
+        if raw is not None:
+            value = event._stored_value
+            profile = (
+                event.variant,
+                value,
+                event.reason,
+                event.provider_name,
+                event.error_type,
+                type(value),
+            )
+            try:
+                raw[profile] = raw.get(profile, 0) + 1
+            except Exception:  # noqa: BLE001 - as _profile_counts' callers see it
+                # An unhashable field: the caller counts this flag's records afresh.
+                parts[key] = part = (records, None, targeting_keys, traces, flag_times)
+        targeting_keys.append(event.targeting_key)
+        traces.append(event._stored_trace_id)  # type: ignore[attr-defined]
+        time = event.timestamp
+        flag_times.append(time)
+        add_time(time)
+    return parts, times
+
+
+def _part_profiles(part: _Part) -> dict[Profile, int] | None:
+    """A part's counts by profile, or ``None`` when a record cannot be counted."""
+    raw = part[1]
+    if raw is None:
+        return _try_profile_counts(part[0])
+    try:
+        return _profiles_of(raw)
+    except Exception:  # noqa: BLE001 - the caller counts afresh, and drops the rollup
+        return None
 
 
 def _try_profile_counts(events: Sequence[FlagEvaluationEvent]) -> dict[Profile, int] | None:
@@ -391,11 +465,6 @@ def _sum_counts(parts: Iterable[Mapping[Profile, int] | None]) -> dict[Profile, 
         for profile, count in part.items():
             total[profile] = total.get(profile, 0) + count
     return total
-
-
-def _keys(events: Sequence[FlagEvaluationEvent]) -> tuple[list[Any], list[Any]]:
-    """``events``' targeting keys and trace keys, each read once at C speed."""
-    return list(map(_targeting_key, events)), list(trace_keys(events))
 
 
 def _all_keys(parts: Iterable[Keys]) -> Keys:
@@ -507,18 +576,27 @@ class Rollups:
         flags = self._flags
         unrolled = self._unrolled
         overall = self._overall
-        added_by_flag = dict(_by_flag(added))
-        gone_by_flag = dict(_by_flag(gone))
-        # Each flag's records counted by profile, and their targeting keys and trace keys
-        # read, once: for its rollup and the overall one.
-        added_profiles = {key: _try_profile_counts(part) for key, part in added_by_flag.items()}
-        gone_profiles = {key: _try_profile_counts(part) for key, part in gone_by_flag.items()}
-        added_keys = {key: _keys(part) for key, part in added_by_flag.items()}
-        gone_keys = {key: _keys(part) for key, part in gone_by_flag.items()}
+        # Each flag's records counted by profile, and their targeting keys, trace keys
+        # and times read, once: for its rollup and the overall one.
+        added_parts, added_times = _read(added)
+        gone_parts, _ = _read(gone)
+        added_by_flag: dict[str, Sequence[FlagEvaluationEvent]] = {
+            key: part[0] for key, part in added_parts.items()
+        }
+        gone_by_flag: dict[str, Sequence[FlagEvaluationEvent]] = {
+            key: part[0] for key, part in gone_parts.items()
+        }
+        added_profiles = {key: _part_profiles(part) for key, part in added_parts.items()}
+        gone_profiles = {key: _part_profiles(part) for key, part in gone_parts.items()}
+        added_keys = {key: (part[2], part[3]) for key, part in added_parts.items()}
+        gone_keys = {key: (part[2], part[3]) for key, part in gone_parts.items()}
         if overall is not None:
             try:
                 overall.extend(
-                    added, _sum_counts(added_profiles.values()), _all_keys(added_keys.values())
+                    added,
+                    _sum_counts(added_profiles.values()),
+                    _all_keys(added_keys.values()),
+                    added_times,
                 )
                 overall.evict(
                     gone, _sum_counts(gone_profiles.values()), _all_keys(gone_keys.values())
@@ -537,7 +615,7 @@ class Rollups:
                 rollup = flags[key] = FlagRollup()
             stored = rollup.count
             try:
-                rollup.extend(records, added_profiles[key], added_keys[key])
+                rollup.extend(records, added_profiles[key], added_keys[key], added_parts[key][4])
             except Exception:
                 _logger.debug("flagscope: dropped the rollup of %r", key, exc_info=True)
                 del flags[key]
@@ -625,25 +703,6 @@ class Rollups:
 
     def __repr__(self) -> str:
         return f"Rollups(flags={len(self._flags)}, unrolled={len(self._unrolled)})"
-
-
-def _by_flag(
-    events: Sequence[FlagEvaluationEvent],
-) -> Iterator[tuple[str, Sequence[FlagEvaluationEvent]]]:
-    """Each flag's records among ``events``, in order; flags by first appearance."""
-    if not events:
-        return
-    keys = list(map(_flag_key, events))
-    first = dict.fromkeys(keys)
-    if len(first) == 1:
-        yield keys[0], events
-        return
-    # Each record appended to its flag's list at C speed (two C calls a record, no
-    # bytecode), in order: cheaper than sorting by key and grouping.
-    groups: dict[str, list[FlagEvaluationEvent]] = {key: [] for key in first}
-    deque(map(list.append, map(groups.__getitem__, keys), events), maxlen=0)
-    for key in first:
-        yield key, groups[key]
 
 
 _EMPTY: Final = FlagRollup()
