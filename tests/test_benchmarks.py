@@ -6,6 +6,7 @@ The server benchmark's one hard check stays: every event sent is stored.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -166,3 +167,19 @@ def test_count_pipeline_instructions_runs_every_pipeline_and_workload() -> None:
             check=True,
             cwd=BENCHMARKS,
         )
+    # And with a small store, past its fill, the garbage collector off.
+    subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "count_pipeline_instructions.py"),
+            "with",
+            "request",
+            "50",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+        cwd=BENCHMARKS,
+        env={**os.environ, "SIZE": "20", "WARM_UP": "100", "NO_GC": "1"},
+    )

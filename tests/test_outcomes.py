@@ -700,6 +700,12 @@ def test_the_store_checks_its_capacity() -> None:
         OutcomeStore(0)
 
 
+def test_a_store_without_a_collector_takes_no_request_on_its_own() -> None:
+    """``add_request`` reads the collector's oldest seq: without one, it refuses."""
+    with pytest.raises(TypeError, match="records"):
+        OutcomeStore(4).add_request(1, "shop", ("GET /", 1, None, 5, 200))
+
+
 def test_the_outcome_store_imports_nothing_from_the_query_layer_or_above() -> None:
     """DESIGN.md section 2: telemetry in, then store, then query, then views."""
     tree = ast.parse(Path(outcomes_module.__file__).read_text())

@@ -49,7 +49,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import compress, filterfalse, islice, repeat
 from operator import eq, ge, is_not, itemgetter, lt, or_
-from typing import Any, Final, Literal, NamedTuple, cast
+from typing import Any, Final, Literal, NamedTuple, Protocol, cast
 
 from flagscope._store.records import FlagEvaluationEvent, stored_id
 
@@ -103,6 +103,12 @@ def evaluation_span_item(
     Such a span explains nothing itself: the span it was made in, its parent, does.
     """
     return (trace_id, span_id, service_name, parent, False, 2, NO_OUTCOME)
+
+
+class _SeqSource(Protocol):
+    """The collector an ``OutcomeStore`` serves: its oldest stored evaluation's seq."""
+
+    _first_seq: int
 
 
 # How many local roots nobody has wanted yet are kept, at most, while their
@@ -223,13 +229,21 @@ class OutcomeStore:
     Args:
         capacity: The collector's ``max_size``: the ring holds twice as many
             rows, and each wanted table at most this many entries.
+        lock: The collector's lock, shared; else the store's own.
+        records: The collector, whose oldest stored seq ``add_request`` reads.
 
     Raises:
         TypeError: ``capacity`` is not an int.
         ValueError: ``capacity`` is below 1.
     """
 
-    def __init__(self, capacity: int, *, lock: threading.Lock | None = None) -> None:
+    def __init__(
+        self,
+        capacity: int,
+        *,
+        lock: threading.Lock | None = None,
+        records: _SeqSource | None = None,
+    ) -> None:
         if isinstance(capacity, bool) or not isinstance(capacity, int):
             raise TypeError(f"capacity must be an int, got {type(capacity).__name__}")
         if capacity < 1:
@@ -238,6 +252,9 @@ class OutcomeStore:
         # The collector shares its own lock: its writes (records and outcomes) then take
         # one lock, not two, and call ``add_locked`` while holding it.
         self._lock = lock if lock is not None else threading.Lock()
+        # The collector whose evaluations the rows explain: ``add_request`` reads its
+        # oldest stored seq itself, under the lock.
+        self._records = records
         # Read without the lock by the exporters' fast path: a membership test on a
         # dict is atomic, and a stale answer only means one more look under the lock.
         self.want_spans: dict[IdKey, int] = {}
@@ -438,56 +455,50 @@ class OutcomeStore:
                 if is_root:
                     self.add_request_locked(trace_id, service, outcome, first_seq)
 
-    def add_span_locked(
-        self,
-        trace_id: Any,
-        span_id: Any,
-        service: str | None,
-        is_root: bool,
-        outcome: RawOutcome,
-        seq: int,
-        first_seq: int,
-    ) -> None:
-        """``add_locked`` for one span holding evaluations (kind 1), without an item.
+    def add_request(self, trace_id: IdKey, service: str | None, outcome: RawOutcome) -> None:
+        """``add_request_locked`` under the lock, counting a root nobody wants.
 
-        The span exporter's path for a span exported on its own: no item tuple, no
-        list, no unpacking, and ``_row`` inline. Keep it in step with ``add_locked``'s
-        kind 1 branch.
+        The span exporter's entry (``RecordStore.record_request``) for every local
+        root while evaluations wait for requests: one call that takes the lock, reads
+        the collector's oldest seq and writes the row, where a call for each cost
+        about 600 instructions a request (callgrind). Keep it in step with
+        ``add_request_locked``.
+
+        Raises:
+            TypeError: The store was made without ``records``.
         """
-        seqs = self._seqs
-        row = self._next_row
-        if row == len(seqs):
-            self._grow()
-        elif (
-            seqs[row] >= first_seq
-            or self._indexed[row]
-            or (self.want_requests and self._trace_keys[row] is not None)
-        ):
-            row = self._reuse(row, first_seq)
-        self._next_row = row + 1 if row + 1 < self._size else 0
-        self._taken += 1
-        seqs[row] = seq
-        self._raws[row] = outcome
-        self._span_keys[row] = span_id
-        if span_id is not None and self.want_spans:
-            self.want_spans.pop(span_id, None)
-        if is_root:
-            want_requests = self.want_requests
-            if want_requests:
-                want_requests.pop((trace_id, service), None)
+        records = self._records
+        if records is None:
+            raise TypeError("add_request needs the store made with records")
+        lock = self._lock
+        lock.acquire()
+        try:
+            first_seq = records._first_seq
+            key = (trace_id, service)
+            wanted_seq = self.want_requests.pop(key, None)
+            if wanted_seq is None:
+                self._remember_root(key, outcome)
+                self._count_written(1, first_seq)
+                return
+            seqs = self._seqs
+            row = self._next_row
+            if row == len(seqs):
+                self._grow()
+            elif (
+                seqs[row] >= first_seq
+                or self._indexed[row]
+                or (self.want_requests and self._trace_keys[row] is not None)
+            ):
+                row = self._reuse(row, first_seq)
+            self._next_row = row + 1 if row + 1 < self._size else 0
+            self._taken += 1
+            seqs[row] = wanted_seq
+            self._span_keys[row] = None
             self._trace_keys[row] = trace_id
             self._services[row] = service
-        else:
-            self._trace_keys[row] = None
-            if self._recent_roots:
-                self._want_request(trace_id, service, seq, first_seq)
-            else:
-                self.want_requests[(trace_id, service)] = seq
-        written = self._since_trim + 1
-        if written >= self._trim_every:
-            self._trim(first_seq)
-            written = 0
-        self._since_trim = written
+            self._raws[row] = outcome
+        finally:
+            lock.release()
 
     def add_request_locked(
         self,
@@ -495,27 +506,20 @@ class OutcomeStore:
         service: str | None,
         outcome: RawOutcome,
         first_seq: int,
-        *,
-        count_unwanted: bool = False,
     ) -> None:
         """``add_locked`` for one local root without evaluations (kind 0), without an item.
 
-        The caller holds the lock. Kept if an evaluation wants its request, else
-        remembered among the recent roots. ``count_unwanted``: a root nobody wants
-        counts towards ``_trim``, as ``add_locked`` counts every item (the span
-        exporter's path; ``add_locked``'s own callers count it there).
+        The caller holds the lock, and counts the item towards ``_trim`` (``add_locked``
+        counts every item). Kept if an evaluation wants its request, else remembered
+        among the recent roots.
         """
         # A wanted root is not counted: it adds no want (it only takes one).
         key = (trace_id, service)
         wanted_seq = self.want_requests.pop(key, None)
         if wanted_seq is None:
             self._remember_root(key, outcome)
-            if count_unwanted:
-                self._count_written(1, first_seq)
             return
-        # ``_row``, inline, as in ``add_span_locked``: the span exporter's entry for the
-        # request root its evaluations wait for, once a request, where the call cost
-        # about 570 instructions (callgrind), not the hundred once thought.
+        # ``_row``, inline, as in ``add_request``.
         seqs = self._seqs
         row = self._next_row
         if row == len(seqs):
@@ -778,7 +782,8 @@ class OutcomeStore:
     def _count_written(self, count: int, first_seq: int) -> None:
         """Count spans written towards the next ``_trim``, trimming when it is due.
 
-        ``add_span_locked`` counts its one span inline, on the exporter's per-span path.
+        ``RecordStore.record_span`` counts its one span inline, on the exporter's per-span
+        path.
         """
         written = self._since_trim + count
         if written < self._trim_every:

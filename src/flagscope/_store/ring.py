@@ -281,7 +281,7 @@ class RecordStore:
         self._lean = self._max_bytes is None
         # What happened to the spans and requests the evaluations were made in, kept
         # beside them, their rows reused once those evaluations are evicted.
-        self._outcomes = OutcomeStore(self._max_size, lock=self._lock)
+        self._outcomes = OutcomeStore(self._max_size, lock=self._lock, records=self)
 
     # -- configuration and counters -------------------------------------------------
 
@@ -371,24 +371,18 @@ class RecordStore:
                 self._notify()
         return len(events)
 
-    def record_request(self, trace_id: Any, service: str | None, outcome: RawOutcome) -> None:
+    @property
+    def record_request(self) -> Callable[[Any, str | None, RawOutcome], None]:
         """Keep the outcome of a request's local root that ended with no evaluation of its own.
 
-        ``OutcomeStore.add_request_locked`` under the store's lock: the span
-        exporter's entry for every local root while evaluations wait for requests.
-        The root is kept if its own are among them, else remembered among the
+        ``record_request(trace_id, service, outcome)``, the span exporter's entry for
+        every local root while evaluations wait for requests, is the outcome store's
+        ``add_request``: it takes the lock itself, so the exporter's call is the only
+        one. The root is kept if its own are among them, else remembered among the
         recent roots (and counted towards the wanted tables' trim, as
         ``record_outcomes`` counts it).
         """
-        # ``acquire``/``release`` rather than ``with``: see ``record_span``.
-        lock = self._lock
-        lock.acquire()
-        try:
-            self._outcomes.add_request_locked(
-                trace_id, service, outcome, self._first_seq, count_unwanted=True
-            )
-        finally:
-            lock.release()
+        return self._outcomes.add_request
 
     def record_span(
         self,
@@ -450,9 +444,45 @@ class RecordStore:
                 else:
                     lane.append(event)
                 self._next_seq = seq + 1
-                self._outcomes.add_span_locked(
-                    trace_id, span_id, service, is_root, outcome, seq, first
-                )
+                # The outcome store's kind 1 write (``OutcomeStore.add_locked``) for one
+                # span, inline: no item tuple, no list, and no call, whose frame cost
+                # about 570 instructions a span and, between spans of an application's
+                # own work, cache lines of its own. Keep it in step with ``add_locked``.
+                outcomes = self._outcomes
+                seqs = outcomes._seqs
+                row = outcomes._next_row
+                if row == len(seqs):
+                    outcomes._grow()
+                elif (
+                    seqs[row] >= first
+                    or outcomes._indexed[row]
+                    or (outcomes.want_requests and outcomes._trace_keys[row] is not None)
+                ):
+                    row = outcomes._reuse(row, first)
+                outcomes._next_row = row + 1 if row + 1 < outcomes._size else 0
+                outcomes._taken += 1
+                seqs[row] = seq
+                outcomes._raws[row] = outcome
+                outcomes._span_keys[row] = span_id
+                if span_id is not None and outcomes.want_spans:
+                    outcomes.want_spans.pop(span_id, None)
+                if is_root:
+                    want_requests = outcomes.want_requests
+                    if want_requests:
+                        want_requests.pop((trace_id, service), None)
+                    outcomes._trace_keys[row] = trace_id
+                    outcomes._services[row] = service
+                else:
+                    outcomes._trace_keys[row] = None
+                    if outcomes._recent_roots:
+                        outcomes._want_request(trace_id, service, seq, first)
+                    else:
+                        outcomes.want_requests[(trace_id, service)] = seq
+                written = outcomes._since_trim + 1
+                if written >= outcomes._trim_every:
+                    outcomes._trim(first)
+                    written = 0
+                outcomes._since_trim = written
             finally:
                 lock.release()
         finally:

@@ -495,12 +495,43 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
                 cached_resource, source = self._source_cache
                 if resource is not cached_resource or source is None:
                     source = self._source(resource)
+                # ``_raw_outcome``, inline (the SDK's span: its fields): a Python call
+                # less a request.
+                status = span._status
+                start = span._start_time
+                end = span._end_time
+                attributes: Mapping[str, Any] | None = span._attributes
+                if type(attributes) is BoundedAttributes:
+                    attributes = attributes._dict
+                last_status, status_code, description = self._last_status
+                if status is not last_status:
+                    code = status.status_code
+                    status_code = 2 if code is _ERROR else 1 if code is _OK else 0
+                    description = status.description if code is _ERROR else None
+                    self._last_status = (status, status_code, description)
+                if not attributes or _HTTP_KEYS.isdisjoint(attributes):
+                    http = 0
+                else:
+                    value = attributes.get(_HTTP_STATUS)
+                    http = (
+                        value
+                        if type(value) is int and 0 < value < HTTP_LIMIT
+                        else _other_http(attributes)
+                    )
                 # Wanted or not, a local root goes to the store while requests are
                 # wanted (``_offer`` would offer it too, to be remembered among the
                 # recent roots): the store's look in the wanted table is the only one.
                 try:
                     self._record_request(  # type: ignore[misc]
-                        trace_id, source.service_name, self._raw_outcome(span, name, fields)
+                        trace_id,
+                        source.service_name,
+                        (
+                            name,
+                            status_code,
+                            description,
+                            end - start if start and end and end >= start else -1,
+                            http,
+                        ),
                     )
                 except Exception:
                     _logger.exception("flagscope: could not keep a span's outcome")
