@@ -519,24 +519,9 @@ class OutcomeStore:
         if wanted_seq is None:
             self._remember_root(key, outcome)
             return
-        # ``_row``, inline, as in ``add_request``.
-        seqs = self._seqs
-        row = self._next_row
-        if row == len(seqs):
-            self._grow()
-        elif (
-            seqs[row] >= first_seq
-            or self._indexed[row]
-            or (self.want_requests and self._trace_keys[row] is not None)
-        ):
-            row = self._reuse(row, first_seq)
-        self._next_row = row + 1 if row + 1 < self._size else 0
-        self._taken += 1
-        seqs[row] = wanted_seq
-        self._span_keys[row] = None
-        self._trace_keys[row] = trace_id
-        self._services[row] = service
-        self._raws[row] = outcome
+        # A batch's root, once a request: ``_row``'s call is no cost worth an inline
+        # copy here (``add_request``, the span exporter's per-root path, has one).
+        self._row(outcome, wanted_seq, first_seq, trace_id, service)
 
     def _row(
         self,
@@ -740,17 +725,9 @@ class OutcomeStore:
             outcomes = list(compress(outcomes, written))
             if not rows:
                 return
-        codes_at = self._codes.__setitem__
-        try:
-            names, codes, descriptions, durations, https = zip(*outcomes, strict=True)
-            deque(map(codes_at, rows, codes), maxlen=0)
-        except (TypeError, ValueError):
-            # An outcome the columns cannot hold (a way in's bug): read its fields as
-            # ``raw_outcome`` would, never fail a reader.
-            names, codes, descriptions, durations, https = zip(
-                *map(_checked, outcomes), strict=True
-            )
-            deque(map(codes_at, rows, codes), maxlen=0)
+        # No None is left among them.
+        names, codes, descriptions, durations, https = _fields(cast("list[RawOutcome]", outcomes))
+        deque(map(self._codes.__setitem__, rows, codes), maxlen=0)
         deque(map(self._names.__setitem__, rows, names), maxlen=0)
         deque(map(self._descriptions.__setitem__, rows, descriptions), maxlen=0)
         deque(map(self._durations.__setitem__, rows, durations), maxlen=0)
@@ -763,15 +740,7 @@ class OutcomeStore:
 
         The rows' kept tuples go, so ``_unpack`` never copies an older one over these.
         """
-        try:
-            names, codes, descriptions, durations, https = zip(*outcomes, strict=True)
-            code_bytes = bytes(codes)
-        except (TypeError, ValueError):
-            # An outcome the columns cannot hold (a way in's bug): as ``_unpack`` reads it.
-            names, codes, descriptions, durations, https = zip(
-                *map(_checked, outcomes), strict=True
-            )
-            code_bytes = bytes(codes)
+        names, code_bytes, descriptions, durations, https = _fields(outcomes)
         self._codes[start:stop] = code_bytes
         self._names[start:stop] = names
         self._descriptions[start:stop] = descriptions
@@ -1057,6 +1026,22 @@ class OutcomeStore:
             requests = self._indexed_entries() - spans
             waiting = len(self.want_spans) + len(self.want_requests)
         return f"OutcomeStore(spans={spans}, requests={requests}, waiting={waiting})"
+
+
+def _fields(
+    outcomes: Sequence[RawOutcome],
+) -> tuple[tuple[str, ...], bytes, tuple[str | None, ...], tuple[int, ...], tuple[int, ...]]:
+    """The outcomes' names, status codes (as bytes), descriptions, durations and HTTP statuses.
+
+    Unpacked in C-level passes; an outcome the columns cannot hold (a way in's bug)
+    has all of them read as ``raw_outcome`` would, so a reader never fails.
+    """
+    try:
+        names, codes, descriptions, durations, https = zip(*outcomes, strict=True)
+        return names, bytes(codes), descriptions, durations, https
+    except (TypeError, ValueError):
+        names, codes, descriptions, durations, https = zip(*map(_checked, outcomes), strict=True)
+        return names, bytes(codes), descriptions, durations, https
 
 
 def _checked(outcome: Any) -> RawOutcome:
