@@ -356,9 +356,16 @@ def test_a_catch_up_reads_each_flag_as_the_separate_passes_did() -> None:
     ]
     events += [_event("b", n, variant="on") for n in range(3)]
     events.insert(5, _event("b", 9, variant=["on"]))
-    parts, times = _read(events)
+    parts, times = _read(events, with_times=True)
     assert list(parts) == ["a", "b"]
     assert times == [event.timestamp for event in events]
+    # Evicted records are read without their times: the same parts, no times.
+    untimed, no_times = _read(events, with_times=False)
+    assert no_times == []
+    assert list(untimed) == ["a", "b"]
+    for key, part in untimed.items():
+        assert part[:4] == parts[key][:4]
+        assert part[4] == []
     records, _, targeting_keys, traces, flag_times = parts["a"]
     assert records == [event for event in events if event.flag_key == "a"]
     assert targeting_keys == [event.targeting_key for event in records]

@@ -394,9 +394,12 @@ _Part = tuple[
 
 
 def _read(
-    events: Sequence[FlagEvaluationEvent],
+    events: Sequence[FlagEvaluationEvent], *, with_times: bool
 ) -> tuple[dict[str, _Part], list[datetime]]:
     """Each flag's share of ``events`` (flags by first appearance), and every timestamp.
+
+    ``with_times``: whether to read the timestamps at all; evicted records are
+    forgotten by count, so their times are left unread (the lists stay empty).
 
     One loop in Python: on 3.11 its specialised reads of the records' slots cost less
     than the same fields read by ``attrgetter`` maps over the batch once per use
@@ -431,9 +434,10 @@ def _read(
                 parts[key] = part = (records, None, targeting_keys, traces, flag_times)
         targeting_keys.append(event.targeting_key)
         traces.append(event._stored_trace_id)  # type: ignore[attr-defined]
-        time = event.timestamp
-        flag_times.append(time)
-        add_time(time)
+        if with_times:
+            time = event.timestamp
+            flag_times.append(time)
+            add_time(time)
     return parts, times
 
 
@@ -578,8 +582,8 @@ class Rollups:
         overall = self._overall
         # Each flag's records counted by profile, and their targeting keys, trace keys
         # and times read, once: for its rollup and the overall one.
-        added_parts, added_times = _read(added)
-        gone_parts, _ = _read(gone)
+        added_parts, added_times = _read(added, with_times=True)
+        gone_parts, _ = _read(gone, with_times=False)
         added_by_flag: dict[str, Sequence[FlagEvaluationEvent]] = {
             key: part[0] for key, part in added_parts.items()
         }
