@@ -22,19 +22,13 @@ several times counts once per variant it saw.
 from __future__ import annotations
 
 import json
-from bisect import bisect_left
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from flagscope._query.significance import (
-    error_rate_p_value,
-    holm,
-    mann_whitney,
-    percentile,
-    wilson_interval,
-)
+from flagscope._query.durations import mann_whitney_ns, percentile_ns, sorted_known
+from flagscope._query.significance import error_rate_p_value, holm, wilson_interval
 from flagscope._store.outcomes import LabelFigures
 from flagscope._store.records import EvaluationReason, FlagEvaluationEvent
 from flagscope._store.ring import RecordStore
@@ -260,8 +254,7 @@ def compute_impact(
         tests.append((label, "errors", error_p))
         p_values[(label, "errors")] = error_p
         if len(mine.durations) >= MIN_REQUESTS and len(base.durations) >= MIN_REQUESTS:
-            # The store's durations are int nanoseconds.
-            u, duration_p = mann_whitney(mine.durations, base.durations, ints=True)
+            u, duration_p = mann_whitney_ns(mine.durations, base.durations)
             mine.u_above_half = u > len(mine.durations) * len(base.durations) / 2
             tests.append((label, "durations", duration_p))
             p_values[(label, "durations")] = duration_p
@@ -339,17 +332,11 @@ class _Figures:
         self.requests = requests
         self.errors = errors
         self.error_rate = errors / requests if requests else None
-        known = sorted(durations)
-        if known and known[0] < 0:
-            # The unknown ones (-1) sort first, with any other negative value a way in
-            # might hand over, dropped alike when there is an unknown one.
-            cut = bisect_left(known, 0)
-            if known[cut - 1] == -1:
-                del known[:cut]
+        known = sorted_known(durations)
         self.durations = known
-        self.p50 = _ms(percentile(known, 0.50))
-        self.p95 = _ms(percentile(known, 0.95))
-        self.p99 = _ms(percentile(known, 0.99))
+        self.p50 = _ms(percentile_ns(known, 0.50))
+        self.p95 = _ms(percentile_ns(known, 0.95))
+        self.p99 = _ms(percentile_ns(known, 0.99))
         self.u_above_half = False
 
 

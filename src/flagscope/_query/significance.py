@@ -32,6 +32,7 @@ __all__ = [
     "fisher_exact_p_value",
     "holm",
     "mann_whitney",
+    "mann_whitney_p_value",
     "normal_two_sided_p",
     "percentile",
     "two_proportion_p_value",
@@ -137,7 +138,6 @@ def mann_whitney(
     n_b = len(sorted_b)
     if n_a == 0 or n_b == 0:
         return (0.0, 1.0)
-    n = n_a + n_b
     if ints or (_all_ints(sorted_a) and _all_ints(sorted_b)):
         u, tie_term = _u_and_ties_of_ints(sorted_a, sorted_b)
     else:
@@ -154,11 +154,24 @@ def mann_whitney(
                 t = _occurrences(sorted_a, value) + _occurrences(sorted_b, value)
                 total += t * t * t - t
             tie_term = float(total)
+    return (u, mann_whitney_p_value(u, n_a, n_b, tie_term))
+
+
+def mann_whitney_p_value(u: float, n_a: int, n_b: int, tie_term: float) -> float:
+    """The two-sided p-value of a Mann-Whitney ``u`` (``mann_whitney``'s approximation).
+
+    Args:
+        u: U of the first sample.
+        n_a: The first sample's size (at least 1).
+        n_b: The second sample's size (at least 1).
+        tie_term: The sum of ``t^3 - t`` over the groups of ``t`` equal values.
+    """
+    n = n_a + n_b
     mean = n_a * n_b / 2
     variance = n_a * n_b / 12 * ((n + 1) - tie_term / (n * (n - 1)))
     if variance <= 0:
-        return (u, 1.0)
-    return (u, normal_two_sided_p((u - mean) / math.sqrt(variance)))
+        return 1.0
+    return normal_two_sided_p((u - mean) / math.sqrt(variance))
 
 
 def _all_ints(values: Sequence[float]) -> bool:
