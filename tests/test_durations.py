@@ -18,11 +18,21 @@ from impact_traffic import FLAG, Behaviour, drive
 
 INT64_MAX = 2**63 - 1
 
-# Few distinct values (many ties, the unknown -1 and other negatives among them), and
-# values across the whole int64 range.
+# Few distinct values (many ties, the unknown -1 and other negatives among them),
+# values across the whole int64 range, and ints beyond it among others (a producer's
+# nonsense times), which NumPy cannot hold.
 _crowded = st.lists(st.integers(-3, 40), max_size=300)
 _wide = st.lists(st.integers(-(2**63), INT64_MAX), max_size=60)
-_samples = _crowded | _wide
+_beyond = st.lists(st.integers(-(2**70), 2**70) | st.integers(-3, 40), max_size=60)
+_samples = _crowded | _wide | _beyond
+
+
+def _fits(values: list[int]) -> bool:
+    return bool(values) and all(-(2**63) <= value <= INT64_MAX for value in values)
+
+
+def _python(values: Any) -> Any:
+    return values.tolist() if isinstance(values, numpy.ndarray) else values
 
 
 @pytest.fixture
@@ -40,8 +50,8 @@ def _pure(function: Any, *args: Any) -> Any:
 @given(_samples)
 def test_sorted_known_with_numpy_equals_the_standard_librarys(values: list[int]) -> None:
     fast = sorted_known(values)
-    assert isinstance(fast, numpy.ndarray)
-    assert fast.tolist() == _pure(sorted_known, values)
+    assert isinstance(fast, numpy.ndarray) == _fits(values)
+    assert _python(fast) == _pure(sorted_known, values)
 
 
 @pytest.mark.parametrize(
@@ -76,6 +86,24 @@ def test_mann_whitney_counts_ties_across_and_within_samples() -> None:
     u, p = mann_whitney_ns(sorted_known([1, 2, 3, 4]), sorted_known([3, 5, 6, 7]))
     assert u == 1.5
     assert p == pytest.approx(0.05907, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[0.5, 1.5, 2.5, 3.0], [1, 2.5, float("inf")], [True, False, True]],
+    ids=["floats", "ints and floats", "bools"],
+)
+def test_durations_that_are_not_all_ints_take_the_standard_librarys_path(
+    values: list[Any],
+) -> None:
+    """A hand-made outcome's floats are not truncated to ints, as int64 would."""
+    other: list[Any] = [1.0, 2.0, 3.0, 4]
+    assert isinstance(sorted_known(values), list)
+    fast = mann_whitney_ns(sorted_known(values), sorted_known(other))
+    assert fast == _pure(lambda: mann_whitney_ns(sorted_known(values), sorted_known(other)))
+    assert fast == mann_whitney(sorted(values), sorted(other))
+    top = percentile_ns(sorted_known(values), 1.0)
+    assert (top, type(top)) == (max(values), type(max(values)))
 
 
 def test_durations_beyond_int64_take_the_standard_librarys_path() -> None:

@@ -159,6 +159,43 @@ def test_the_older_http_status_code_attribute_and_text_codes_are_read(
     assert outcome.failed
 
 
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [(1.25, 2.5), (1, float("inf")), (float("-inf"), 5), ("1", "2")],
+    ids=["floats", "infinite end", "infinite start", "text"],
+)
+@pytest.mark.parametrize("flag_events", [1, 2], ids=["one event", "two events"])
+def test_span_times_that_are_not_ints_give_unknown_durations(
+    collector: InMemoryAnalyticsCollector,
+    tracer: Any,
+    start: Any,
+    end: Any,
+    flag_events: int,
+) -> None:
+    """The SDK keeps whatever times it is given; only int nanoseconds make a duration.
+
+    One flag event takes the exporter's lean path, two its general one; the root,
+    without events, the local roots' path.
+    """
+    root = tracer.start_span("GET /", kind=SpanKind.SERVER, start_time=start)
+    with trace.use_span(root, end_on_exit=False):
+        child = tracer.start_span("step", start_time=start)
+        for _ in range(flag_events):
+            child.add_event(semconv.EVENT_NAME, EVALUATION)
+        child.end(end_time=end)
+    root.end(end_time=end)
+    records = collector.events()
+    assert len(records) == flag_events
+    for record in records:
+        request = request_outcome(collector, record)
+        span = span_outcome(collector, record.span_id)
+        assert request is not None
+        assert span is not None
+        assert (request.name, request.duration_ms, span.duration_ms) == ("GET /", None, None)
+    (variant,) = collector.query.impact("new-checkout").variants
+    assert (variant.requests, variant.duration_p50_ms) == (1, None)
+
+
 def test_spans_without_flags_cost_no_outcome_when_nothing_waits(
     collector: InMemoryAnalyticsCollector, tracer: Any
 ) -> None:

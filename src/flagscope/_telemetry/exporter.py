@@ -454,7 +454,9 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
                     name,
                     status_code,
                     description,
-                    end - start if start and end and end >= start else -1,
+                    end - start
+                    if type(start) is int and type(end) is int and 0 < start <= end
+                    else -1,
                     0
                     if not span_attributes or _HTTP_KEYS.isdisjoint(span_attributes)
                     else _http_of(span_attributes),
@@ -529,7 +531,9 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
                             name,
                             status_code,
                             description,
-                            end - start if start and end and end >= start else -1,
+                            end - start
+                            if type(start) is int and type(end) is int and 0 < start <= end
+                            else -1,
                             http,
                         ),
                     )
@@ -665,7 +669,9 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
                             name,
                             status_code,
                             description,
-                            end - start if start and end and end >= start else -1,
+                            end - start
+                            if type(start) is int and type(end) is int and 0 < start <= end
+                            else -1,
                             0
                             if not attributes or _HTTP_KEYS.isdisjoint(attributes)
                             else _http_of(attributes),
@@ -774,7 +780,7 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
             name,
             status_code,
             description,
-            end - start if start and end and end >= start else -1,
+            end - start if type(start) is int and type(end) is int and 0 < start <= end else -1,
             http,
         )
 
