@@ -13,8 +13,9 @@ from litestar_flags.analytics.collectors.memory import (
     InMemoryAnalyticsCollector as LitestarCollector,
 )
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import INVALID_SPAN_CONTEXT
 
 from flagscope import (
@@ -36,6 +37,7 @@ from producers import (
     flag_event,
     hex_ids,
     readable_span,
+    span_context,
     within_span,
 )
 
@@ -444,6 +446,78 @@ def test_stats_count_every_span_mapping_and_skip_exactly() -> None:
     assert (stats.export_calls, stats.failed_exports, stats.items_ignored) == (2, 0, 0)
     assert collector.count() == stats.events_mapped
     assert stats.to_dict()["skipped_by_reason"] == dict(stats.skipped_by_reason)
+
+
+def _hand_made(**fields: Any) -> ReadableSpan:
+    """A span built by hand with fields no SDK span has."""
+    base: dict[str, Any] = {"name": "GET /", "context": readable_span().context}
+    return ReadableSpan(**{**base, **fields})
+
+
+def _sdk_events() -> Any:
+    """One usual flag event as the SDK keeps it (``BoundedAttributes``): the short path's."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    with provider.get_tracer("t").start_as_current_span("s") as span:
+        span.add_event(
+            semconv.EVENT_NAME,
+            {
+                semconv.KEY: "a",
+                semconv.RESULT_VARIANT: "on",
+                semconv.RESULT_REASON: "static",
+                semconv.PROVIDER_NAME: "p",
+            },
+        )
+    return memory.get_finished_spans()[0].events
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"events": None},
+        {"events": [None]},
+        {"events": ["not an event"]},
+        {"events": "sdk", "status": None},
+        {"events": "sdk", "status": object()},
+        {"events": "sdk", "context": object()},
+    ],
+    ids=["no events", "a None event", "a text event", "no status", "odd status", "odd context"],
+)
+def test_one_hand_made_span_the_short_path_cannot_read_is_skipped_not_raised(
+    fields: dict[str, Any],
+) -> None:
+    """What a SimpleSpanProcessor hands over, one span, never raises into the app either."""
+    if fields["events"] == "sdk":
+        fields = {**fields, "events": _sdk_events()}
+    exporter, collector = _exporter()
+    # A real span first: the short path then compares each span's status with its.
+    assert exporter.export((_good_span(),)) is SpanExportResult.SUCCESS
+
+    assert exporter.export((_hand_made(**fields),)) is SpanExportResult.SUCCESS
+
+    assert exporter.export((_good_span(),)) is SpanExportResult.SUCCESS
+    assert collector.count(flag_key="good-flag") == 2
+    assert collector.count() == exporter.stats.events_mapped
+    assert exporter.stats.failed_exports == 0
+
+
+def test_a_local_root_without_a_status_while_its_request_is_wanted_is_skipped() -> None:
+    """The root's outcome cannot be read: counted, the evaluation kept, nothing raised."""
+    exporter, collector = _exporter()
+    root_context = readable_span().context
+    child = readable_span(
+        events=[flag_event("a")],
+        context=span_context(root_context.trace_id, 0x1234),
+        parent=root_context,
+    )
+    assert exporter.export((child,)) is SpanExportResult.SUCCESS
+
+    root = _hand_made(context=root_context, status=None)
+    assert exporter.export((root,)) is SpanExportResult.SUCCESS
+
+    assert collector.count() == 1
+    assert dict(exporter.stats.skipped_by_reason) == {"mapping_error": 1}
 
 
 def test_a_warning_is_logged_once_per_skip_reason(caplog: pytest.LogCaptureFixture) -> None:

@@ -161,11 +161,11 @@ def test_the_older_http_status_code_attribute_and_text_codes_are_read(
 
 @pytest.mark.parametrize(
     ("start", "end"),
-    [(1.25, 2.5), (1, float("inf")), (float("-inf"), 5), ("1", "2")],
-    ids=["floats", "infinite end", "infinite start", "text"],
+    [(1.25, 2.5), (1, float("inf")), (float("-inf"), 5), ("1", "2"), (1, 2**1100)],
+    ids=["floats", "infinite end", "infinite start", "text", "beyond any float"],
 )
 @pytest.mark.parametrize("flag_events", [1, 2], ids=["one event", "two events"])
-def test_span_times_that_are_not_ints_give_unknown_durations(
+def test_span_times_that_are_not_int_nanoseconds_give_unknown_durations(
     collector: InMemoryAnalyticsCollector,
     tracer: Any,
     start: Any,
@@ -173,6 +173,9 @@ def test_span_times_that_are_not_ints_give_unknown_durations(
     flag_events: int,
 ) -> None:
     """The SDK keeps whatever times it is given; only int nanoseconds make a duration.
+
+    Int times at or past 2**64 (beyond OTLP's fixed64) are no times either: a duration
+    no float can hold would make every reading of the outcome raise.
 
     One flag event takes the exporter's lean path, two its general one; the root,
     without events, the local roots' path.
@@ -707,6 +710,45 @@ def test_roots_nobody_wants_bring_on_the_trim_on_either_way_in(way_in: str) -> N
     assert left == [2, 2, 0]
 
 
+@pytest.mark.parametrize(
+    ("max_size", "requests", "batch_size"),
+    [(2, 5, 7), (100, 1000, 33), (1000, 1500, 512)],
+)
+def test_a_batch_processor_keeps_the_outcomes_of_every_stored_evaluation(
+    max_size: int, requests: int, batch_size: int
+) -> None:
+    """Each span's outcome lasts as long as its own evaluations, not its batch's newest.
+
+    Kept as long as the batch's newest, the rows of a batch's older evaluations
+    outlived them once evicted and took the ring's room from rows still needed: a
+    collector of 1,000 lost the request outcomes of 78 of its evaluations.
+    """
+    collector = InMemoryAnalyticsCollector(max_size=max_size)
+    provider = TracerProvider(resource=RESOURCE)
+    provider.add_span_processor(
+        BatchSpanProcessor(
+            FlagEvaluationSpanExporter(collector),
+            max_queue_size=requests * 2,
+            max_export_batch_size=batch_size,
+        )
+    )
+    tracer = provider.get_tracer("app")
+    for _ in range(requests):
+        with (
+            tracer.start_as_current_span("GET /", kind=SpanKind.SERVER),
+            tracer.start_as_current_span("step") as step,
+        ):
+            step.add_event(semconv.EVENT_NAME, EVALUATION)
+    provider.force_flush()
+    provider.shutdown()
+    records = collector.events()
+    assert len(records) == max_size
+    assert all(request_outcome(collector, record) is not None for record in records)
+    assert len(collector.outcomes.span_outcomes([record.span_id for record in records])) == max_size
+    (variant,) = collector.query.impact("new-checkout").variants
+    assert variant.requests == max_size
+
+
 @pytest.mark.parametrize("in_one_batch", [False, True])
 def test_an_outcome_the_columns_cannot_hold_never_fails_a_reader(in_one_batch: bool) -> None:
     """A way in's malformed outcome is read as what ``raw_outcome`` makes of it.
@@ -715,19 +757,22 @@ def test_an_outcome_the_columns_cannot_hold_never_fails_a_reader(in_one_batch: b
     """
     store = OutcomeStore(4)
     bad: Any = ("span", 300, None, "long", None)
+    huge: Any = ("huge", 1, None, 2**1100, 200)
     items: list[Any] = [
         (1, 2, "shop", None, True, 1, bad),
         (3, 4, "shop", None, True, 1, ("ok", 1, None, 5, 200)),
+        (5, 6, "shop", None, True, 1, huge),
     ]
     if in_one_batch:
-        store.add(items, 1, 0)
-        assert store._raws[:2] == [None, None]  # written straight into the columns
+        store.add(items, 2, 0)
+        assert store._raws[:3] == [None, None, None]  # written straight into the columns
     else:
-        store.add(items[:1], 0, 0)
-        store.add(items[1:], 1, 0)
-    found = store.span_outcomes([2, 4])
+        for seq, item in enumerate(items):
+            store.add([item], seq, 0)
+    found = store.span_outcomes([2, 4, 6])
     assert found[2] == SpanOutcome("span", "unset", None, None, None)
     assert found[4] == SpanOutcome("ok", "ok", None, 5 / 1e6, 200)
+    assert found[6] == SpanOutcome("huge", "ok", None, None, 200)
 
 
 def test_the_store_checks_its_capacity() -> None:

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import compress, filterfalse, islice, repeat
 from operator import eq, ge, is_not, itemgetter, lt, or_
@@ -167,10 +167,18 @@ def raw_outcome(
 
 
 def duration_ns(start_ns: int | None, end_ns: int | None) -> int:
-    """Return ``end_ns - start_ns``, or -1 when either time is unknown or they are out of order."""
-    if type(start_ns) is int and type(end_ns) is int and 0 < start_ns <= end_ns:
+    """Return ``end_ns - start_ns``, or -1 when either time is unknown or they are out of order.
+
+    Times are Unix nanoseconds below ``TIME_LIMIT``; any other is unknown.
+    """
+    if type(start_ns) is int and type(end_ns) is int and 0 < start_ns <= end_ns < TIME_LIMIT:
         return end_ns - start_ns
     return -1
+
+
+# Span times at or above this are no times: OTLP sends them as fixed64, and a duration
+# a float cannot hold (an SDK span given a huge end time) would break every reading.
+TIME_LIMIT: Final = 1 << 64
 
 
 # HTTP status codes at or above this (or below 1) are no status: the store keeps
@@ -197,7 +205,7 @@ def outcome_of(raw: RawOutcome) -> SpanOutcome:
         name,
         OUTCOME_STATUSES[code],
         description,
-        duration / 1e6 if duration >= 0 else None,
+        duration / 1e6 if 0 <= duration < TIME_LIMIT else None,
         http or None,
     )
 
@@ -332,7 +340,13 @@ class OutcomeStore:
         with self._lock:
             self.add_locked(items, seq, first_seq)
 
-    def add_locked(self, items: Sequence[OutcomeItem], seq: int, first_seq: int) -> None:
+    def add_locked(
+        self,
+        items: Sequence[OutcomeItem],
+        seq: int,
+        first_seq: int,
+        span_seqs: Mapping[Any, int] | None = None,
+    ) -> None:
         """Record a batch of spans' outcomes and what their evaluations want.
 
         The caller holds the store's lock (the collector's, when it shares it).
@@ -349,12 +363,22 @@ class OutcomeStore:
             items: The spans.
             seq: The newest evaluation's sequence number when these were recorded.
             first_seq: The oldest stored evaluation's sequence number.
+            span_seqs: Each span's newest evaluation's sequence number, by span id
+                (``RecordStore.record_with_outcomes``): a span's outcome is then kept
+                as long as its own evaluations, where ``seq`` keeps every span of the
+                batch as long as the newest.
         """
-        if not self._add_roots(items, seq, first_seq):
-            self._add_each(items, seq, first_seq)
+        if not self._add_roots(items, seq, first_seq, span_seqs):
+            self._add_each(items, seq, first_seq, span_seqs)
         self._count_written(len(items), first_seq)
 
-    def _add_roots(self, items: Sequence[OutcomeItem], seq: int, first_seq: int) -> bool:
+    def _add_roots(
+        self,
+        items: Sequence[OutcomeItem],
+        seq: int,
+        first_seq: int,
+        span_seqs: Mapping[Any, int] | None,
+    ) -> bool:
         """``add_locked`` for local roots holding evaluations, a column at a time.
 
         What ``_add_each`` does for a batch of such spans (kind 1, local roots, as
@@ -384,7 +408,9 @@ class OutcomeStore:
             return False  # a row to reuse (``_row``'s test): the loop does it
         while len(seqs) < stop:
             self._grow()
-        seqs[start:stop] = repeat(seq, count)
+        seqs[start:stop] = (
+            repeat(seq, count) if span_seqs is None else map(span_seqs.get, span_ids, repeat(seq))
+        )
         self._span_keys[start:stop] = span_ids
         self._trace_keys[start:stop] = traces
         self._services[start:stop] = services
@@ -404,17 +430,30 @@ class OutcomeStore:
             )
         return True
 
-    def _add_each(self, items: Sequence[OutcomeItem], seq: int, first_seq: int) -> None:
-        """``add_locked``'s items one by one."""
+    def _add_each(
+        self,
+        items: Sequence[OutcomeItem],
+        batch_seq: int,
+        first_seq: int,
+        span_seqs: Mapping[Any, int] | None,
+    ) -> None:
+        """``add_locked``'s items one by one.
+
+        Items come in the order their spans ended, as their evaluations were stored,
+        so each item's seq is at least that of every want an earlier one made.
+        """
         want_spans = self.want_spans
         want_requests = self.want_requests
         spans = self._spans
         requests = self._requests
         seqs = self._seqs
         span_keys = self._span_keys
+        seq = batch_seq
         for trace_id, span_id, service, wanted_span, is_root, kind, outcome in items:
             if trace_id is None:
                 continue
+            if span_seqs is not None:
+                seq = span_seqs.get(span_id, batch_seq)
             if kind == 1:
                 row = self._row(outcome, seq, first_seq)
                 span_keys[row] = span_id
@@ -1038,6 +1077,8 @@ def _fields(
     """
     try:
         names, codes, descriptions, durations, https = zip(*outcomes, strict=True)
+        if durations and (min(durations) < -1 or max(durations) >= TIME_LIMIT):
+            raise ValueError("a duration out of range")  # read as raw_outcome would
         return names, bytes(codes), descriptions, durations, https
     except (TypeError, ValueError):
         names, codes, descriptions, durations, https = zip(*map(_checked, outcomes), strict=True)
@@ -1054,6 +1095,7 @@ def _checked(outcome: Any) -> RawOutcome:
         type(code) is int
         and 0 <= code <= 2
         and type(duration) is int
+        and -1 <= duration < TIME_LIMIT
         and type(http) is int
         and isinstance(name, str)
     ):
@@ -1062,7 +1104,7 @@ def _checked(outcome: Any) -> RawOutcome:
         name if isinstance(name, str) else "",
         code if type(code) is int and 0 <= code <= 2 else 0,
         description if isinstance(description, str) else None,
-        duration if type(duration) is int else -1,
+        duration if type(duration) is int and -1 <= duration < TIME_LIMIT else -1,
         http_status(http) or 0,
     )
 

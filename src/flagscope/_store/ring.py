@@ -16,6 +16,7 @@ from array import array
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
+from itertools import count
 from operator import attrgetter
 from types import MappingProxyType
 from typing import Any, Final, Literal, NoReturn, Protocol, runtime_checkable
@@ -23,6 +24,7 @@ from typing import Any, Final, Literal, NoReturn, Protocol, runtime_checkable
 from flagscope._store.outcomes import LabelFigures, OutcomeItem, OutcomeStore, RawOutcome
 from flagscope._store.records import (
     EMPTY_MAPPING,
+    SPAN_KEY,
     EvaluationReason,
     FlagEvaluationEvent,
     _get_value_slot,
@@ -363,9 +365,18 @@ class RecordStore:
             return len(events)
         try:
             with self._lock:
+                span_seqs = None
                 if events:
                     self._store(events)
-                self._outcomes.add_locked(items, self._next_seq - 1, self._first_seq)
+                    if len(events) > 1:
+                        # Records go oldest first, one batch's too. Each span's outcome
+                        # stays as long as its own newest record, not the batch's
+                        # newest: else the rows of a batch's older records would
+                        # outlive them and take the ring's room from rows still needed.
+                        span_seqs = dict(
+                            zip(map(SPAN_KEY, events), count(self._next_seq - len(events)))
+                        )
+                self._outcomes.add_locked(items, self._next_seq - 1, self._first_seq, span_seqs)
         finally:
             if events and self._listeners:
                 self._notify()

@@ -14,6 +14,7 @@ from opentelemetry.trace import SpanContext, StatusCode
 
 from flagscope._store.outcomes import (
     HTTP_LIMIT,
+    TIME_LIMIT,
     OutcomeItem,
     RawOutcome,
     evaluation_span_item,
@@ -320,7 +321,13 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
         if type(spans) is tuple and len(spans) == 1 and not self._shutdown:
             # What a SimpleSpanProcessor hands over: one span. The usual one, with one
             # flag event, takes a short path; anything else, the general one below.
-            result = self._export_one(spans[0])
+            try:
+                result = self._export_one(spans[0])
+            except Exception:  # noqa: BLE001 - the general path below says what failed
+                # A span the short path cannot read (a hand-made one with odd fields)
+                # raised before anything was kept: the general path maps it, or counts
+                # it as skipped, and never raises.
+                result = None
             if result is not None:
                 return result
         return BaseFlagExporter.export(self, spans)
@@ -455,7 +462,7 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
                     status_code,
                     description,
                     end - start
-                    if type(start) is int and type(end) is int and 0 < start <= end
+                    if (type(start) is int and type(end) is int and 0 < start <= end < TIME_LIMIT)
                     else -1,
                     0
                     if not span_attributes or _HTTP_KEYS.isdisjoint(span_attributes)
@@ -532,7 +539,11 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
                             status_code,
                             description,
                             end - start
-                            if type(start) is int and type(end) is int and 0 < start <= end
+                            if (
+                                type(start) is int
+                                and type(end) is int
+                                and 0 < start <= end < TIME_LIMIT
+                            )
                             else -1,
                             http,
                         ),
@@ -670,7 +681,11 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
                             status_code,
                             description,
                             end - start
-                            if type(start) is int and type(end) is int and 0 < start <= end
+                            if (
+                                type(start) is int
+                                and type(end) is int
+                                and 0 < start <= end < TIME_LIMIT
+                            )
                             else -1,
                             0
                             if not attributes or _HTTP_KEYS.isdisjoint(attributes)
@@ -780,7 +795,9 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
             name,
             status_code,
             description,
-            end - start if type(start) is int and type(end) is int and 0 < start <= end else -1,
+            end - start
+            if (type(start) is int and type(end) is int and 0 < start <= end < TIME_LIMIT)
+            else -1,
             http,
         )
 
