@@ -391,6 +391,79 @@ def test_json_and_protobuf_give_identical_records_skips_and_answers(
     assert _answers(from_json) == _answers(from_protobuf) == _answers(reference)
 
 
+# -- outcomes: what the spans did, read as protobuf's parser reads it ---------------------
+
+
+def _read_both(document: dict[str, Any]) -> tuple[Any, Any]:
+    """``read_traces``' answer and today's decoder's (protobuf's JSON parser), with outcomes."""
+    body = json.dumps(document).encode()
+
+    def outcomes(read: Any) -> Any:
+        try:
+            batch = read()
+        except OtlpDecodeError:
+            return "refused"
+        return (_answers(batch), batch.outcomes)
+
+    return (
+        outcomes(lambda: read_traces(body, "json")),
+        outcomes(lambda: map_traces(decode_traces(body, "json"))),
+    )
+
+
+@pytest.mark.parametrize(
+    "code",
+    [2, "STATUS_CODE_ERROR", "2", 2.0, " +2", "\u0662", "7", "BOGUS", "99999999999"],
+    ids=repr,
+)
+@pytest.mark.parametrize("kind", [2, "SPAN_KIND_SERVER", "2", 2.0, 1, "1"], ids=repr)
+def test_enum_numbers_sent_as_text_or_floats_read_as_protobuf_reads_them(
+    code: Any, kind: Any
+) -> None:
+    """A status code or span kind "2" or 2.0 is ERROR or SERVER, as protobuf's parser has it.
+
+    The kind decides whether a span with a remote parent (and no span flags) is its
+    service's request; a number beyond 32 bits is refused, as protobuf refuses it.
+    """
+    document = _request(
+        _event("f", None),
+        span={"parentSpanId": "1111111111111111", "kind": kind, "status": {"code": code}},
+    )
+    ours, reference = _read_both(document)
+    assert ours == reference
+    if code in (2.0, "2"):
+        assert ours != "refused"
+        (item,) = ours[1]
+        assert item[6][1] == 2  # the status read as error
+        assert item[4] is (kind not in (1, "1"))  # a SERVER span: its service's request
+
+
+def test_a_parent_sent_in_upper_case_is_found_among_the_requests_spans() -> None:
+    """Hex ids are one id in either case: the JS SpanHook's span finds the span it was made in."""
+    document = _request(
+        span={"parentSpanId": "1111111111111111", "status": {"code": 2}},
+    )
+    spans = document["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    spans.append(
+        {
+            "traceId": TRACE.upper(),
+            "spanId": "3333333333333333",
+            "parentSpanId": SPAN.upper(),
+            "name": semconv.SPAN_NAME,
+            "startTimeUnixNano": "1700000000001000000",
+            "endTimeUnixNano": "1700000000002000000",
+            "attributes": [
+                string_attr(semconv.KEY, "f"),
+                string_attr(semconv.RESULT_VARIANT, "on"),
+            ],
+        }
+    )
+    ours, reference = _read_both(document)
+    assert ours == reference
+    assert [item[5] for item in ours[1]] == [2, 0]  # the evaluation span, then its parent
+    assert ours[1][1][6][:2] == ("GET /cart", 2)
+
+
 # -- orjson answers as json.loads does ----------------------------------------------------
 
 

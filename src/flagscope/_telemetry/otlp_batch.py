@@ -11,6 +11,7 @@ from typing import Any, Final, NamedTuple
 
 from flagscope._store.outcomes import (
     NO_OUTCOME,
+    TIME_LIMIT,
     OutcomeItem,
     RawOutcome,
     evaluation_span_item,
@@ -322,7 +323,7 @@ def _outcome(
             code,
             (status_message or None) if type(status_message) is str else None,
             end_ns - start_ns
-            if type(start_ns) is int and type(end_ns) is int and 0 < start_ns <= end_ns
+            if type(start_ns) is int and type(end_ns) is int and 0 < start_ns <= end_ns < TIME_LIMIT
             else -1,
             0,
         )

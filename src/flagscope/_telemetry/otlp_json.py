@@ -258,6 +258,27 @@ def _enum(value: Any, where: str) -> None:
         _integer(value, where, -(1 << 31), (1 << 31) - 1)
 
 
+def _enum_value(value: Any, where: str) -> Any:
+    """An enum field as protobuf's JSON parser reads it: its name as sent, or its number.
+
+    Protobuf takes a number as text too ("2", " +2"), by ``int()``: such text is
+    read as that number, and refused out of the enum's 32-bit range as protobuf
+    refuses it; other text is a name (one protobuf does not know reads as 0).
+    Numbers are checked by ``_enum`` first.
+    """
+    if type(value) is str:
+        try:
+            number = int(value)
+        except ValueError:
+            return value
+        if not -(1 << 31) <= number < (1 << 31):
+            raise OtlpDecodeError(f"{where} is out of range: {value[:40]!r}")
+        return number
+    if value is None or type(value) is int:
+        return value
+    return _integer(value, where, -(1 << 31), (1 << 31) - 1)
+
+
 def _hex_id(message: dict[str, Any], camel: str, snake: str, where: str) -> str | None:
     value = message.get(camel)
     if value is None:
@@ -270,7 +291,9 @@ def _hex_id(message: dict[str, Any], camel: str, snake: str, where: str) -> str 
         bytes.fromhex(value)
     except ValueError:
         raise OtlpDecodeError(f"{camel} must be hex, got {value[:40]!r}") from None
-    return value
+    # One spelling of each id, as protobuf's bytes are: a span's parent, sent in upper
+    # case, is then found among the request's spans sent in lower case.
+    return value.lower()
 
 
 def _kind(value: Any) -> str:
@@ -521,10 +544,10 @@ def _read_span(span: dict[str, Any], source: Source, tally: Tally) -> None:
         parent_span_id,
         start_ns,
         end_ns,
-        status.get("code"),
+        _enum_value(status.get("code"), "span.status.code"),
         status.get("message"),
         flags,
-        span.get("kind"),
+        _enum_value(span.get("kind"), "span.kind"),
     )
 
 
