@@ -261,8 +261,16 @@ class Tally:
         skipped = MappingProxyType(self.skipped) if self.skipped else EMPTY_MAPPING
         outcomes = self.outcomes
         plain = self._plain
+        by_lower_case: dict[str, Any] | None = None
         for parent in self._wanted_parents:
             entry = plain.pop(parent, None) if parent else None
+            if entry is None and parent and type(parent) is str and plain:
+                # OTLP/JSON's hex ids are one id in either case (protobuf's are bytes):
+                # a parent sent in another case than its span's id is still found.
+                if by_lower_case is None:
+                    by_lower_case = {key.lower(): key for key in plain if type(key) is str}
+                key = by_lower_case.get(parent.lower())
+                entry = plain.pop(key, None) if key is not None else None
             if entry is None:
                 continue
             source, trace_id, outcome = entry

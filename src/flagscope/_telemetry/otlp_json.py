@@ -267,6 +267,9 @@ def _enum_value(value: Any, where: str) -> Any:
     Numbers are checked by ``_enum`` first.
     """
     if type(value) is str:
+        if value[:1].isalpha():
+            # A name (as protobuf's JSON printer spells enums): no int() to fail.
+            return value
         try:
             number = int(value)
         except ValueError:
@@ -291,9 +294,7 @@ def _hex_id(message: dict[str, Any], camel: str, snake: str, where: str) -> str 
         bytes.fromhex(value)
     except ValueError:
         raise OtlpDecodeError(f"{camel} must be hex, got {value[:40]!r}") from None
-    # One spelling of each id, as protobuf's bytes are: a span's parent, sent in upper
-    # case, is then found among the request's spans sent in lower case.
-    return value.lower()
+    return value
 
 
 def _kind(value: Any) -> str:
@@ -534,6 +535,21 @@ def _read_span(span: dict[str, Any], source: Source, tally: Tally) -> None:
     flags = span.get("flags")
     if type(flags) is not int:  # an int is in range: _check_span_rest counted it
         flags = _integer(flags, "span.flags", 0, 0xFFFFFFFF)
+    # Enums come as ints (checked by _check_span_rest) or names: neither needs a call.
+    code = status.get("code")
+    if (
+        code is not None
+        and type(code) is not int
+        and not (type(code) is str and code[:1].isalpha())
+    ):
+        code = _enum_value(code, "span.status.code")
+    kind = span.get("kind")
+    if (
+        kind is not None
+        and type(kind) is not int
+        and not (type(kind) is str and kind[:1].isalpha())
+    ):
+        kind = _enum_value(kind, "span.kind")
     tally.add_span(
         source,
         name,
@@ -544,10 +560,10 @@ def _read_span(span: dict[str, Any], source: Source, tally: Tally) -> None:
         parent_span_id,
         start_ns,
         end_ns,
-        _enum_value(status.get("code"), "span.status.code"),
+        code,
         status.get("message"),
         flags,
-        _enum_value(span.get("kind"), "span.kind"),
+        kind,
     )
 
 
