@@ -396,6 +396,58 @@ def test_a_provider_from_flagscope_tracer_provider_counts_too(pytester: pytest.P
     assert list(flag["variants"]) == ["1"]
 
 
+def test_a_provider_made_for_each_test_is_neither_kept_nor_walked_by_later_tests(
+    pytester: pytest.Pytester,
+) -> None:
+    """A function-scoped flagscope_tracer_provider: each test's is freed after it.
+
+    Kept, every later test walked them all (800 tests took 18 s against 3 s without
+    coverage) and held each alive.
+    """
+    pytester.makeconftest(
+        """
+        import pytest
+        from opentelemetry.sdk.trace import TracerProvider
+
+        @pytest.fixture
+        def flagscope_tracer_provider():
+            provider = TracerProvider()
+            yield provider
+            provider.shutdown()
+        """
+    )
+    pytester.makepyfile(
+        """
+        import gc
+        import pytest
+        from opentelemetry.sdk.trace import TracerProvider
+
+        @pytest.mark.parametrize("number", range(40))
+        def test_each(flag_evaluations, flagscope_tracer_provider, number):
+            tracer = flagscope_tracer_provider.get_tracer("t")
+            with tracer.start_as_current_span("s") as span:
+                span.add_event(
+                    "feature_flag.evaluation",
+                    {"feature_flag.key": "k", "feature_flag.result.variant": str(number % 2)},
+                )
+            flag_evaluations.assert_evaluated("k", times=1)
+
+        def test_zz_earlier_providers_are_gone():
+            gc.collect()
+            alive = [item for item in gc.get_objects() if isinstance(item, TracerProvider)]
+            # The global one, and at most the last test's, not yet collected.
+            assert len(alive) <= 2, len(alive)
+        """
+    )
+
+    result = run(pytester, "--flagscope-coverage-json=coverage.json")
+
+    result.assert_outcomes(passed=41)
+    flag = read_json(pytester, "coverage.json")["flags"]["k"]
+    assert flag["evaluations"] == 40
+    assert sorted(flag["variants"]) == ["0", "1"]
+
+
 def test_a_noop_global_provider_is_reported_not_fatal(pytester: pytest.Pytester) -> None:
     pytester.makeconftest(
         """
@@ -450,8 +502,26 @@ def test_a_noop_global_provider_is_reported_not_fatal(pytester: pytest.Pytester)
             ["--flagscope-coverage-json=."],
             "ERROR: --flagscope-coverage-json: {path} is a directory, not a file name",
         ),
+        (
+            "[" * 100_000 + "]" * 100_000,
+            ["--flagscope-coverage", "--flagscope-flags=bad.json"],
+            "ERROR: flagscope declared flags: {path}/bad.json: not valid JSON: nested too deep",
+        ),
+        (
+            '{"flags": {"a": {"state": "ENABLED", "variants": {"x": 1' + "0" * 5000 + "}}}}",
+            ["--flagscope-coverage", "--flagscope-flags=bad.json"],
+            "ERROR: flagscope declared flags: {path}/bad.json: not valid JSON: Exceeds the limit *",
+        ),
     ],
-    ids=["missing", "malformed", "not-json-under-xdist", "requirement-without-flags", "json-dir"],
+    ids=[
+        "missing",
+        "malformed",
+        "not-json-under-xdist",
+        "requirement-without-flags",
+        "json-dir",
+        "nested-too-deep",
+        "integer-too-long",
+    ],
 )
 def test_declared_flags_problems_are_usage_errors_without_a_traceback(
     pytester: pytest.Pytester, contents: str | None, args: list[str], message: str

@@ -160,6 +160,19 @@ def test_assert_no_regression_refuses_to_pass_on_too_little_traffic() -> None:
     capture.assert_no_regression(FLAG, baseline="control", require_verdict=False)
 
 
+@pytest.mark.parametrize("require_verdict", [True, False])
+def test_assert_no_regression_with_a_baseline_never_served_fails_naming_it(
+    require_verdict: bool,
+) -> None:
+    """A misspelt baseline would leave every variant compared with nothing, unjudged."""
+    capture = _captured({"control": CONTROL, "treatment": WORSE}, 600)
+    with pytest.raises(AssertionError) as failure:
+        capture.assert_no_regression(FLAG, baseline="contrl", require_verdict=require_verdict)
+    message = str(failure.value)
+    assert message.startswith(f"baseline 'contrl' of flag {FLAG!r} was never served; served: ")
+    assert sorted(message.split("served: ")[1].split(", ")) == ["'control'", "'treatment'"]
+
+
 def test_assert_no_regression_on_a_flag_never_evaluated_fails() -> None:
     capture = _captured({"control": CONTROL}, 5)
     with pytest.raises(AssertionError, match="never evaluated"):

@@ -540,6 +540,45 @@ def test_strict_marker_fails_at_teardown_listing_unexpected_flags(
     assert "ERROR at teardown of test_strict_but_failed_already" not in result.stdout.str()
 
 
+def test_strict_marker_leaves_a_setup_error_a_skip_and_an_xfail_as_they_are(
+    pytester: pytest.Pytester,
+) -> None:
+    """Each ended before its flags meant anything: one outcome each, no teardown error."""
+    pytester.makepyfile(
+        """
+        import pytest
+        from flagapp import evaluate
+
+        @pytest.fixture
+        def broken():
+            evaluate("b")
+            raise RuntimeError("setup broke")
+
+        @pytest.mark.flagscope(expected_flags=["a"], strict=True)
+        def test_setup_fails(flag_evaluations, broken):
+            pass
+
+        @pytest.mark.flagscope(expected_flags=["a"], strict=True)
+        def test_skips_itself(flag_evaluations):
+            evaluate("a", "b")
+            pytest.skip("not today")
+
+        @pytest.mark.xfail(reason="a known bug")
+        @pytest.mark.flagscope(expected_flags=["a"], strict=True)
+        def test_known_bug(flag_evaluations):
+            evaluate("a", "b")
+            assert False
+        """
+    )
+
+    result = pytester.runpytest("-p", "no:cacheprovider", "-rA")
+
+    result.assert_outcomes(skipped=1, xfailed=1, errors=1)
+    output = result.stdout.str()
+    assert "ERROR at setup of test_setup_fails" in output
+    assert "at teardown" not in output
+
+
 def test_lax_marker_warns_about_unexpected_flags(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """

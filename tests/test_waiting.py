@@ -231,7 +231,9 @@ async def test_the_async_wait_also_refuses_a_count_above_max_size_at_once() -> N
         await collector.query.wait_for_async(count=4, timeout=None)
 
 
-@pytest.mark.parametrize("timeout", [1e10, 1e300, float("inf")])
+@pytest.mark.parametrize(
+    "timeout", [1e10, 1e300, float("inf"), 10**400], ids=["1e10", "1e300", "inf", "10**400"]
+)
 def test_any_finite_or_infinite_timeout_waits_and_returns_the_matches(
     timeout: float, make_event: Callable[..., FlagEvaluationEvent]
 ) -> None:
@@ -330,6 +332,7 @@ def test_count_zero_returns_whatever_matches_at_once() -> None:
         ({"count": 1.5}, TypeError),
         ({"count": True}, TypeError),
         ({"timeout": -1}, ValueError),
+        ({"timeout": -(10**400)}, ValueError),
         ({"timeout": float("nan")}, ValueError),
         ({"timeout": "5"}, TypeError),
         ({"flagkey": "a"}, TypeError),
@@ -340,6 +343,11 @@ def test_bad_wait_arguments_raise_at_once(
 ) -> None:
     with pytest.raises(error):
         wait(mode, InMemoryAnalyticsCollector().query, **kwargs)
+
+
+def test_flag_keys_that_cannot_be_hashed_are_refused_naming_the_argument() -> None:
+    with pytest.raises(TypeError, match=r"^flag_key must hold flag keys \(str\), got list$"):
+        InMemoryAnalyticsCollector().query.count(flag_key=[["a"]])  # type: ignore[list-item]
 
 
 def test_recording_still_works_after_a_waiting_event_loop_closed(

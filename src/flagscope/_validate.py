@@ -90,12 +90,18 @@ def check_seconds(
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         expected = "a number of seconds or None" if optional else "a number of seconds"
         raise TypeError(f"{name} must be {expected}, got {type(value).__name__}")
+    try:
+        seconds = float(value)
+    except OverflowError:
+        # An int beyond any float (10**400): as long as infinity, where that is allowed.
+        seconds = math.inf if value > 0 else -math.inf
+        value = "an integer beyond any float"
     if zero:
-        if math.isnan(value) or value < 0:
+        if math.isnan(seconds) or seconds < 0:
             raise ValueError(f"{name} must be at least 0 seconds, got {value}")
-    elif not (value > 0 and math.isfinite(value)):
+    elif not (seconds > 0 and math.isfinite(seconds)):
         raise ValueError(f"{name} must be a finite number of seconds above 0, got {value}")
-    return float(value)
+    return seconds
 
 
 def check_bool(name: str, value: object) -> bool:
@@ -163,7 +169,12 @@ def check_keys(name: str, value: object, *, one_str: bool = False) -> frozenset[
     if not isinstance(value, (Collection, Iterable)):
         kind = "a str or a collection of str" if one_str else "a collection of flag keys"
         raise TypeError(f"{name} must be {kind}, got {type(value).__name__}")
-    keys = frozenset(value)
+    items = tuple(value)
+    try:
+        keys = frozenset(items)
+    except TypeError:
+        kinds = sorted({type(key).__name__ for key in items if not isinstance(key, str)})
+        raise TypeError(f"{name} must hold flag keys (str), got {', '.join(kinds)}") from None
     for key in keys:
         if not isinstance(key, str):
             raise TypeError(f"{name} must hold flag keys (str), got {type(key).__name__}")

@@ -425,8 +425,8 @@ class FlagEvaluationCapture:
 
         Raises:
             AssertionError: A variant is worse (or, with ``require_verdict``, could not
-                be judged, or the flag was never evaluated); the message tables
-                every variant.
+                be judged, or the flag was never evaluated), or ``baseline`` was
+                never served; the message tables every variant.
             TypeError: A bad argument, as for ``query.impact``.
             ValueError: A bad argument, as for ``query.impact``.
         """

@@ -18,6 +18,7 @@ fails the run as a serial run would.
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any, Final
@@ -75,8 +76,12 @@ class FlagCoveragePlugin:
         self._verbose = verbose
         self._collect_only = collect_only
         self._recorder = CoverageRecorder()
-        self._providers: list[SdkTracerProvider] = []
-        self._attachments: list[Attachment] = []
+        # Each provider watched, while it lives, with its attachment: weak, so that a
+        # provider made per test (a function-scoped flagscope_tracer_provider) is
+        # neither kept alive nor walked again by every later test.
+        self._providers: weakref.WeakKeyDictionary[SdkTracerProvider, Attachment] = (
+            weakref.WeakKeyDictionary()
+        )
         self._global: object = None
         self._problem: str | None = None
         self._report: CoverageReport | None = None
@@ -136,24 +141,20 @@ class FlagCoveragePlugin:
 
     def watch(self, provider: SdkTracerProvider) -> None:
         """Record the evaluations of spans ``provider`` ends, from now on."""
-        if not any(known is provider for known in self._providers):
-            self._providers.append(provider)
-        self._attach()
-
-    def _attach(self) -> None:
         # attach() returns the same attachment each time, or a new one after the
         # provider was shut down (which shut its exporter down too).
-        for provider in self._providers:
-            attachment = attach(provider, self._kind, "json")
-            if not any(known is attachment for known in self._attachments):
-                attachment.dispatcher.add(self._recorder)
-                self._attachments.append(attachment)
+        attachment = attach(provider, self._kind, "json")
+        if self._providers.get(provider) is not attachment:
+            attachment.dispatcher.add(self._recorder)
+            self._providers[provider] = attachment
 
     def _watch_global(self) -> None:
         provider = trace.get_tracer_provider()
         if provider is self._global:
-            if any(attachment.exporter.is_shut_down for attachment in self._attachments):
-                self._attach()
+            if isinstance(provider, SdkTracerProvider):
+                attachment = self._providers.get(provider)
+                if attachment is not None and attachment.exporter.is_shut_down:
+                    self.watch(provider)
             return
         try:
             # Installs an SDK provider when none is set yet, as the fixture does.
@@ -167,7 +168,7 @@ class FlagCoveragePlugin:
 
     def _flush(self) -> None:
         if self._kind == "batch":
-            for attachment in self._attachments:
+            for attachment in list(self._providers.values()):
                 attachment.processor.force_flush(FLUSH_TIMEOUT_MILLIS)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -261,7 +262,6 @@ class FlagCoveragePlugin:
 
     def pytest_unconfigure(self) -> None:
         """Detach the recorder, so an in-process pytest run leaves nothing behind."""
-        for attachment in self._attachments:
+        for attachment in list(self._providers.values()):
             attachment.dispatcher.remove(self._recorder)
-        self._attachments.clear()
         self._providers.clear()

@@ -82,6 +82,12 @@ def load_declared_flags(path: Path) -> dict[str, DeclaredFlag]:
         raise FlagDefinitionsError(
             f"{path}: not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
         ) from None
+    except RecursionError:
+        raise FlagDefinitionsError(f"{path}: not valid JSON: nested too deep") from None
+    except ValueError as error:
+        # json.loads' other refusals, such as an integer of more digits than Python
+        # converts (sys.set_int_max_str_digits).
+        raise FlagDefinitionsError(f"{path}: not valid JSON: {error}") from None
     try:
         if isinstance(data, list):
             flags = _from_key_list(data)

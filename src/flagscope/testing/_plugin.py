@@ -30,7 +30,7 @@ __all__ = ["flag_evaluations", "flagscope_tracer_provider"]
 _MARKER: Final = "flagscope"
 _MARKER_OPTIONS: Final = ("expected_flags", "strict", "processor")
 _PROCESSOR_INI: Final = "flagscope_processor"
-_CALL_FAILED = pytest.StashKey[bool]()
+_ENDED_EARLY = pytest.StashKey[bool]()
 _COVERAGE: pytest.StashKey[FlagCoveragePlugin] = pytest.StashKey()
 # Flag coverage settings that are both a command-line option and an ini option.
 _COVERAGE_SWITCHES: Final = (
@@ -162,10 +162,14 @@ def _configure_coverage(config: pytest.Config, processor: SpanProcessorKind) -> 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    """Remember a failed test body, so teardown does not pile a flag list on it."""
+    """Remember a test that failed, errored in setup, or was skipped or xfailed.
+
+    Its teardown then does not pile a flag list on it: the test ended before its
+    flags meant anything (an xfail is reported as skipped).
+    """
     report = yield
-    if report.when == "call" and report.failed:
-        item.stash[_CALL_FAILED] = True
+    if report.when in ("setup", "call") and (report.failed or report.skipped):
+        item.stash[_ENDED_EARLY] = True
     return report
 
 
@@ -220,4 +224,4 @@ def flag_evaluations(
     try:
         yield capture
     finally:
-        capture.stop(check_expected=not request.node.stash.get(_CALL_FAILED, False))
+        capture.stop(check_expected=not request.node.stash.get(_ENDED_EARLY, False))
