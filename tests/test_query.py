@@ -238,6 +238,8 @@ def test_bad_filter_arguments_raise_a_clear_error(
         ({"offset": -2}, ValueError),
         ({"offset": None}, TypeError),
         ({"limit": True}, TypeError),
+        ({"newest_first": "yes"}, TypeError),
+        ({"newest_first": 1}, TypeError),
     ],
 )
 def test_bad_paging_arguments_raise(

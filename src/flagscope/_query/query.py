@@ -27,7 +27,7 @@ from flagscope._query.rollup import Rollups
 from flagscope._query.waiting import wait_for, wait_for_async
 from flagscope._store.records import FlagEvaluationEvent
 from flagscope._store.ring import RecordStore
-from flagscope._validate import check_int, check_optional_int
+from flagscope._validate import check_bool, check_int, check_optional_int
 
 __all__ = ["CollectorQuery"]
 
@@ -112,10 +112,11 @@ class CollectorQuery:
             **filters: The filters (``FilterArgs``).
 
         Raises:
-            TypeError: A filter or paging argument of the wrong type.
+            TypeError: A filter or paging argument (or ``newest_first``) of the wrong type.
             ValueError: A filter or paging argument out of range.
         """
         _check_paging(limit, offset)
+        check_bool("newest_first", newest_first)
         events = self.matching(build_filter(**filters))
         if newest_first:
             events.reverse()

@@ -323,8 +323,10 @@ class FlagEvaluationCapture:
 
         Raises:
             ValueError: A name that is not a ``FlagEvaluationEvent`` field.
-            TypeError: ``include`` or ``exclude`` is a single string.
+            TypeError: ``include`` or ``exclude`` is a single string, or
+                ``normalize_ids`` is not a bool.
         """
+        check_bool("normalize_ids", normalize_ids)
         return snapshot_rows(
             self._collector.events(), include, exclude, normalize_ids=normalize_ids
         )
@@ -431,6 +433,7 @@ class FlagEvaluationCapture:
             ValueError: A bad argument, as for ``query.impact``.
         """
         __tracebackhide__ = True
+        check_bool("require_verdict", require_verdict)
         impact = self.query.impact(flag_key, baseline=baseline, scope=scope, **filters)
         _impact_checks.no_regression(impact, require_verdict=require_verdict)
         return impact
