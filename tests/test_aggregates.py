@@ -321,6 +321,15 @@ def test_bucket_width_must_be_a_positive_timedelta(width: Any, error: type[Excep
         InMemoryAnalyticsCollector().query.time_buckets(width)
 
 
+def test_buckets_that_would_end_past_the_last_date_are_refused_clearly(
+    make_event: EventFactory,
+) -> None:
+    collector = InMemoryAnalyticsCollector()
+    collector.record(_at(make_event, "a", 1))
+    with pytest.raises(ValueError, match="would end past 9999: choose a narrower width"):
+        collector.query.time_buckets(timedelta.max)
+
+
 # -- inventory -----------------------------------------------------------------------
 
 DECLARED = ["new-checkout", "banner-color", "theme", "max-items", "legacy-banner"]

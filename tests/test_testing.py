@@ -503,6 +503,7 @@ def test_the_capture_api_is_exported_from_the_package() -> None:
         (lambda capture: capture.assert_not_evaluated(None), TypeError),
         (lambda capture: capture.assert_only_evaluated("a", 2), TypeError),
         (lambda capture: capture.assert_only_evaluated(["a"]), TypeError),
+        (lambda capture: capture.assert_evaluated("a", reason=3), TypeError),
         (lambda capture: capture.snapshot(normalize_ids="y"), TypeError),
         (lambda capture: capture.assert_no_regression("a", require_verdict="no"), TypeError),
     ],

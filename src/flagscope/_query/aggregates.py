@@ -264,7 +264,8 @@ def time_buckets(
 
     Raises:
         TypeError: ``width`` is not a ``timedelta``.
-        ValueError: ``width`` is not positive, or more than ``max_buckets`` buckets.
+        ValueError: ``width`` is not positive, more than ``max_buckets`` buckets, or a
+            bucket would end past the year 9999.
     """
     width = _check_width(width)
     groups: dict[int, list[FlagEvaluationEvent]] = {}
@@ -290,7 +291,12 @@ def time_buckets(
         raise ValueError(
             f"{total} buckets of {width} would be built (max_buckets={max_buckets}); {advice}"
         )
-    return [_bucket(_EPOCH + index * width, width, groups.get(index, [])) for index in indexes]
+    try:
+        return [_bucket(_EPOCH + index * width, width, groups.get(index, [])) for index in indexes]
+    except OverflowError:
+        raise ValueError(
+            f"buckets of {width} would end past {datetime.max.year}: choose a narrower width"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)

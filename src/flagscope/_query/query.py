@@ -237,7 +237,8 @@ class CollectorQuery:
 
         Raises:
             TypeError: ``width`` is not a ``timedelta``.
-            ValueError: ``width`` is not positive, or too many buckets would be built.
+            ValueError: ``width`` is not positive, too many buckets would be built, or
+                a bucket would end past the year 9999.
         """
         events = self.matching(build_filter(**filters))
         return time_buckets(events, width, fill_empty=fill_empty, max_buckets=max_buckets)

@@ -74,7 +74,7 @@ def evaluated(
         raise ValueError(f"times must be at least 0, got {times}")
     expected = {name: wanted for name, wanted in fields.items() if wanted is not UNSET}
     if "reason" in expected and expected["reason"] is not None:
-        expected["reason"] = str(expected["reason"]).lower()
+        expected["reason"] = str(check_str("reason", expected["reason"])).lower()
     notes: dict[int, str] = {}
     matches: list[FlagEvaluationEvent] = []
     for index, event in enumerate(events):
