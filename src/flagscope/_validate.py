@@ -90,17 +90,18 @@ def check_seconds(
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         expected = "a number of seconds or None" if optional else "a number of seconds"
         raise TypeError(f"{name} must be {expected}, got {type(value).__name__}")
+    shown: object = value
     try:
         seconds = float(value)
     except OverflowError:
         # An int beyond any float (10**400): as long as infinity, where that is allowed.
         seconds = math.inf if value > 0 else -math.inf
-        value = "an integer beyond any float"
+        shown = "an integer beyond any float"
     if zero:
         if math.isnan(seconds) or seconds < 0:
-            raise ValueError(f"{name} must be at least 0 seconds, got {value}")
+            raise ValueError(f"{name} must be at least 0 seconds, got {shown}")
     elif not (seconds > 0 and math.isfinite(seconds)):
-        raise ValueError(f"{name} must be a finite number of seconds above 0, got {value}")
+        raise ValueError(f"{name} must be a finite number of seconds above 0, got {shown}")
     return seconds
 
 

@@ -46,6 +46,7 @@ def sorted_known(durations: Sequence[int]) -> Sequence[int]:
         A NumPy array of int64 where NumPy is installed and every value is an int
         that fits, else a list.
     """
+    known: Any = None
     numpy = _load_numpy()
     if numpy is not None:
         try:
@@ -55,20 +56,17 @@ def sorted_known(durations: Sequence[int]) -> Sequence[int]:
         # Ints only ("i": signed): floats, text or ints beyond int64 (an object or
         # uint64 array) keep the standard library's answers.
         if values is not None and values.dtype.kind == "i":
-            values = values.astype(numpy.int64, copy=False)
-            values.sort()
-            if len(values) and values[0] < 0:
-                cut = int(numpy.searchsorted(values, 0, "left"))
-                if values[cut - 1] == -1:
-                    values = values[cut:]
-            return values  # type: ignore[no-any-return]
-    known = sorted(durations)
-    if known and known[0] < 0:
-        # The unknown ones (-1) sort first, with any other negative value.
+            known = values.astype(numpy.int64, copy=False)
+            known.sort()
+    if known is None:
+        known = sorted(durations)
+    if len(known) and known[0] < 0:
+        # The unknown ones (-1) sort first, with any other negative value: one
+        # bisection finds where they end, in a list or an array alike.
         cut = bisect_left(known, 0)
         if known[cut - 1] == -1:
-            del known[:cut]
-    return known
+            known = known[cut:]
+    return known  # type: ignore[no-any-return]
 
 
 def percentile_ns(sorted_values: Sequence[int], fraction: float) -> float | None:

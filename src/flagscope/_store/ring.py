@@ -368,7 +368,7 @@ class RecordStore:
                 span_seqs = None
                 if events:
                     self._store(events)
-                    if len(events) > 1:
+                    if len(events) > 1 and items:
                         # Records go oldest first, one batch's too. Each span's outcome
                         # stays as long as its own newest record, not the batch's
                         # newest: else the rows of a batch's older records would

@@ -259,17 +259,15 @@ def _enum(value: Any, where: str) -> None:
 
 
 def _enum_value(value: Any, where: str) -> Any:
-    """An enum field as protobuf's JSON parser reads it: its name as sent, or its number.
+    """An enum field that is neither an int, None nor a name, as protobuf's parser reads it.
 
-    Protobuf takes a number as text too ("2", " +2"), by ``int()``: such text is
-    read as that number, and refused out of the enum's 32-bit range as protobuf
-    refuses it; other text is a name (one protobuf does not know reads as 0).
-    Numbers are checked by ``_enum`` first.
+    ``_read_span`` passes ints, None and names (text starting with a letter) as
+    they are, without this call. Protobuf takes a number as text too ("2", " +2"),
+    by ``int()``: such text is read as that number, and refused out of the enum's
+    32-bit range as protobuf refuses it; other text reads as an unknown name (0).
+    A float is checked by ``_enum`` first.
     """
     if type(value) is str:
-        if value[:1].isalpha():
-            # A name (as protobuf's JSON printer spells enums): no int() to fail.
-            return value
         try:
             number = int(value)
         except ValueError:
@@ -277,8 +275,6 @@ def _enum_value(value: Any, where: str) -> Any:
         if not -(1 << 31) <= number < (1 << 31):
             raise OtlpDecodeError(f"{where} is out of range: {value[:40]!r}")
         return number
-    if value is None or type(value) is int:
-        return value
     return _integer(value, where, -(1 << 31), (1 << 31) - 1)
 
 
