@@ -233,12 +233,12 @@ def test_a_span_outcome_is_the_tuple_raw_outcome_gives(
 ) -> None:
     # _outcome builds the tuple itself when there is no HTTP status: raw_outcome's.
     from flagscope._store.outcomes import raw_outcome
-    from flagscope._telemetry.otlp_batch import _STATUS_CODES, _outcome
+    from flagscope._telemetry.otlp_batch import STATUS_CODES, _outcome
 
     attributes = {} if http is None else {semconv.HTTP_RESPONSE_STATUS_CODE: http}
     expected = raw_outcome(
         name,
-        _STATUS_CODES.get(code, 0) if type(code) in (int, str) else 0,
+        STATUS_CODES.get(code, 0) if type(code) in (int, str) else 0,
         message if type(message) is str else None,
         start if type(start) is int else None,
         end if type(end) is int else None,

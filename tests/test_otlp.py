@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 from google.protobuf.message import DecodeError
@@ -25,9 +26,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
 
 from flagscope import EvaluationReason, InMemoryAnalyticsCollector
-from flagscope._telemetry import mapping, semconv
+from flagscope._telemetry import mapping, otlp, otlp_json, semconv
 from flagscope._telemetry.log_exporter import FlagEvaluationLogExporter
 from flagscope._telemetry.mapping import timestamp_from_ns
 from flagscope._telemetry.otlp import (
@@ -56,9 +60,11 @@ from otlp_payloads import (
     traces_protobuf,
 )
 from producers import (
+    END_NS,
     SERVICE_NAME,
     SPAN_HEX,
     SPAN_ID,
+    START_NS,
     TRACE_HEX,
     TRACE_ID,
     flag_event,
@@ -659,3 +665,168 @@ def test_a_large_body_goes_through_the_sliced_parse_and_decodes_the_same() -> No
     batch = read_traces(body, "protobuf")
     assert len(batch.events) == 9000
     assert [e.flag_key for e in batch.events[:3]] == ["flag-0", "flag-1", "flag-2"]
+
+
+# -- the usual span's short path (``otlp._typical_span``, ``otlp_json._typical_span``) -----
+
+# Mostly what the hooks send (so the short path is taken), sometimes what it must refuse.
+_HOOKS_TEXT = st.sampled_from(["on", "off", "STATIC", "TARGETING_MATCH", "flagd", "LaunchDarkly"])
+_TEXT = st.one_of(
+    _HOOKS_TEXT,
+    _HOOKS_TEXT,
+    _HOOKS_TEXT,
+    _HOOKS_TEXT,
+    st.text(alphabet="abcXYZ-_ 0", min_size=1, max_size=6),
+    st.text(max_size=6),
+)
+
+
+def _rarely(draw: st.DrawFn) -> bool:
+    return draw(st.integers(0, 7)) == 0
+
+
+_FLAG_VALUE = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=6)
+    | st.sampled_from(["true", "null", "42", '{"a": 1}', "[1]"])
+)
+
+
+@st.composite
+def _usual_span(draw: st.DrawFn) -> ReadableSpan:
+    """A span with one flag event, mostly as the hooks send it, with the edges around it."""
+    attributes: dict[str, Any] = {
+        semconv.KEY: draw(_TEXT),
+        semconv.RESULT_REASON: draw(_TEXT),
+        semconv.RESULT_VARIANT: draw(_TEXT),
+        semconv.PROVIDER_NAME: draw(_TEXT),
+    }
+    value = draw(_FLAG_VALUE)
+    if value is not None:
+        attributes[semconv.RESULT_VALUE] = value
+    if draw(st.booleans()):
+        attributes[semconv.CONTEXT_ID] = draw(_TEXT)
+    if _rarely(draw):
+        attributes["app.tier"] = "gold"  # not the usual event: the general path's
+    trace_id = 0 if _rarely(draw) else draw(st.just(TRACE_ID) | st.integers(1, 2**128 - 1))
+    span_id = 0 if _rarely(draw) else draw(st.just(SPAN_ID) | st.integers(1, 2**64 - 1))
+    parent = None
+    if draw(st.booleans()):
+        parent = SpanContext(trace_id, draw(st.integers(0, 2**64 - 1)), draw(st.booleans()))
+    http = draw(
+        st.sampled_from([None, 200, 503, "404", 0, 2**40, -1])
+        if draw(st.booleans())
+        else st.just(None)
+    )
+    span_attributes: dict[str, Any] = {"app.tier": "gold"} if draw(st.booleans()) else {}
+    if http is not None:
+        span_attributes[
+            draw(st.sampled_from([semconv.HTTP_RESPONSE_STATUS_CODE, semconv.HTTP_STATUS_CODE_OLD]))
+        ] = http
+    times = st.sampled_from([0, START_NS, END_NS]) | st.integers(0, 2**64 - 1)
+    start, end = draw(times), draw(times)
+    code = draw(st.sampled_from(list(StatusCode)))
+    # The SDK keeps a description only with ERROR (and warns about any other).
+    status = (
+        Status(code, draw(st.sampled_from([None, "", "boom"])))
+        if code is StatusCode.ERROR
+        else Status(code)
+    )
+    when = draw(st.sampled_from([0, START_NS]) | st.integers(1, 2**63))
+    if not (when or end or start):
+        when = START_NS  # no time at all is "now" on both paths, a moment apart
+    return ReadableSpan(
+        name=semconv.SPAN_NAME if _rarely(draw) else draw(st.sampled_from(["GET /", "pricing"])),
+        context=SpanContext(trace_id, span_id, False),
+        parent=parent,
+        resource=Resource(
+            {
+                "service.name": "gen",
+                "telemetry.sdk.language": draw(st.sampled_from(["python", "nodejs", "go"])),
+            }
+        ),
+        attributes=span_attributes,
+        events=[
+            Event(
+                draw(st.sampled_from(sorted(semconv.EVENT_NAMES))),
+                attributes,
+                timestamp=when,
+            )
+        ],
+        kind=draw(st.sampled_from(list(SpanKind))),
+        status=status,
+        start_time=start,
+        end_time=end,
+    )
+
+
+def _body(spans: list[ReadableSpan], encoding: str) -> bytes:
+    return traces_protobuf(spans) if encoding == "protobuf" else traces_json(spans)
+
+
+def _everything(batch: OtlpBatch) -> tuple[Any, ...]:
+    return (
+        [event.to_dict() for event in batch.events],
+        batch.received,
+        batch.rejected,
+        dict(batch.skipped_by_reason),
+        batch.outcomes,
+        traces_response(batch, "protobuf"),
+    )
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(_usual_span(), min_size=1, max_size=4),
+    st.sampled_from(["auto", "json", "raw"]),
+)
+def test_the_usual_spans_short_path_gives_what_the_general_path_gives(
+    encoding: str, spans: list[ReadableSpan], decoding: Any
+) -> None:
+    body = _body(spans, encoding)
+    short = read_traces(body, encoding, value_decoding=decoding)  # type: ignore[arg-type]
+    with (
+        patch.object(otlp, "_typical_span", return_value=None),
+        patch.object(otlp_json, "_typical_span", return_value=None),
+    ):
+        general = read_traces(body, encoding, value_decoding=decoding)  # type: ignore[arg-type]
+    assert _everything(short) == _everything(general)
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_a_hooks_usual_span_takes_the_short_path(encoding: str) -> None:
+    span = readable_span(
+        parent=SpanContext(TRACE_ID, 0x1111, True),
+        events=[
+            flag_event(
+                "new-checkout",
+                {
+                    semconv.RESULT_VARIANT: "on",
+                    semconv.RESULT_REASON: "TARGETING_MATCH",
+                    semconv.PROVIDER_NAME: "flagd",
+                    semconv.RESULT_VALUE: True,
+                },
+            )
+        ],
+        attributes={semconv.HTTP_RESPONSE_STATUS_CODE: 500},
+    )
+    module = otlp if encoding == "protobuf" else otlp_json
+    with patch.object(module, "_typical_span", wraps=module._typical_span) as short:
+        batch = read_traces(_body([span], encoding), encoding)  # type: ignore[arg-type]
+    assert short.call_count == 1
+    (record,) = batch.events
+    assert (record.flag_key, record.variant, record.value) == ("new-checkout", "on", True)
+    ((trace, span_id, service, wanted, is_root, kind, outcome),) = batch.outcomes
+    assert (trace, span_id, service, wanted, is_root, kind) == (
+        TRACE_ID,
+        SPAN_ID,
+        SERVICE_NAME,
+        None,
+        True,
+        1,
+    )
+    assert outcome == ("GET /cart", 0, None, END_NS - START_NS, 500)

@@ -19,14 +19,23 @@ import base64
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
 from flagscope._extras import missing_extra
+from flagscope._store.outcomes import TIME_LIMIT, OutcomeItem, raw_outcome
+from flagscope._store.records import FlagEvaluationEvent
 from flagscope._telemetry import semconv
 from flagscope._telemetry.classify import Source, http_status_attribute, source_of
-from flagscope._telemetry.mapping import ValueDecoding
-from flagscope._telemetry.otlp_batch import OtlpBatch, OtlpDecodeError, SpanEvent, Tally
+from flagscope._telemetry.mapping import ValueDecoding, map_typical
+from flagscope._telemetry.otlp_batch import (
+    OtlpBatch,
+    OtlpDecodeError,
+    SpanEvent,
+    Tally,
+    is_local_root,
+)
 from flagscope._telemetry.otlp_json import (
     load_json,
     read_document,
@@ -85,6 +94,7 @@ _USER_AGENT_LANGUAGES: Final = (
     (" go", "go"),
 )
 _EVENT_NAMES: Final = semconv.EVENT_NAMES
+_SPAN_NAME: Final = semconv.SPAN_NAME
 
 
 # -- encodings -------------------------------------------------------------------------
@@ -374,6 +384,79 @@ def _pb_source(
     )
 
 
+def _typical_span(
+    span: Any,
+    attributes: dict[str, Any],
+    event_time: int,
+    service: str | None,
+    language: str | None,
+    decoding: ValueDecoding,
+) -> tuple[FlagEvaluationEvent, OutcomeItem] | None:
+    """The record and outcome item ``Tally.add_span`` makes of a usual span, or ``None``.
+
+    The usual span holds one flag event that ``map_typical`` maps (``attributes``,
+    already unwrapped), has valid ids and is no evaluation span: its record and its
+    outcome are built here, without the tally's, the classifier's and the lazy
+    attributes' frames (seven Python calls a span). ``None`` leaves the span, unchanged,
+    to ``Tally.add_span``, which decides everything else the same way.
+    """
+    name = span.name
+    if name == _SPAN_NAME:
+        return None
+    # The ids as ``classify._id_keys`` reads protobuf's bytes: big-endian ints, and an
+    # all-zero or odd-sized id left to the general path.
+    trace_bytes = span.trace_id
+    span_bytes = span.span_id
+    if len(trace_bytes) != 16 or len(span_bytes) != 8:
+        return None
+    trace_id = int.from_bytes(trace_bytes)
+    span_id = int.from_bytes(span_bytes)
+    if not trace_id or not span_id:
+        return None
+    parent_bytes = span.parent_span_id
+    if parent_bytes:
+        parent_id = int.from_bytes(parent_bytes) if len(parent_bytes) == 8 else 0
+        if not parent_id:
+            return None
+        is_root = is_local_root(parent_bytes, span.flags, span.kind)
+    else:
+        parent_id = None
+        is_root = True
+    start = span.start_time_unix_nano
+    end = span.end_time_unix_nano
+    record = map_typical(
+        attributes,
+        event_time or end or start or None,
+        trace_id,
+        span_id,
+        parent_id,
+        service,
+        language,
+        decoding,
+    )
+    if record is None:
+        return None
+    status = span.status
+    code = status.code
+    if not 0 <= code <= 2:
+        code = 0  # a status code this OTLP does not know: unset, as ``_outcome`` reads it
+    message = status.message
+    pairs = span.attributes[:]
+    http = _SpanAttributes(pairs).http_status() if pairs else None
+    if http is None:
+        # ``otlp_batch._outcome``'s tuple for a span without an HTTP status.
+        outcome = (
+            name,
+            code,
+            message or None,
+            end - start if 0 < start <= end < TIME_LIMIT else -1,
+            0,
+        )
+    else:
+        outcome = raw_outcome(name, code, message, start, end, http)
+    return record, (trace_id, span_id, service, None, is_root, 1, outcome)
+
+
 def map_traces(
     request: ExportTraceServiceRequest,
     *,
@@ -390,9 +473,13 @@ def map_traces(
     """
     tally = Tally()
     add_span = tally.add_span
+    add_record = tally.events.append
+    add_outcome = tally.outcomes.append
+    typical = 0  # spans taken by the short path below, counted as received at the end
     event_names = _EVENT_NAMES
-    # A named tuple's ``_make`` is ``tuple.__new__`` itself: no Python ``__new__`` frame.
-    make_event = SpanEvent._make
+    # ``tuple.__new__`` bound to the named tuple: a C call, where ``SpanEvent._make`` is
+    # a Python frame on 3.11.
+    make_event = partial(tuple.__new__, SpanEvent)
     # Each field read from a parsed message is a C call that looks the field up by
     # name and wraps the value: each is read once, and only where it counts. Repeated
     # fields are walked as slices (lists): upb's containers have no ``__iter__``, so a
@@ -400,15 +487,43 @@ def map_traces(
     # instructions a loop.
     for resource_spans in request.resource_spans[:]:
         source = _pb_source(resource_spans.resource.attributes, value_decoding, default_language)
+        service = source.service_name
+        language = source.language
+        decoding = source.value_decoding
         for scope_spans in resource_spans.scope_spans[:]:
             for span in scope_spans.spans[:]:
-                flag_events = []
-                for event in span.events[:]:
+                span_events = span.events[:]
+                if len(span_events) == 1:
+                    event = span_events[0]
                     name = event.name
-                    if name in event_names:
-                        flag_events.append(
-                            make_event((name, _attributes(event.attributes), event.time_unix_nano))
-                        )
+                    if name not in event_names:
+                        flag_events = []
+                    else:
+                        attributes = _attributes(event.attributes)
+                        try:
+                            made = _typical_span(
+                                span, attributes, event.time_unix_nano, service, language, decoding
+                            )
+                        except Exception:  # noqa: BLE001 - add_span maps it again, and counts it
+                            made = None
+                        if made is not None:
+                            # ``Tally.add_span``'s work for the usual span, done: its record
+                            # and its outcome, with no classifier or tally frames.
+                            add_record(made[0])
+                            add_outcome(made[1])
+                            typical += 1
+                            continue
+                        flag_events = [make_event((name, attributes, event.time_unix_nano))]
+                else:
+                    flag_events = []
+                    for event in span_events:
+                        name = event.name
+                        if name in event_names:
+                            flag_events.append(
+                                make_event(
+                                    (name, _attributes(event.attributes), event.time_unix_nano)
+                                )
+                            )
                 parent_span_id = span.parent_span_id
                 status = span.status
                 add_span(
@@ -424,10 +539,11 @@ def map_traces(
                     status.code,
                     status.message,
                     # Flags and kind only tell whether a span with a parent is a local
-                    # root (``otlp_batch._is_local_root``): a span without one is.
+                    # root (``otlp_batch.is_local_root``): a span without one is.
                     span.flags if parent_span_id else 0,
                     span.kind if parent_span_id else 0,
                 )
+    tally.received += typical
     return tally.batch()
 
 

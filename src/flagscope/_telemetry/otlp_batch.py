@@ -35,7 +35,7 @@ from flagscope._telemetry.classify import (
 )
 from flagscope._telemetry.mapping import SkipReason
 
-__all__ = ["OtlpBatch", "OtlpDecodeError", "SpanEvent", "Tally"]
+__all__ = ["STATUS_CODES", "OtlpBatch", "OtlpDecodeError", "SpanEvent", "Tally", "is_local_root"]
 
 _MAX_SKIP_DETAIL: Final = 5
 _SPAN_NAME: Final = semconv.SPAN_NAME
@@ -44,7 +44,8 @@ _HAS_IS_REMOTE: Final = 0x100
 _IS_REMOTE: Final = 0x200
 # Span kinds that start a service's part of a trace: SERVER and CONSUMER.
 _ENTRY_KINDS: Final = frozenset({2, 5, "SPAN_KIND_SERVER", "SPAN_KIND_CONSUMER"})
-_STATUS_CODES: Final = {
+# OTLP status codes, as numbers or OTLP/JSON's names, to 0 unset, 1 ok, 2 error.
+STATUS_CODES: Final = {
     0: 0,
     1: 1,
     2: 2,
@@ -144,7 +145,7 @@ class Tally:
         names): they say what happened to it and whether it is a local root.
         """
         self.received += 1
-        is_root = not parent_span_id or _is_local_root(parent_span_id, flags, kind)
+        is_root = not parent_span_id or is_local_root(parent_span_id, flags, kind)
         if not flag_events and name != _SPAN_NAME:
             try:
                 if is_root:
@@ -291,7 +292,7 @@ class Tally:
         return OtlpBatch(tuple(self.events), self.received, self.rejected, skipped, tuple(outcomes))
 
 
-def _is_local_root(parent_span_id: Any, flags: Any, kind: Any) -> bool:
+def is_local_root(parent_span_id: Any, flags: Any, kind: Any) -> bool:
     """Whether a span starts its service's part of the trace.
 
     No parent: yes. A parent: the OTLP flags say whether it is remote (SDKs set
@@ -313,7 +314,7 @@ def _outcome(
     end_ns: Any,
     span_attributes: Callable[[], Any],
 ) -> RawOutcome:
-    code = _STATUS_CODES.get(status_code, 0) if type(status_code) in (int, str) else 0
+    code = STATUS_CODES.get(status_code, 0) if type(status_code) in (int, str) else 0
     http = None
     http_status = getattr(span_attributes, "http_status", None)
     if http_status is not None:

@@ -27,22 +27,34 @@ import base64
 import binascii
 import json
 from collections.abc import Callable, Mapping
+from functools import partial
 from itertools import accumulate
 from math import isfinite
 from operator import getitem
 from types import MappingProxyType
 from typing import Any, Final, TypeVar
 
+from flagscope._store.outcomes import TIME_LIMIT, raw_outcome
 from flagscope._telemetry import semconv
-from flagscope._telemetry.classify import Source, source_of
-from flagscope._telemetry.mapping import ValueDecoding
-from flagscope._telemetry.otlp_batch import OtlpDecodeError, SpanEvent, Tally
+from flagscope._telemetry.classify import Source, http_status_attribute, source_of
+from flagscope._telemetry.mapping import ValueDecoding, map_typical
+from flagscope._telemetry.otlp_batch import (
+    STATUS_CODES,
+    OtlpDecodeError,
+    SpanEvent,
+    Tally,
+    is_local_root,
+)
 
 __all__ = ["load_json", "read_document", "read_json_logs", "read_json_traces"]
 
 _T = TypeVar("_T")
 
 _EVENT_NAMES: Final = semconv.EVENT_NAMES
+_SPAN_NAME: Final = semconv.SPAN_NAME
+# ``tuple.__new__`` bound to the named tuple: a C call, where ``SpanEvent(...)`` is a
+# Python ``__new__`` frame on 3.11.
+_new_event: Final = partial(tuple.__new__, SpanEvent)
 _INT64_MIN: Final = -(1 << 63)
 _INT64_MAX: Final = (1 << 63) - 1
 _UINT64_MAX: Final = (1 << 64) - 1
@@ -525,7 +537,7 @@ def _read_span(span: dict[str, Any], source: Source, tally: Tally) -> None:
         timestamp = _time(event, "timeUnixNano", "time_unix_nano", "event")
         _count(event, "droppedAttributesCount", "dropped_attributes_count", "event")
         if event_name in _EVENT_NAMES:
-            flag_events.append(SpanEvent(event_name, event_attributes, timestamp))
+            flag_events.append(_new_event((event_name, event_attributes, timestamp)))
     _check_span_rest(span)
     status = span.get("status") or {}
     flags = span.get("flags")
@@ -546,6 +558,31 @@ def _read_span(span: dict[str, Any], source: Source, tally: Tally) -> None:
         and not (type(kind) is str and kind[:1].isalpha())
     ):
         kind = _enum_value(kind, "span.kind")
+    if len(flag_events) == 1 and name != _SPAN_NAME:
+        try:
+            made = _typical_span(
+                name,
+                flag_events[0],
+                attributes,
+                trace_id,
+                span_id,
+                parent_span_id,
+                start_ns,
+                end_ns,
+                code,
+                status.get("message"),
+                flags,
+                kind,
+                source,
+            )
+        except Exception:  # noqa: BLE001 - add_span maps it again, and counts it
+            made = None
+        if made is not None:
+            # ``Tally.add_span``'s work for the usual span, done (as ``otlp.map_traces``).
+            tally.received += 1
+            tally.events.append(made[0])
+            tally.outcomes.append(made[1])
+            return
     tally.add_span(
         source,
         name,
@@ -561,6 +598,79 @@ def _read_span(span: dict[str, Any], source: Source, tally: Tally) -> None:
         flags,
         kind,
     )
+
+
+def _typical_span(
+    name: str,
+    event: SpanEvent,
+    span_attributes: dict[str, Any],
+    trace_hex: str | None,
+    span_hex: str | None,
+    parent_hex: str | None,
+    start: int,
+    end: int,
+    code: Any,
+    message: Any,
+    flags: Any,
+    kind: Any,
+    source: Source,
+) -> tuple[Any, Any] | None:
+    """The record and outcome item ``Tally.add_span`` makes of a usual span, or ``None``.
+
+    ``otlp._typical_span`` for OTLP/JSON: one flag event that ``map_typical`` maps,
+    valid ids, no evaluation span. ``None`` leaves the span to ``Tally.add_span``.
+    """
+    # The ids as ``trace_id_key`` reads hex text: ``_hex_id`` checked it is hex, and
+    # ``isalnum`` that no whitespace (which ``bytes.fromhex`` allows) is in it.
+    if (
+        trace_hex is None
+        or span_hex is None
+        or len(trace_hex) != 32
+        or len(span_hex) != 16
+        or not trace_hex.isalnum()
+        or not span_hex.isalnum()
+    ):
+        return None
+    trace_id = int(trace_hex, 16)
+    span_id = int(span_hex, 16)
+    if not trace_id or not span_id:
+        return None
+    if parent_hex is None:
+        parent_id = None
+        is_root = True
+    else:
+        if len(parent_hex) != 16 or not parent_hex.isalnum():
+            return None
+        parent_id = int(parent_hex, 16)
+        if not parent_id:
+            return None
+        is_root = is_local_root(parent_hex, flags, kind)
+    record = map_typical(
+        event[1],
+        event[2] or end or start or None,
+        trace_id,
+        span_id,
+        parent_id,
+        source.service_name,
+        source.language,
+        source.value_decoding,
+    )
+    if record is None:
+        return None
+    status_code = STATUS_CODES.get(code, 0)
+    http = http_status_attribute(span_attributes) if span_attributes else None
+    if http is None:
+        # ``otlp_batch._outcome``'s tuple for a span without an HTTP status.
+        outcome = (
+            name,
+            status_code,
+            message or None,
+            end - start if 0 < start <= end < TIME_LIMIT else -1,
+            0,
+        )
+    else:
+        outcome = raw_outcome(name, status_code, message, start, end, http)
+    return record, (trace_id, span_id, source.service_name, None, is_root, 1, outcome)
 
 
 def _check_span_rest(span: dict[str, Any]) -> None:
