@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from flagscope import FlagEvaluationSpanExporter, InMemoryAnalyticsCollector
-from flagscope._query.impact import MIN_REQUESTS, VERDICTS, FlagImpact
+from flagscope._query.impact import MIN_REQUESTS, VERDICTS, BaselineNotServedError, FlagImpact
 from flagscope._telemetry import semconv
 from impact_traffic import FLAG, Behaviour, drive
 
@@ -191,6 +191,30 @@ def test_without_a_default_the_baseline_is_the_most_evaluated_ties_by_name() -> 
             _evaluate(root, variant)
     assert collector.query.impact(FLAG).baseline == "a"
     assert collector.query.impact(FLAG, baseline="b").baseline == "b"
+
+
+@pytest.mark.parametrize(("baseline", "filters"), [("of", {}), ("", {}), ("a", {"variant": "b"})])
+def test_a_baseline_the_flag_never_served_is_refused_naming_what_was_served(
+    baseline: str, filters: dict[str, Any]
+) -> None:
+    # Compared with nothing, every real variant would be "insufficient_data": a
+    # misspelt baseline would hide a regression.
+    collector = InMemoryAnalyticsCollector()
+    tracer = _provider(collector)
+    for variant in ("b", "a", "b"):
+        with tracer.start_as_current_span("GET /") as root:
+            _evaluate(root, variant)
+    with pytest.raises(BaselineNotServedError, match=rf"baseline {baseline!r} of flag") as error:
+        collector.query.impact(FLAG, baseline=baseline, **filters)
+    assert isinstance(error.value, ValueError)
+    assert str(error.value).endswith("served: 'b'" if filters else "served: 'b', 'a'")
+    with pytest.raises(BaselineNotServedError):
+        asyncio.run(collector.query.impact_async(FLAG, baseline=baseline, **filters))
+
+
+def test_a_flag_never_evaluated_has_no_variants_whatever_the_baseline() -> None:
+    impact = InMemoryAnalyticsCollector().query.impact(FLAG, baseline="control")
+    assert (impact.baseline, impact.variants) == (None, ())
 
 
 def test_flags_sent_without_variants_are_grouped_by_value() -> None:

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -80,10 +81,17 @@ def test_the_api_takes_the_scope_and_the_filters(impact_server: BackgroundServer
 
 @pytest.mark.parametrize(
     ("params", "message"),
-    [({"scope": "trace"}, "scope"), ({"colour": "red"}, "unknown query parameter")],
+    [
+        ({"scope": "trace"}, "scope"),
+        ({"colour": "red"}, "unknown query parameter"),
+        # A misspelt baseline would judge every variant against nothing.
+        ({"baseline": "contrl"}, f"baseline 'contrl' of flag {FLAG!r} was never served; served: "),
+        ([("scope", "span"), ("scope", "request")], "'scope' may be given once"),
+        ([("baseline", "control"), ("baseline", "treatment")], "'baseline' may be given once"),
+    ],
 )
 def test_the_api_refuses_bad_parameters_with_400(
-    impact_server: BackgroundServer, params: dict[str, str], message: str
+    impact_server: BackgroundServer, params: Any, message: str
 ) -> None:
     response = httpx.get(f"{impact_server.url}/api/flags/{FLAG}/impact", params=params)
     assert response.status_code == 400

@@ -402,3 +402,41 @@ def test_no_query_string_makes_the_api_answer_500(
     assert status in (200, 400, 404), body[:300]
     if status == 400:
         assert json.loads(body)["error"]
+
+
+@pytest.mark.parametrize("name", ["variant", "reason", "since", "limit", "errors_only"])
+def test_a_parameter_other_than_flag_key_given_twice_is_refused_with_400(
+    server: BackgroundServer, name: str
+) -> None:
+    # Read once, the last would win and the others be dropped without a word.
+    values = {"since": T0.isoformat(), "limit": "1", "errors_only": "true"}
+    value = values.get(name, "on")
+    response = _get(server, "/api/events", [(name, value), (name, value)])
+    assert response.status_code == 400
+    assert response.json() == {"error": f"query parameter {name!r} may be given once"}
+
+
+def test_flag_key_given_twice_still_means_either(server: BackgroundServer) -> None:
+    response = _get(server, "/api/events", [("flag_key", "checkout"), ("flag_key", "checkout")])
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("GET", "/api/nope", 404), ("GET", "/api", 404), ("POST", "/api/events", 405)],
+)
+def test_api_paths_starlette_refuses_answer_json_like_every_other_api_error(
+    server: BackgroundServer, method: str, path: str, status: int
+) -> None:
+    response = httpx.request(method, server.url + path)
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/json"
+    assert set(response.json()) == {"error"}
+    if status == 405:
+        assert response.headers["allow"] == "GET, HEAD"
+
+
+def test_other_unknown_paths_still_answer_plain_text(server: BackgroundServer) -> None:
+    response = _get(server, "/nope")
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/plain")

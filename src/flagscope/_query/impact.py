@@ -38,6 +38,7 @@ __all__ = [
     "ALPHA",
     "MIN_REQUESTS",
     "VERDICTS",
+    "BaselineNotServedError",
     "FlagImpact",
     "ImpactScope",
     "VariantImpact",
@@ -47,6 +48,16 @@ __all__ = [
 ]
 
 ImpactScope = Literal["request", "span"]
+
+
+class BaselineNotServedError(ValueError):
+    """``baseline=`` names a variant the flag did not serve (among the filtered evaluations).
+
+    Every other variant would be compared with nothing: a misspelt baseline would
+    turn a real regression into ``insufficient_data``.
+    """
+
+
 Verdict = Literal["baseline", "worse", "better", "no_difference", "insufficient_data"]
 VERDICTS: Final[tuple[Verdict, ...]] = (
     "baseline",
@@ -229,15 +240,18 @@ def compute_impact(
     else:
         found = collector.outcomes.figures(scope, events, variant_label)
     evaluations = Counter({label: item.evaluations for label, item in found.items()})
-    chosen = _baseline(baseline, found)
-    if chosen is None:
+    if not found:
         return FlagImpact(flag_key, None, scope, ())
+    chosen = _baseline(baseline, found)
+    if chosen not in found:
+        served = ", ".join(map(repr, sorted(found, key=lambda label: (-evaluations[label], label))))
+        among = "" if events is None else " among the filtered evaluations"
+        raise BaselineNotServedError(
+            f"baseline {chosen!r} of flag {flag_key!r} was never served{among}; served: {served}"
+        )
     figures = {
         label: _Figures(item.requests, item.errors, item.durations) for label, item in found.items()
     }
-    if chosen not in figures:
-        figures[chosen] = _Figures(0, 0, ())
-        evaluations[chosen] = 0
     order = sorted(figures, key=lambda label: (label != chosen, -evaluations[label], label))
 
     base = figures[chosen]
@@ -344,12 +358,10 @@ def _ms(value: float | None) -> float | None:
     return None if value is None else value / 1e6
 
 
-def _baseline(given: str | None, found: Mapping[str, LabelFigures]) -> str | None:
+def _baseline(given: str | None, found: Mapping[str, LabelFigures]) -> str:
     """``given``, else the variant served with reason default, else the most evaluated."""
     if given is not None:
         return given
-    if not found:
-        return None
     # The store counts each label's evaluations by reason; "default" as a plain string
     # is the same key as the enum member.
     defaults = {

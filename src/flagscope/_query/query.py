@@ -272,8 +272,9 @@ class CollectorQuery:
 
         Raises:
             TypeError: ``flag_key`` or ``baseline`` not a str, or a bad filter.
-            ValueError: An unknown ``scope``, ``flag_key`` among the filters, or
-                a filter out of range.
+            ValueError: An unknown ``scope``, ``flag_key`` among the filters, a
+                filter out of range, or a ``baseline`` the flag never served among
+                the evaluations judged (``BaselineNotServedError``).
         """
         if not isinstance(flag_key, str):
             raise TypeError(f"flag_key must be a str, got {type(flag_key).__name__}")

@@ -101,7 +101,8 @@ def _integer(name: str, text: str, low: int, high: int) -> int:
 def parse_filters(params: QueryParams, *, extra: frozenset[str] = frozenset()) -> dict[str, Any]:
     """Turn query-string parameters into the query API's filter keyword arguments.
 
-    ``flag_key`` may repeat (any of them matches); ``value`` is read as JSON when
+    ``flag_key`` may repeat (any of them matches), no other parameter may (the
+    endpoint's own, ``extra``, included); ``value`` is read as JSON when
     it parses, else as text; ``since``/``until`` are ISO 8601 (UTC when no offset).
 
     Args:
@@ -109,12 +110,18 @@ def parse_filters(params: QueryParams, *, extra: frozenset[str] = frozenset()) -
         extra: Other parameter names the endpoint reads itself.
 
     Raises:
-        QueryError: An unknown parameter, or a value of the wrong form.
+        QueryError: An unknown or repeated parameter, or a value of the wrong form.
     """
-    unknown = sorted(set(params.keys()) - _FILTER_NAMES - extra)
+    names = set(params.keys())
+    unknown = sorted(names - _FILTER_NAMES - extra)
     if unknown:
         known = ", ".join(sorted(_FILTER_NAMES | extra))
         raise QueryError(f"unknown query parameter {unknown[0]!r}; known: {known}")
+    # Only flag_key means "any of" when repeated; another parameter read once would
+    # silently drop the rest (the last one would win).
+    repeated = sorted(name for name in names - {"flag_key"} if len(params.getlist(name)) > 1)
+    if repeated:
+        raise QueryError(f"query parameter {repeated[0]!r} may be given once")
     filters: dict[str, Any] = {}
     keys = params.getlist("flag_key")
     if keys:

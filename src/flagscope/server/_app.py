@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Final
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -70,6 +71,22 @@ class _SecurityHeaders:
 
 def _index(_: Request) -> Response:
     return FileResponse(STATIC_DIR / "index.html", headers={"cache-control": "no-cache"})
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    """Starlette's own refusals (no such route, a method not allowed): JSON under ``/api``.
+
+    Every other answer of the JSON API is ``{"error": ...}``; elsewhere (the OTLP
+    paths, the page) the text Starlette gives.
+    """
+    if not isinstance(error, HTTPException):  # registered for it alone
+        raise error
+    path = request.url.path
+    if path == "/api" or path.startswith("/api/"):
+        return JSONResponse(
+            {"error": error.detail}, status_code=error.status_code, headers=error.headers
+        )
+    return PlainTextResponse(error.detail, status_code=error.status_code, headers=error.headers)
 
 
 def create_app(
@@ -144,6 +161,7 @@ def create_app(
             Route("/", _index),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
+        exception_handlers={HTTPException: _http_error},
     )
     app.add_middleware(ResponseBudget)
     app.add_middleware(HostGuard, allowed_hosts=allowed_hosts)

@@ -16,7 +16,7 @@ from opentelemetry.trace import TracerProvider
 
 from flagscope._query.collector import InMemoryAnalyticsCollector
 from flagscope._query.filters import FilterArgs
-from flagscope._query.impact import FlagImpact
+from flagscope._query.impact import BaselineNotServedError, FlagImpact
 from flagscope._store.records import EvaluationReason, FlagEvaluationEvent
 from flagscope._telemetry.exporter import check_value_decoding
 from flagscope._telemetry.mapping import ValueDecoding
@@ -434,7 +434,11 @@ class FlagEvaluationCapture:
         """
         __tracebackhide__ = True
         check_bool("require_verdict", require_verdict)
-        impact = self.query.impact(flag_key, baseline=baseline, scope=scope, **filters)
+        try:
+            impact = self.query.impact(flag_key, baseline=baseline, scope=scope, **filters)
+        except BaselineNotServedError as error:
+            # A misspelt baseline, or one not in this run's traffic: the test's finding.
+            raise AssertionError(str(error)) from None
         _impact_checks.no_regression(impact, require_verdict=require_verdict)
         return impact
 
