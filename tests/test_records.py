@@ -250,6 +250,22 @@ def test_to_dict_makes_awkward_values_json_safe(value: Any, expected: Any) -> No
     assert json.loads(json.dumps(data, allow_nan=False)) == data
 
 
+@pytest.mark.parametrize(
+    ("duration", "expected"), [(float("nan"), "nan"), (float("inf"), "inf"), (1.5, 1.5)]
+)
+def test_to_dict_makes_a_non_finite_evaluation_duration_json_safe(
+    duration: float, expected: Any
+) -> None:
+    # A user's record with a NaN duration made every page of /api/events holding it
+    # answer 400, and to_json write NaN, which strict JSON readers refuse.
+    event = FlagEvaluationEvent(
+        WHEN, "f", True, EvaluationReason.STATIC, evaluation_duration_ms=duration
+    )
+    data = event.to_dict()
+    assert data["evaluation_duration_ms"] == expected
+    assert json.loads(json.dumps(data, allow_nan=False)) == data
+
+
 def test_json_safe_falls_back_to_repr_for_unknown_objects() -> None:
     class Opaque:
         def __repr__(self) -> str:

@@ -182,7 +182,7 @@ class FlagEvaluationEvent:
             "variant": self.variant,
             "targeting_key": self.targeting_key,
             "context_attributes": json_safe(self.context_attributes),
-            "evaluation_duration_ms": self.evaluation_duration_ms,
+            "evaluation_duration_ms": json_safe(self.evaluation_duration_ms),
             "provider_name": self.provider_name,
             "flag_set_id": self.flag_set_id,
             "version": self.version,
