@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -558,10 +559,13 @@ def test_report_escapes_every_cell() -> None:
         "distinct_targeting_keys": 1,
         "last_seen": "\x1b[31mnot a time",
     }
-    body = json.dumps({"flags": [summary]}).encode()
-    with _FakeServer(_answer(200, body, content_type="application/json")) as fake:
+    counters = dict(
+        _COUNTERS, flag_key=hostile, by_variant={hostile: 2}, by_reason={"\x1b]0;title\x07": 2}
+    )
+    with _FakeServer(_json_api([summary], counters=[counters])) as fake:
         result = _report_process(fake.url)
     assert result.returncode == 0, result.stderr
+    assert "flag evaluation metrics" in result.stdout
     assert "\x1b" not in result.stdout
     assert "\x07" not in result.stdout
     assert "\\x1b" in result.stdout  # shown, inert
@@ -666,3 +670,320 @@ def test_without_the_server_extra_the_command_says_so_in_one_line(tmp_path: Path
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("flagscope: ")
     assert "pip install 'flagscope[server]'" in line
+
+
+# -- the report's output and errors, whatever the input or the server ----------------------
+
+_SUMMARY = {
+    "flag_key": "a",
+    "count": 1,
+    "by_variant": {"on": 1},
+    "by_reason": {"static": 1},
+    "error_count": 0,
+    "error_rate": 0.0,
+    "distinct_targeting_keys": 1,
+    "last_seen": None,
+}
+_COUNTERS = {
+    "flag_key": "a",
+    "evaluations": 2,
+    "successes": 2,
+    "errors": 0,
+    "by_variant": {"on": 2},
+    "by_reason": {"static": 2},
+}
+_VARIANT = {"variant": "on", "requests": 1, "verdict": "baseline"}
+
+
+def _impact(key: str, *variants: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "flag_key": key,
+        "baseline": "on",
+        "scope": "request",
+        "variants": list(variants) or [_VARIANT],
+    }
+
+
+def _json_api(
+    flags: list[dict[str, Any]],
+    *,
+    impacts: dict[str, Any] | None = None,
+    counters: list[dict[str, Any]] | None = None,
+    delays: dict[str, float] | None = None,
+) -> Any:
+    """Answer as a flagscope server would: ``/api/flags``, ``/impact`` and ``/api/metrics``.
+
+    ``impacts`` maps a flag key to its impact document (missing: 404); ``delays`` maps
+    ``flags``, ``impact`` or ``metrics`` to seconds to wait before answering.
+    """
+
+    def answer(handler: http.server.BaseHTTPRequestHandler) -> None:
+        path = handler.path.split("?")[0]
+        if path.endswith("/impact"):
+            kind, key = "impact", path.removeprefix("/api/flags/").removesuffix("/impact")
+            impact = (impacts or {}).get(urllib.parse.unquote(key))
+            status, document = (200, impact) if impact is not None else (404, {"error": "gone"})
+        elif path.endswith("/api/metrics"):
+            kind, status, document = "metrics", 200, {"flags": counters or []}
+        else:
+            kind, status, document = "flags", 200, {"flags": flags}
+        time.sleep((delays or {}).get(kind, 0.0))
+        _answer(status, json.dumps(document).encode(), content_type="application/json")(handler)
+
+    return answer
+
+
+_STORED_KEYS = [
+    "bel\x07key",
+    "bs\x08key",
+    "vt\x0bkey",
+    "ff\x0ckey",
+    "tab\tkey",
+    "cr\rkey",
+    "\x1b[2Jesc",
+]
+
+
+def test_report_csv_gives_every_cell_exactly_as_stored() -> None:
+    flags = [dict(_SUMMARY, flag_key=key) for key in _STORED_KEYS]
+    with _FakeServer(_json_api(flags)) as fake:
+        result = _report("--url", fake.url, "--format", "csv")
+
+    assert result.exit_code == 0, result.output
+    for key in _STORED_KEYS:
+        assert key in result.stdout
+
+
+def test_report_impact_csv_gives_every_cell_exactly_as_stored() -> None:
+    impacts = {key: _impact(key, dict(_VARIANT, variant="v\t1\x07")) for key in _STORED_KEYS}
+    flags = [dict(_SUMMARY, flag_key=key) for key in _STORED_KEYS]
+    with _FakeServer(_json_api(flags, impacts=impacts)) as fake:
+        result = _report("--url", fake.url, "--impact", "--format", "csv")
+
+    assert result.exit_code == 0, result.output
+    for key in _STORED_KEYS:
+        assert f"{key},on,request,v\t1\x07," in result.stdout
+
+
+def test_report_impact_skips_a_flag_evicted_after_the_listing() -> None:
+    flags = [dict(_SUMMARY, flag_key=key) for key in ("a", "gone", "b")]
+    impacts = {"a": _impact("a"), "b": _impact("b")}
+    with _FakeServer(_json_api(flags, impacts=impacts)) as fake:
+        result = _report("--url", fake.url, "--impact", "--format", "csv")
+
+    assert result.exit_code == 0, result.output
+    assert [row["flag_key"] for row in csv.DictReader(io.StringIO(result.stdout))] == ["a", "b"]
+    assert result.stderr == (
+        f"skipped flag 'gone': {fake.url} no longer stores it "
+        "(evicted since the flags were listed)\n"
+    )
+
+
+def test_report_impact_on_a_given_flag_that_is_not_stored_is_an_error() -> None:
+    with _FakeServer(_json_api([], impacts={"a": _impact("a")})) as fake:
+        line = _one_line_error(_report_process(fake.url, "--impact", "--flag", "a", "--flag", "x"))
+    assert line == f"Error: {fake.url}/api/flags/x/impact?scope=request: 404 gone"
+
+
+def test_report_impact_asks_once_for_a_flag_given_twice() -> None:
+    with _FakeServer(_json_api([], impacts={"co": _impact("co")})) as fake:
+        result = _report(
+            "--url", fake.url, "--impact", "--flag", "co", "--flag", "co", "--format", "csv"
+        )
+
+    assert result.exit_code == 0, result.output
+    assert len(list(csv.DictReader(io.StringIO(result.stdout)))) == 1
+    assert [path for path in fake.requests if "/impact" in path] == [
+        "/api/flags/co/impact?scope=request"
+    ]
+
+
+def test_report_impact_timeout_is_for_the_whole_report() -> None:
+    # Each answer comes well within --timeout; all five together do not.
+    keys = [f"f{n}" for n in range(5)]
+    api = _json_api(
+        [dict(_SUMMARY, flag_key=key) for key in keys],
+        impacts={key: _impact(key) for key in keys},
+        delays={"impact": 0.5},
+    )
+    with _FakeServer(api) as fake:
+        line = _one_line_error(_report_process(fake.url, "--impact", "--timeout", "1.2"))
+    assert line == f"Error: {fake.url} did not answer within 1.2 s"
+    assert len([path for path in fake.requests if "/impact" in path]) < 5
+
+
+def test_report_timeout_is_for_all_its_requests() -> None:
+    api = _json_api([_SUMMARY], counters=[_COUNTERS], delays={"flags": 0.7, "metrics": 0.7})
+    with _FakeServer(api) as fake:
+        line = _one_line_error(_report_process(fake.url, "--timeout", "1"))
+    assert line == f"Error: {fake.url} did not answer within 1 s"
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ("--flag", "\udcff"),
+        ("--flag", "ok", "--flag", "x\udcff", "--impact"),
+        ("--impact", "--baseline", "\udcff"),
+    ],
+)
+def test_report_refuses_arguments_that_are_not_utf8_text(options: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(cli, ["report", "--url", "http://127.0.0.1:9", *options])
+
+    assert result.exit_code == 2
+    assert "is not UTF-8 text" in result.output
+    assert "\\xff" in result.output
+
+
+def test_report_percent_encodes_a_url_path_that_is_not_ascii() -> None:
+    with _FakeServer(_json_api([_SUMMARY])) as fake:
+        result = _report("--url", f"{fake.url}/é ü", "--format", "json")
+
+    assert result.exit_code == 0, result.output
+    assert fake.requests[0] == "/%C3%A9%20%C3%BC/api/flags"
+
+
+def test_report_refuses_a_url_that_is_not_text() -> None:
+    result = CliRunner().invoke(cli, ["report", "--url", "http://127.0.0.1:9/\udcff"])
+
+    assert result.exit_code == 2
+    assert "Invalid value for '--url': http://127.0.0.1:9/\\xff is not a URL" in result.output
+
+
+def test_report_says_in_one_line_when_a_redirect_is_not_ascii() -> None:
+    with _FakeServer(_answer(302, b"", location="/\u00e9")) as fake:
+        line = _one_line_error(_report_process(fake.url))
+    assert "cannot be asked" in line
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["report", "--timeout", "nan"],
+        ["serve", "--body-timeout", "NaN"],
+        ["serve", "--header-timeout", "nan"],
+    ],
+)
+def test_timeouts_refuse_nan(arguments: list[str]) -> None:
+    result = CliRunner().invoke(cli, arguments)
+
+    assert result.exit_code == 2
+    assert "is not a number of seconds" in result.output
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("options", [(), ("--format", "json"), ("--impact", "--format", "csv")])
+def test_report_to_a_full_disk_says_so_in_one_line(options: tuple[str, ...]) -> None:
+    with (
+        _FakeServer(_json_api([_SUMMARY], impacts={"a": _impact("a")})) as fake,
+        Path("/dev/full").open("w") as full,
+    ):
+        result = subprocess.run(
+            [FLAGSCOPE, "report", "--url", fake.url, *options],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert result.stderr == (
+        "Error: cannot write the report to standard output: No space left on device\n"
+    )
+
+
+@pytest.mark.parametrize("output", ["table", "csv"])
+def test_report_into_a_closed_pipe_exits_1_quietly(output: str) -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # before the report starts: its every write finds no reader
+    try:
+        with _FakeServer(_json_api([_SUMMARY])) as fake:
+            result = subprocess.run(
+                [FLAGSCOPE, "report", "--url", fake.url, "--format", output],
+                stdout=write_end,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+    finally:
+        os.close(write_end)
+    assert result.returncode == 1
+    assert result.stderr == ""
+
+
+def test_report_says_in_one_line_what_it_cannot_encode() -> None:
+    with _FakeServer(_json_api([dict(_SUMMARY, flag_key="caf\u00e9")])) as fake:
+        result = subprocess.run(
+            [FLAGSCOPE, "report", "--url", fake.url, "--format", "csv"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={**os.environ, "PYTHONIOENCODING": "ascii"},
+        )
+    line = _one_line_error(result)
+    assert line == (
+        "Error: cannot write '\u00e9' to standard output (ascii); "
+        "PYTHONIOENCODING=utf-8 would write it"
+    )
+
+
+@pytest.mark.parametrize(
+    ("variant", "message"),
+    [
+        ({"error_rate_interval": 5}, "error_rate_interval 5, not a pair of numbers"),
+        ({"error_rate_interval": {"x": 1, "y": 2}}, "error_rate_interval {'x': 1, 'y': 2}, not"),
+        ({"error_rate_interval": [0.1]}, "error_rate_interval [0.1], not a pair of numbers"),
+        ({"requests": "many"}, "requests 'many', not a count"),
+        ({"duration_p50_ms": float("nan")}, "duration_p50_ms nan, not a number"),
+        ({"variant": None}, "variant None, not a name"),
+    ],
+)
+def test_report_impact_says_in_one_line_which_field_is_malformed(
+    variant: dict[str, Any], message: str
+) -> None:
+    impacts = {"a": _impact("a", dict(_VARIANT, **variant))}
+    with _FakeServer(_json_api([_SUMMARY], impacts=impacts)) as fake:
+        line = _one_line_error(_report_process(fake.url, "--impact", "--format", "csv"))
+    assert f"{fake.url}/api/flags/a/impact answered {message}" in line
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        ({"flags": {"a": 1}}, "/api/flags did not answer a flags list"),
+        ([], "/api/flags did not answer a flags list"),
+    ],
+)
+def test_report_impact_says_in_one_line_when_the_listing_is_malformed(
+    answer: Any, message: str
+) -> None:
+    body = json.dumps(answer).encode()
+    with _FakeServer(_answer(200, body, content_type="application/json")) as fake:
+        line = _one_line_error(_report_process(fake.url, "--impact"))
+    assert message in line
+
+
+@pytest.mark.parametrize(
+    ("counters", "message"),
+    [
+        ({"by_variant": {"on": "many"}}, "by_variant {'on': 'many'}, not counts by name"),
+        ({"errors": 1.5}, "errors 1.5, not a count"),
+        ({"flag_key": 3}, "an entry without a flag_key"),
+    ],
+)
+def test_report_says_in_one_line_which_metrics_count_is_malformed(
+    counters: dict[str, Any], message: str
+) -> None:
+    with _FakeServer(_json_api([_SUMMARY], counters=[dict(_COUNTERS, **counters)])) as fake:
+        line = _one_line_error(_report_process(fake.url))
+    assert f"{fake.url}/api/metrics answered {message}" in line
+
+
+def test_report_shows_a_last_seen_past_year_9999_in_utc_as_given() -> None:
+    summary = dict(_SUMMARY, last_seen="9999-12-31T23:59:59-14:00")
+    with _FakeServer(_json_api([summary])) as fake:
+        result = _report_process(fake.url)
+    assert result.returncode == 0, result.stderr
+    assert "9999-12-31T23:59:59-14:00" in result.stdout.replace("\n", "")

@@ -185,3 +185,48 @@ def test_assert_no_regression_on_a_flag_never_evaluated_fails() -> None:
     capture = _captured({"control": CONTROL}, 5)
     with pytest.raises(AssertionError, match="never evaluated"):
         capture.assert_no_regression("other-flag")
+
+
+@pytest.fixture(scope="module")
+def two_flag_server() -> Iterator[BackgroundServer]:
+    """FLAG served as control or treatment; "other" as a or b, never as control."""
+    first, second = InMemorySpanExporter(), InMemorySpanExporter()
+    drive_into(first, {"control": CONTROL, "treatment": CONTROL}, 40, 21)
+    drive_into(second, {"a": CONTROL, "b": CONTROL}, 40, 22, flag="other")
+    spans = [*first.get_finished_spans(), *second.get_finished_spans()]
+    running = serve_in_background(port=0)
+    try:
+        response = httpx.post(
+            f"{running.url}/v1/traces",
+            content=traces_protobuf(spans),
+            headers={"content-type": "application/x-protobuf"},
+        )
+        assert response.status_code == 200
+        yield running
+    finally:
+        running.stop()
+
+
+def test_report_impact_with_a_baseline_skips_the_flags_that_never_served_it(
+    two_flag_server: BackgroundServer,
+) -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["report", "--url", two_flag_server.url, "--impact", "--baseline", "control"]
+        + ["--format", "json"],
+    )
+    assert result.exit_code == 0, result.output
+    assert [impact["flag_key"] for impact in json.loads(result.stdout)] == [FLAG]
+    assert "skipped flag 'other': it never served the baseline 'control'" in result.stderr
+
+
+def test_report_impact_of_a_given_flag_that_never_served_the_baseline_is_an_error(
+    two_flag_server: BackgroundServer,
+) -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["report", "--url", two_flag_server.url, "--impact", "--flag", "other"]
+        + ["--baseline", "control"],
+    )
+    assert result.exit_code == 1
+    assert "baseline 'control' of flag 'other' was never served; served: " in result.stderr

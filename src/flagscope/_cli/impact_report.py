@@ -11,13 +11,17 @@ import csv
 import io
 import json
 import math
+import time
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+import click
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+from flagscope._cli.main import ReportError, write_text
 
 __all__ = [
     "IMPACT_CSV_COLUMNS",
@@ -82,6 +86,71 @@ def _number(value: object) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+def _shown(value: object) -> str:
+    line = _printable(" ".join(repr(value).split()))
+    return line if len(line) <= 60 else line[:57] + "..."
+
+
+# How the API words a baseline= the flag never served (``BaselineNotServedError``).
+_NEVER_SERVED: Final = "was never served"
+_VARIANT_COUNTS: Final = ("evaluations", "requests", "errors")
+_VARIANT_NUMBERS: Final = (
+    "error_rate",
+    "duration_p50_ms",
+    "duration_p95_ms",
+    "duration_p99_ms",
+    "error_rate_ratio",
+    "duration_ratio_p50",
+    "error_p_value",
+    "duration_p_value",
+)
+
+
+def _check_variant(variant: object) -> str | None:
+    """Say what is wrong with one variant of an impact, or ``None`` if it can be shown."""
+    if not isinstance(variant, dict):
+        return f"a variant that is a {type(variant).__name__}, not an object"
+    if not isinstance(variant.get("variant"), str):
+        return f"variant {_shown(variant.get('variant'))}, not a name"
+    for name in _VARIANT_COUNTS:
+        value = variant.get(name, 0)
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"{name} {_shown(value)}, not a count"
+    for name in _VARIANT_NUMBERS:
+        value = variant.get(name)
+        if value is not None and _number(value) is None:
+            return f"{name} {_shown(value)}, not a number"
+    interval = variant.get("error_rate_interval")
+    if interval is not None and not (
+        isinstance(interval, list)
+        and len(interval) == 2
+        and all(_number(end) is not None for end in interval)
+    ):
+        return f"error_rate_interval {_shown(interval)}, not a pair of numbers"
+    if not isinstance(variant.get("verdict", ""), str):
+        return f"verdict {_shown(variant.get('verdict'))}, not a word"
+    return None
+
+
+def _check_impact(document: object) -> str | None:
+    """Say what is wrong with one ``/impact`` answer, or ``None`` if it can be shown."""
+    if not isinstance(document, dict):
+        return f"a {type(document).__name__}, not an object"
+    if not isinstance(document.get("flag_key"), str):
+        return "an impact without a flag_key"
+    for name in ("baseline", "scope"):
+        if not isinstance(document.get(name), (str, type(None))):
+            return f"{name} {_shown(document.get(name))}, not a name"
+    variants = document.get("variants")
+    if not isinstance(variants, list):
+        return f"variants {_shown(variants)}, not a list"
+    for variant in variants:
+        problem = _check_variant(variant)
+        if problem is not None:
+            return problem
+    return None
+
+
 def fetch_impacts(
     url: str,
     flag_keys: Sequence[str],
@@ -90,28 +159,70 @@ def fetch_impacts(
     scope: str = "request",
     baseline: str | None = None,
     timeout: float,
+    deadline: float | None = None,
 ) -> list[dict[str, Any]]:
     """Return ``/api/flags/{key}/impact`` for each flag (every stored one when none given).
 
-    ``fetch_json`` is the CLI's (``flagscope._cli.main.fetch_json``): one request, bounded
-    in time and size, with one-line errors.
+    A flag listed by ``/api/flags`` but gone when its impact is asked for (evicted in
+    between, on a busy server), or that never served ``baseline``, is skipped, with a
+    note on stderr; a flag given that is not stored, or that never served it, is an
+    error.
+
+    Args:
+        url: The server.
+        flag_keys: The flags (repeats are asked for once); none: every stored flag.
+        fetch_json: The CLI's (``flagscope._cli.main.fetch_json``): one request,
+            bounded in time and size, with one-line errors.
+        scope: ``"request"`` or ``"span"``.
+        baseline: The variant to compare with (``None``: the server's choice).
+        timeout: Seconds the whole report may take, every request included.
+        deadline: The ``time.monotonic()`` instant ``timeout`` ends at, when the
+            report started earlier (default: ``timeout`` from now).
+
+    Raises:
+        ReportError: As ``fetch_json``, or an answer is not flagscope's.
     """
-    keys = list(flag_keys)
-    if not keys:
-        body = fetch_json(url, "/api/flags", timeout=timeout)
+    if deadline is None:
+        deadline = time.monotonic() + timeout
+    keys = list(dict.fromkeys(flag_keys))
+    listed = not keys
+    if listed:
+        body = fetch_json(url, "/api/flags", timeout=timeout, deadline=deadline)
         flags = body.get("flags") if isinstance(body, dict) else None
+        if not isinstance(flags, list):
+            raise ReportError(
+                f"{url}/api/flags did not answer a flags list: is it a flagscope server?"
+            )
         keys = [
             flag["flag_key"]
-            for flag in flags or []
+            for flag in flags
             if isinstance(flag, dict) and isinstance(flag.get("flag_key"), str)
         ]
+    params = [("scope", scope)] + ([("baseline", baseline)] if baseline is not None else [])
     impacts = []
     for key in keys:
         path = f"/api/flags/{urllib.parse.quote(key, safe='')}/impact"
-        params = [("scope", scope)] + ([("baseline", baseline)] if baseline is not None else [])
-        document = fetch_json(url, path, params, timeout=timeout)
-        if isinstance(document, dict) and isinstance(document.get("variants"), list):
-            impacts.append(document)
+        try:
+            document = fetch_json(url, path, params, timeout=timeout, deadline=deadline)
+        except ReportError as error:
+            if not listed:
+                raise
+            if error.status == 404:
+                # The store dropped its evaluations after /api/flags listed it: the
+                # others can still be reported.
+                why = f"{url} no longer stores it (evicted since the flags were listed)"
+            elif error.status == 400 and baseline is not None and _NEVER_SERVED in str(error):
+                # --baseline for every flag: the flags that never served it have
+                # nothing to be judged against (the API refuses them).
+                why = f"it never served the baseline {_shown(baseline)}"
+            else:
+                raise
+            click.echo(f"skipped flag {_shown(key)}: {why}", err=True)
+            continue
+        problem = _check_impact(document)
+        if problem is not None:
+            raise ReportError(f"{url}{path} answered {problem}: is it a flagscope server?")
+        impacts.append(document)
     return impacts
 
 
@@ -121,14 +232,16 @@ def _rows(impacts: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         for variant in impact.get("variants") or []:
             if not isinstance(variant, dict):
                 continue
-            interval = variant.get("error_rate_interval") or [None, None]
+            interval = variant.get("error_rate_interval")
+            if not isinstance(interval, list) or len(interval) != 2:
+                interval = [None, None]
             row = {name: variant.get(name) for name in IMPACT_CSV_COLUMNS}
             row.update(
                 flag_key=impact.get("flag_key"),
                 baseline=impact.get("baseline"),
                 scope=impact.get("scope"),
-                error_rate_low=interval[0] if len(interval) == 2 else None,
-                error_rate_high=interval[1] if len(interval) == 2 else None,
+                error_rate_low=interval[0],
+                error_rate_high=interval[1],
             )
             rows.append(row)
     return rows
@@ -208,17 +321,21 @@ def render_impact_table(impacts: Sequence[Mapping[str, Any]]) -> Table:
 def print_impact_report(
     console: Console, url: str, impacts: Sequence[Mapping[str, Any]], output: str
 ) -> None:
-    """Print impacts as a table (``table``), JSON (``json``) or CSV (``csv``)."""
+    """Print impacts as a table (``table``), JSON (``json``) or CSV (``csv``).
+
+    The table goes through ``console``; JSON and CSV straight to ``sys.stdout``, cells
+    exactly as the server gave them.
+    """
     if output == "json":
-        console.out(json.dumps(list(impacts), indent=2), highlight=False)
+        write_text(json.dumps(list(impacts), indent=2))
     elif output == "csv":
-        console.out(impact_csv(impacts).rstrip("\n"), highlight=False)
+        write_text(impact_csv(impacts))
     elif not impacts:
         console.print(f"no flag evaluations stored at {url} yet", markup=False, highlight=False)
     else:
         console.print(render_impact_table(impacts))
         console.print(
-            f"verdicts need {impacts[0].get('min_requests', '?')} requests a side; "
+            f"verdicts need {_printable(impacts[0].get('min_requests', '?'))} requests a side; "
             f"dashboard: {url.rstrip('/')}/",
             markup=False,
             highlight=False,

@@ -7,17 +7,20 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import errno
 import gc
 import http.client
 import json
 import math
+import os
 import signal
 import socket
+import string
 import sys
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from importlib.metadata import version
 from typing import TYPE_CHECKING, Any, Final
@@ -64,7 +67,15 @@ _PIPE_WIDTH: Final = 140
 
 
 class ReportError(click.ClickException):
-    """The report could not be fetched."""
+    """The report could not be fetched (or written).
+
+    Attributes:
+        status: The HTTP status the server answered, when that was the error.
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def _one_line(text: object, width: int = 200) -> str:
@@ -157,6 +168,7 @@ def fetch_json(
     params: Sequence[tuple[str, str]] = (),
     *,
     timeout: float = DEFAULT_REPORT_TIMEOUT,
+    deadline: float | None = None,
 ) -> Any:
     """GET ``url + path`` from a flagscope server and return the decoded JSON.
 
@@ -165,13 +177,24 @@ def fetch_json(
     port. Proxies are never used: the server is usually on loopback, and an
     HTTP(S)_PROXY set for the outside world must not catch these requests.
 
+    Args:
+        url: The server, as ``--url`` gives it.
+        path: The endpoint, such as ``/api/flags``.
+        params: The query string's parameters.
+        timeout: Seconds the exchange may take; with ``deadline``, the seconds the
+            whole report may take (for the message when they run out).
+        deadline: A ``time.monotonic()`` instant by which the exchange must end
+            instead, shared by every request of one report.
+
     Raises:
         ReportError: No server there, it answered with an error or not as a flagscope
-            server does, or too slowly; the message is one line.
+            server does, or too slowly; the message is one line. Its ``status`` is the
+            HTTP status when the server answered an error.
     """
     query = f"?{urllib.parse.urlencode(list(params))}" if params else ""
     target = url.rstrip("/") + path + query
-    deadline = time.monotonic() + timeout
+    if deadline is None:
+        deadline = time.monotonic() + timeout
     try:
         for _ in range(_MAX_REDIRECTS + 1):
             status, headers, body = _get(target, deadline, MAX_RESPONSE_BYTES)
@@ -190,6 +213,10 @@ def fetch_json(
             raise ReportError(f"{url}: more than {_MAX_REDIRECTS} redirects: not followed")
     except TimeoutError:
         raise ReportError(f"{url} did not answer within {timeout:g} s") from None
+    except UnicodeError as error:
+        # A redirect to a Location that is not ASCII, or a host name IDNA refuses:
+        # http.client and the socket module raise these, not OSError.
+        raise ReportError(f"{_one_line(target)} cannot be asked: {_one_line(error)}") from None
     except (OSError, http.client.HTTPException) as error:
         reason = _one_line(getattr(error, "reason", None) or error or type(error).__name__)
         raise ReportError(
@@ -204,7 +231,8 @@ def fetch_json(
     if status != 200:
         message = document.get("error") if isinstance(document, dict) else None
         raise ReportError(
-            f"{target}: {status} {_one_line(message or http.client.responses.get(status, ''))}"
+            f"{target}: {status} {_one_line(message or http.client.responses.get(status, ''))}",
+            status=status,
         )
     return document
 
@@ -238,15 +266,21 @@ def _check_summary(flag: object) -> str | None:
 
 
 def fetch_flags(
-    url: str, flag_keys: Sequence[str] = (), *, timeout: float = DEFAULT_REPORT_TIMEOUT
+    url: str,
+    flag_keys: Sequence[str] = (),
+    *,
+    timeout: float = DEFAULT_REPORT_TIMEOUT,
+    deadline: float | None = None,
 ) -> list[dict[str, Any]]:
     """Return the per-flag summaries of the server at ``url`` (``/api/flags``).
+
+    ``timeout`` and ``deadline`` are as for ``fetch_json``.
 
     Raises:
         ReportError: As ``fetch_json``, or the answer is not flagscope's summaries.
     """
     params = [("flag_key", key) for key in flag_keys]
-    body = fetch_json(url, "/api/flags", params, timeout=timeout)
+    body = fetch_json(url, "/api/flags", params, timeout=timeout, deadline=deadline)
     flags = body.get("flags") if isinstance(body, dict) else None
     if not isinstance(flags, list):
         raise ReportError(f"{url}/api/flags did not answer a flags list: is it a flagscope server?")
@@ -282,10 +316,11 @@ def _when(stamp: str | None) -> str:
     if not stamp:
         return "-"
     try:
-        moment = datetime.fromisoformat(stamp)
-    except ValueError:
+        moment = datetime.fromisoformat(stamp).astimezone(UTC)
+    except (ValueError, OverflowError):
+        # Not a time, or one past year 9999 in UTC (9999-12-31T23:59-14:00): shown as
+        # the server gave it, as any other cell.
         return _printable(stamp)
-    moment = moment.astimezone(UTC)
     if moment.date() == datetime.now(UTC).date():
         return moment.strftime("%H:%M:%S")
     return moment.strftime("%Y-%m-%d %H:%M")
@@ -330,14 +365,27 @@ def make_console() -> Console:
     return console
 
 
+def write_text(text: str) -> None:
+    """Write ``text`` to standard output exactly, ending it with a newline.
+
+    Machine-readable output goes straight to ``sys.stdout``: rich drops control
+    characters and expands tabs, and ``click.echo`` strips ANSI escapes when piped,
+    but csv and json must give every cell as stored.
+    """
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
 def print_report(
     console: Console, url: str, flags: Sequence[Mapping[str, Any]], output: str
 ) -> None:
-    """Print summaries as a table (``table``), JSON (``json``) or CSV (``csv``)."""
+    """Print summaries as a table (``table``), JSON (``json``) or CSV (``csv``).
+
+    The table goes through ``console``; JSON and CSV straight to ``sys.stdout``.
+    """
     if output == "json":
-        console.out(to_json(list(flags)), highlight=False)
+        write_text(to_json(list(flags)))
     elif output == "csv":
-        console.out(to_csv(list(flags)).rstrip("\n"), highlight=False)
+        write_text(to_csv(list(flags)))
     elif not flags:
         console.print(f"no flag evaluations stored at {url} yet", markup=False, highlight=False)
     else:
@@ -346,12 +394,14 @@ def print_report(
         console.print(f"dashboard: {url.rstrip('/')}/", markup=False, highlight=False)
 
 
-def _not_stored(url: str, flags: Sequence[str], timeout: float) -> str:
+def _not_stored(url: str, flags: Sequence[str], timeout: float, deadline: float) -> str:
     """Say that no asked-for flag is stored, and which stored keys are close."""
-    stored = [str(flag["flag_key"]) for flag in fetch_flags(url, timeout=timeout)]
+    stored = [
+        str(flag["flag_key"]) for flag in fetch_flags(url, timeout=timeout, deadline=deadline)
+    ]
     stored += [
         str(flag["flag_key"])
-        for flag in fetch_flag_metrics(url, timeout=timeout)
+        for flag in fetch_flag_metrics(url, timeout=timeout, deadline=deadline)
         if flag["flag_key"] not in stored
     ]
     asked = ", ".join(_one_line(flag, 80) for flag in flags)
@@ -363,36 +413,57 @@ def _not_stored(url: str, flags: Sequence[str], timeout: float) -> str:
     return f"no evaluations of {asked} stored at {url} ({what} stored){hint}"
 
 
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_counters(flag: object) -> str | None:
+    """Say what is wrong with one ``/api/metrics`` entry, or ``None`` if it can be shown."""
+    if not isinstance(flag, dict):
+        return f"an entry that is a {type(flag).__name__}, not an object"
+    if not isinstance(flag.get("flag_key"), str):
+        return "an entry without a flag_key"
+    for name in ("evaluations", "successes", "errors"):
+        if not _is_count(flag.get(name)):
+            return f"{name} {_one_line(repr(flag.get(name)), 40)}, not a count"
+    for name in ("by_variant", "by_reason"):
+        counts = flag.get(name)
+        if not isinstance(counts, dict) or not all(_is_count(n) for n in counts.values()):
+            return f"{name} {_one_line(repr(counts), 60)}, not counts by name"
+    return None
+
+
 def fetch_flag_metrics(
-    url: str, flag_keys: Sequence[str] = (), *, timeout: float = DEFAULT_REPORT_TIMEOUT
+    url: str,
+    flag_keys: Sequence[str] = (),
+    *,
+    timeout: float = DEFAULT_REPORT_TIMEOUT,
+    deadline: float | None = None,
 ) -> list[dict[str, Any]]:
     """Return the flag evaluation counts a server received as metrics (``/api/metrics``).
 
-    A server without ``/api/metrics`` (404: older), or answering something else
-    there, has none: the answer is empty.
+    A server without ``/api/metrics`` (404: older) has none: the answer is empty.
+    ``timeout`` and ``deadline`` are as for ``fetch_json``.
 
     Raises:
-        ReportError: As ``fetch_json``.
+        ReportError: As ``fetch_json``, or the answer is not flagscope's counters.
     """
     params = [("flag_key", key) for key in flag_keys]
     try:
-        body = fetch_json(url, "/api/metrics", params, timeout=timeout)
+        body = fetch_json(url, "/api/metrics", params, timeout=timeout, deadline=deadline)
     except ReportError as error:
-        if ": 404 " in str(error.message):
+        if error.status == 404:
             return []
         raise
     flags = body.get("flags") if isinstance(body, dict) else None
-    if not isinstance(flags, list) or not all(
-        isinstance(flag, dict)
-        and isinstance(flag.get("flag_key"), str)
-        and all(
-            isinstance(flag.get(name), int) and not isinstance(flag.get(name), bool)
-            for name in ("evaluations", "successes", "errors")
+    if not isinstance(flags, list):
+        raise ReportError(
+            f"{url}/api/metrics did not answer a flags list: is it a flagscope server?"
         )
-        and all(isinstance(flag.get(name), dict) for name in ("by_variant", "by_reason"))
-        for flag in flags
-    ):
-        return []
+    for flag in flags:
+        problem = _check_counters(flag)
+        if problem is not None:
+            raise ReportError(f"{url}/api/metrics answered {problem}: is it a flagscope server?")
     return flags
 
 
@@ -445,6 +516,11 @@ def _port_option(
     )
 
 
+# Kept as they are when a URL is made ASCII: every printable ASCII character but the
+# space, so reserved characters and existing %-escapes keep their meaning.
+_URL_SAFE: Final = string.punctuation
+
+
 def _server_url(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     try:
         parts = urllib.parse.urlsplit(value)
@@ -454,7 +530,59 @@ def _server_url(_ctx: click.Context, _param: click.Parameter, value: str) -> str
         valid = False
     if not valid:
         raise click.BadParameter(f"must be an http:// or https:// URL such as {DEFAULT_URL}")
+    # http.client sends the request line in ASCII: %-encode the rest of the path and
+    # query as UTF-8, as browsers do (http://host/é asks /%C3%A9). A host name must
+    # be one IDNA can encode, as the socket module will.
+    try:
+        (parts.hostname or "").encode("idna")
+        path = urllib.parse.quote(parts.path, safe=_URL_SAFE)
+        query = urllib.parse.quote(parts.query, safe=_URL_SAFE)
+    except UnicodeError:
+        raise click.BadParameter(
+            f"{_argument(value)} is not a URL that can be asked: its host or path is not valid text"
+        ) from None
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, query, parts.fragment))
+
+
+def _argument(value: str) -> str:
+    r"""Show a command-line argument on one line, undecodable bytes as ``\xff``."""
+    try:
+        raw = value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that no undecodable byte gives
+        raw = value.encode("utf-8", "backslashreplace")
+    return _one_line(raw.decode("utf-8", "backslashreplace"), 80)
+
+
+def _utf8(
+    _ctx: click.Context, _param: click.Parameter, value: str | tuple[str, ...] | None
+) -> str | tuple[str, ...] | None:
+    r"""Refuse arguments that are not UTF-8 text: they cannot be put in a request.
+
+    Click gives bytes the locale cannot decode as lone surrogates (``$'\xff'`` is
+    ``'\udcff'``); the server's keys are UTF-8 text, so no key could match them anyway.
+    """
+    for text in (value,) if isinstance(value, str) else value or ():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise click.BadParameter(f"{_argument(text)} is not UTF-8 text") from None
     return value
+
+
+class _Seconds(click.FloatRange):
+    """Seconds in (0, 86400], NaN refused.
+
+    ``FloatRange`` lets NaN through: every comparison with it is false.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(min=0, min_open=True, max=86400)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        seconds = super().convert(value, param, ctx)
+        if math.isnan(seconds):
+            self.fail(f"{value!r} is not a number of seconds.", param, ctx)
+        return seconds
 
 
 _FREEZE_EVERY: Final = 5.0
@@ -552,14 +680,14 @@ def _reach(host: str, allow_hosts: Sequence[str]) -> str:
     "--body-timeout",
     default=60.0,
     show_default=True,
-    type=click.FloatRange(min=0, min_open=True, max=86400),
+    type=_Seconds(),
     help="Seconds a request body may take to arrive; slower uploads get 408.",
 )
 @click.option(
     "--header-timeout",
     default=10.0,
     show_default=True,
-    type=click.FloatRange(min=0, min_open=True, max=86400),
+    type=_Seconds(),
     help="Seconds a connection has to send each request's headers.",
 )
 @click.option(
@@ -689,7 +817,7 @@ def serve(
     callback=_server_url,
     help="The flagscope server to ask (also FLAGSCOPE_URL).",
 )
-@click.option("--flag", "flags", multiple=True, help="Only this flag (repeatable).")
+@click.option("--flag", "flags", multiple=True, callback=_utf8, help="Only this flag (repeatable).")
 @click.option(
     "--format",
     "output",
@@ -702,8 +830,8 @@ def serve(
     "--timeout",
     default=DEFAULT_REPORT_TIMEOUT,
     show_default=True,
-    type=click.FloatRange(min=0, min_open=True, max=86400),
-    help="Seconds the whole request may take.",
+    type=_Seconds(),
+    help="Seconds the whole report may take, every request included.",
 )
 @click.option(
     "--impact",
@@ -721,6 +849,7 @@ def serve(
 @click.option(
     "--baseline",
     default=None,
+    callback=_utf8,
     help="With --impact: the variant to compare with (default: the one served by default, "
     "else the most evaluated).",
 )
@@ -734,22 +863,75 @@ def report(
     baseline: str | None,
 ) -> None:
     """Print what a running server has seen, per flag (or, with --impact, per variant)."""
+    # One deadline for every request of the report: --timeout is for the whole of it.
+    deadline = time.monotonic() + timeout
+    flags = tuple(dict.fromkeys(flags))  # --flag a --flag a asks for a once
     if impact:
         from flagscope._cli.impact_report import fetch_impacts, print_impact_report
 
         impacts = fetch_impacts(
-            url, flags, fetch_json, scope=scope, baseline=baseline, timeout=timeout
+            url,
+            flags,
+            fetch_json,
+            scope=scope,
+            baseline=baseline,
+            timeout=timeout,
+            deadline=deadline,
         )
-        print_impact_report(make_console(), url, impacts, output)
+        with _writing_output():
+            print_impact_report(make_console(), url, impacts, output)
         return
-    summaries = fetch_flags(url, flags, timeout=timeout)
-    counters = fetch_flag_metrics(url, flags, timeout=timeout)
+    summaries = fetch_flags(url, flags, timeout=timeout, deadline=deadline)
+    counters = fetch_flag_metrics(url, flags, timeout=timeout, deadline=deadline)
     if flags and not summaries and not counters:
-        raise ReportError(_not_stored(url, flags, timeout))
-    console = make_console()
-    print_report(console, url, summaries, output)
-    if counters and output == "table":
-        console.print(render_metrics_table(counters))
+        raise ReportError(_not_stored(url, flags, timeout, deadline))
+    with _writing_output():
+        console = make_console()
+        print_report(console, url, summaries, output)
+        if counters and output == "table":
+            console.print(render_metrics_table(counters))
+
+
+def _drop_unwritten_output() -> None:
+    # What failed to be written stays buffered, and the interpreter's last flush would
+    # fail on it again ("Exception ignored ..."): let it go to the null device instead.
+    with contextlib.suppress(OSError, ValueError):  # no file descriptor (CliRunner)
+        descriptor = sys.stdout.fileno()
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, descriptor)
+        finally:
+            os.close(null)
+
+
+@contextlib.contextmanager
+def _writing_output() -> Iterator[None]:
+    """Turn a failure to write the report into a one-line error.
+
+    A closed pipe (``flagscope report | head -1``) is left to click, which exits 1
+    without a message, as a command whose reader went away should.
+
+    Raises:
+        ReportError: Standard output could not take the report (a full disk, a
+            character its encoding cannot write).
+    """
+    try:
+        yield
+        sys.stdout.flush()  # here, not at exit, where a failure could only be ignored
+    except UnicodeEncodeError as error:
+        text = repr(error.object[error.start : error.end])
+        utf8 = error.encoding.lower().replace("-", "").replace("_", "") == "utf8"
+        hint = "" if utf8 else "; PYTHONIOENCODING=utf-8 would write it"
+        raise ReportError(
+            _one_line(f"cannot write {text} to standard output ({error.encoding}){hint}")
+        ) from None
+    except OSError as error:
+        _drop_unwritten_output()
+        if error.errno == errno.EPIPE:
+            raise
+        raise ReportError(
+            f"cannot write the report to standard output: {error.strerror or error}"
+        ) from None
 
 
 @cli.command()
