@@ -585,7 +585,7 @@ class _Seconds(click.FloatRange):
         return seconds
 
 
-_FREEZE_EVERY: Final = 5.0
+_FREEZE_EVERY: Final = 1.0
 
 
 def _start_freezing() -> None:
@@ -593,11 +593,16 @@ def _start_freezing() -> None:
 
     Each stored record is one object the cycle collector would walk: at a million, a
     full collection holds the GIL for half a second or more, and under steady
-    ingestion one comes every few seconds. Every few seconds, the young generations
-    are collected and everything older is frozen (``gc.freeze``): out of the
+    ingestion one comes every few seconds. Every second, the young generations are
+    collected and everything older is frozen (``gc.freeze``): out of the
     collector's walks, still freed by reference counting when evicted. Records,
     and the server's long-lived objects, form no cycles. Only ``flagscope serve``
     does this: it is its own process.
+
+    Every second rather than every 5: the full collections between two freezes walk
+    what was stored since the last, about 0.36 ms a 200-span request at 5 s against
+    0.17 ms at 1 s. Under load, unfreezing after 10 s of freezing every second found
+    no more cyclic garbage than never freezing: nothing in flight is kept by it.
     """
 
     def run() -> None:
