@@ -6,6 +6,7 @@ import re
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -245,6 +246,9 @@ def test_serve_in_background_on_a_busy_grpc_port_raises_and_leaves_nothing_runni
         ({"max_body_bytes": "1"}, TypeError),
         ({"max_body_bytes": 10, "max_workers": 0}, ValueError),
         ({"max_body_bytes": 10, "max_pending": 1.5}, TypeError),
+        ({"max_body_bytes": 10, "body_timeout": 0}, ValueError),
+        ({"max_body_bytes": 10, "body_timeout": float("nan")}, ValueError),
+        ({"max_body_bytes": 10, "body_timeout": "1"}, TypeError),
     ],
 )
 def test_grpc_receiver_rejects_bad_configuration(
@@ -258,3 +262,128 @@ def test_grpc_receiver_rejects_bad_configuration(
 def test_grpc_receiver_needs_an_otlp_receiver() -> None:
     with pytest.raises(TypeError, match="OtlpReceiver"):
         GrpcReceiver(object(), max_body_bytes=10)  # type: ignore[arg-type]
+
+
+# -- calls that stall, and more calls than are taken ---------------------------------------
+
+_TRACES = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+
+@pytest.fixture
+def small_receiver() -> Iterator[tuple[GrpcReceiver, Any]]:
+    """A receiver taking 2 calls at once, giving a message 1 s to arrive."""
+    app = create_app()
+    receiver = GrpcReceiver(
+        app.state.receiver, max_body_bytes=1 << 20, max_pending=2, body_timeout=1.0
+    )
+    receiver.start("127.0.0.1", 0)
+    try:
+        yield receiver, app.state.receiver
+    finally:
+        receiver.stop(0.5)
+
+
+class _Stalled:
+    """A call whose headers are sent and whose one message never is, until released."""
+
+    def __init__(self, port: int) -> None:
+        self._release = threading.Event()
+        self._channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        call = self._channel.stream_unary(_TRACES)
+        self.future = call.future(self._never(), timeout=60)
+
+    def _never(self) -> Iterator[bytes]:
+        self._release.wait(60)
+        yield from ()
+
+    def close(self) -> None:
+        self._release.set()
+        self.future.cancel()
+        self._channel.close()
+
+
+def _export(port: int, body: bytes, timeout: float = 10) -> Any:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        return channel.unary_unary(_TRACES)(body, timeout=timeout)
+
+
+def _one_span() -> bytes:
+    memory = InMemorySpanExporter()
+    provider = _tracer_provider(memory)
+    with provider.get_tracer("t").start_as_current_span("GET /") as span:
+        span.add_event(semconv.EVENT_NAME, {semconv.KEY: "grpc-stall", semconv.RESULT_VALUE: 1})
+    from otlp_payloads import traces_protobuf
+
+    return traces_protobuf(memory.get_finished_spans())
+
+
+def test_a_stalled_call_does_not_keep_a_normal_export_waiting(
+    small_receiver: tuple[GrpcReceiver, Any],
+) -> None:
+    # Before: grpcio waited for each call's message on one of 2 decoding threads, with
+    # no time limit, so two stalled senders locked every other one out.
+    receiver, http = small_receiver
+    assert receiver.port is not None
+    stalled = _Stalled(receiver.port)
+    try:
+        _export(receiver.port, _one_span(), timeout=5)
+        assert http.stats.events_recorded == 1
+    finally:
+        stalled.close()
+
+
+def test_a_message_that_never_arrives_is_given_up_on_and_counted_timed_out(
+    small_receiver: tuple[GrpcReceiver, Any],
+) -> None:
+    receiver, http = small_receiver
+    assert receiver.port is not None
+    stalled = _Stalled(receiver.port)
+    try:
+        with pytest.raises(grpc.RpcError) as error:
+            stalled.future.result(timeout=10)
+        assert error.value.code() == grpc.StatusCode.CANCELLED
+        # The server counts it as its read wakes, a moment after the client hears.
+        deadline = time.monotonic() + 5
+        while http.stats.timed_out == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert (http.stats.timed_out, http.stats.requests) == (1, 1)
+        # Its thread is free again: both may be taken.
+        _export(receiver.port, _one_span())
+    finally:
+        stalled.close()
+
+
+def test_calls_past_those_taken_are_answered_unavailable_and_counted_busy(
+    small_receiver: tuple[GrpcReceiver, Any],
+) -> None:
+    # OTLP/gRPC's throttling answer is UNAVAILABLE, which exporters retry; grpcio's own
+    # limit answered RESOURCE_EXHAUSTED, which OTLP says not to retry without RetryInfo.
+    receiver, http = small_receiver
+    assert receiver.port is not None
+    stalled = [_Stalled(receiver.port) for _ in range(2)]
+    try:
+        with pytest.raises(grpc.RpcError) as error:
+            _export(receiver.port, _one_span(), timeout=5)
+        assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "retry later" in error.value.details()
+        assert (http.stats.busy, http.stats.events_recorded) == (1, 0)
+    finally:
+        for call in stalled:
+            call.close()
+
+
+def test_a_call_without_its_message_is_invalid_and_counted(
+    small_receiver: tuple[GrpcReceiver, Any],
+) -> None:
+    receiver, http = small_receiver
+    assert receiver.port is not None
+    with grpc.insecure_channel(f"127.0.0.1:{receiver.port}") as channel:
+        call = channel.stream_unary(_TRACES)
+        with pytest.raises(grpc.RpcError) as error:
+            call(iter(()), timeout=5)
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        with pytest.raises(grpc.RpcError) as error:
+            call(iter([_one_span(), _one_span()]), timeout=5)
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert http.stats.bad_requests == 2
+    assert http.stats.events_recorded == 0

@@ -212,8 +212,10 @@ def test_report_impact_with_a_baseline_skips_the_flags_that_never_served_it(
 ) -> None:
     result = CliRunner().invoke(
         cli,
-        ["report", "--url", two_flag_server.url, "--impact", "--baseline", "control"]
-        + ["--format", "json"],
+        [
+            *("report", "--url", two_flag_server.url, "--impact"),
+            *("--baseline", "control", "--format", "json"),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert [impact["flag_key"] for impact in json.loads(result.stdout)] == [FLAG]
@@ -225,8 +227,10 @@ def test_report_impact_of_a_given_flag_that_never_served_the_baseline_is_an_erro
 ) -> None:
     result = CliRunner().invoke(
         cli,
-        ["report", "--url", two_flag_server.url, "--impact", "--flag", "other"]
-        + ["--baseline", "control"],
+        [
+            *("report", "--url", two_flag_server.url, "--impact"),
+            *("--flag", "other", "--baseline", "control"),
+        ],
     )
     assert result.exit_code == 1
     assert "baseline 'control' of flag 'other' was never served; served: " in result.stderr

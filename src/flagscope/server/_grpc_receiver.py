@@ -10,17 +10,22 @@ and counters, and get the same partial-success answers as OTLP/HTTP.
 
 Limits: grpcio itself refuses a message larger than ``max_body_bytes`` on the
 wire or after decompression (``RESOURCE_EXHAUSTED``, before any of this code
-runs, so the ``too_large`` counter cannot see it); at most ``max_workers``
-requests are decoded at once and ``max_pending`` more wait, past which grpcio
-answers ``RESOURCE_EXHAUSTED`` too. gzip is grpcio's own.
+runs, so the ``too_large`` counter cannot see it). At most ``max_pending`` calls
+are taken at once, each on a thread of its own while its message arrives, and
+``max_workers`` of them decode at a time; a call past ``max_pending`` is answered
+``UNAVAILABLE`` (OTLP's "retry later", counted ``busy``). A message that has not
+arrived ``body_timeout`` seconds after its call began (a sender that stalls after
+the headers) is cancelled and counted ``timed_out``, so stalled calls cannot hold
+the threads others need. gzip is grpcio's own.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any, Final
 
 import grpc  # type: ignore[import-untyped]
@@ -38,7 +43,7 @@ from flagscope._telemetry.otlp import (
     traces_response,
 )
 from flagscope._telemetry.otlp_metrics import map_metrics, metrics_response
-from flagscope._validate import check_int
+from flagscope._validate import check_int, check_seconds
 from flagscope.server._body import check_max_body_bytes
 from flagscope.server._receiver import OtlpReceiver
 
@@ -83,7 +88,10 @@ class GrpcReceiver:
             flag metrics this one shares.
         max_body_bytes: The largest message accepted, on the wire and decompressed.
         max_workers: Requests decoded at once.
-        max_pending: Requests in flight at most (decoding or waiting to).
+        max_pending: Calls taken at once (their messages arriving, waiting to be
+            decoded, or decoded); more are answered ``UNAVAILABLE``.
+        body_timeout: Seconds a call's message may take to arrive (default: the
+            HTTP receiver's body timeout).
 
     Raises:
         TypeError: ``receiver`` is not an ``OtlpReceiver``, or a limit is not an int.
@@ -97,14 +105,25 @@ class GrpcReceiver:
         max_body_bytes: int,
         max_workers: int = 2,
         max_pending: int = 16,
+        body_timeout: float | None = None,
     ) -> None:
         if not isinstance(receiver, OtlpReceiver):
             raise TypeError(f"receiver must be an OtlpReceiver, got {type(receiver).__name__}")
         max_body_bytes = check_max_body_bytes(max_body_bytes)
         check_int("max_workers", max_workers, minimum=1)
         check_int("max_pending", max_pending, minimum=1)
+        self._body_timeout = check_seconds(
+            "body_timeout", receiver.body_timeout if body_timeout is None else body_timeout
+        )
         self._receiver = receiver
-        self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix="flagscope-grpc")
+        self._max_pending = max_pending
+        self._taken = 0  # calls taken and not yet answered, under _lock
+        self._decoding = threading.BoundedSemaphore(max_workers)
+        # A thread a call: a call waits on its own for its message to arrive.
+        self._executor = ThreadPoolExecutor(max_pending, thread_name_prefix="flagscope-grpc")
+        # Refusals run on a thread of their own, so they are answered at once even
+        # while every call thread is taken.
+        self._refusals = ThreadPoolExecutor(1, thread_name_prefix="flagscope-grpc-busy")
         self._server = grpc.server(
             self._executor,
             handlers=[self._handlers()],
@@ -112,7 +131,6 @@ class GrpcReceiver:
                 ("grpc.max_receive_message_length", max_body_bytes),
                 ("grpc.so_reuseport", 0),
             ],
-            maximum_concurrent_rpcs=max_pending,
         )
         self._lock = threading.Lock()
         self._started = False
@@ -128,12 +146,81 @@ class GrpcReceiver:
         handlers: dict[str, Any] = {}
         for module, service, request_name, behaviour in services:
             descriptor = module.DESCRIPTOR.services_by_name[service]
-            handlers[f"/{descriptor.full_name}/Export"] = grpc.unary_unary_rpc_method_handler(
-                behaviour,
+            # Request-streaming on this side (the wire is the same as a unary call's):
+            # the call reaches this code at once, not once grpcio has its message, so a
+            # message that never comes can be given up on (``_call``).
+            handlers[f"/{descriptor.full_name}/Export"] = grpc.stream_unary_rpc_method_handler(
+                partial(self._call, behaviour),
                 request_deserializer=_parser(getattr(module, request_name)),
                 response_serializer=_identity,
             )
-        return _Handlers(handlers)
+        refuse = _Refusal(self._refuse, self._refusals)
+        busy = grpc.stream_unary_rpc_method_handler(refuse, response_serializer=_identity)
+        return _Handlers(handlers, self._take, busy)
+
+    def _take(self) -> bool:
+        """Take a call if fewer than ``max_pending`` are taken (``_call`` gives it back)."""
+        with self._lock:
+            if self._taken >= self._max_pending:
+                return False
+            self._taken += 1
+            return True
+
+    def _refuse(self, requests: Iterator[Any], context: Any) -> bytes:
+        self._receiver.count(requests=1, busy=1)
+        context.abort(
+            grpc.StatusCode.UNAVAILABLE,
+            f"flagscope is taking {self._max_pending} OTLP/gRPC calls already; retry later",
+        )
+        return b""  # pragma: no cover - abort raises
+
+    def _call(self, behaviour: Callable[[Any, Any], bytes], requests: Any, context: Any) -> bytes:
+        """Read the call's one message within ``body_timeout``, then answer it."""
+        try:
+            request = self._one_message(requests, context)
+            with self._decoding:
+                return behaviour(request, context)
+        finally:
+            with self._lock:
+                self._taken -= 1
+
+    def _timed_out(self) -> None:
+        self._receiver.count(requests=1, timed_out=1)
+        _logger.info(
+            "flagscope: an OTLP/gRPC message did not arrive within %g s; the call was cancelled",
+            self._body_timeout,
+        )
+
+    def _one_message(self, requests: Any, context: Any) -> Any:
+        late = threading.Event()
+
+        def give_up() -> None:
+            late.set()
+            context.cancel()  # wakes the read below, which then raises
+
+        timer = threading.Timer(self._body_timeout, give_up)
+        timer.daemon = True
+        timer.start()
+        try:
+            request = next(requests, None)
+            extra = next(requests, None) if request is not None else None
+        except grpc.RpcError:
+            if late.is_set():
+                self._timed_out()
+            raise
+        finally:
+            timer.cancel()
+        if late.is_set():
+            # The cancelled call's read may also end as if the sender had finished.
+            self._timed_out()
+            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the message did not arrive in time")
+        if request is None or extra is not None:
+            self._receiver.count(requests=1, bad_requests=1)
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "an OTLP Export call carries exactly one request message",
+            )
+        return request
 
     def start(self, host: str, port: int) -> int:
         """Listen on ``host:port`` (0: a free port) and start serving.
@@ -215,11 +302,28 @@ class GrpcReceiver:
         return respond(batch, "protobuf")
 
 
-class _Handlers(grpc.GenericRpcHandler):  # type: ignore[misc]
-    """Looks a method's handler up by its full name."""
+class _Refusal:
+    """A behaviour grpcio runs on a thread pool of its own (``experimental_thread_pool``)."""
 
-    def __init__(self, handlers: dict[str, Any]) -> None:
+    def __init__(self, behaviour: Callable[[Any, Any], bytes], pool: ThreadPoolExecutor) -> None:
+        self._behaviour = behaviour
+        self.experimental_thread_pool = pool
+
+    def __call__(self, requests: Any, context: Any) -> bytes:
+        return self._behaviour(requests, context)
+
+
+class _Handlers(grpc.GenericRpcHandler):  # type: ignore[misc]
+    """Looks a method's handler up by its full name; the busy one past the limit."""
+
+    def __init__(self, handlers: dict[str, Any], take: Callable[[], bool], busy: Any) -> None:
         self._handlers = handlers
+        self._take = take
+        self._busy = busy
 
     def service(self, handler_call_details: Any) -> Any:
-        return self._handlers.get(handler_call_details.method)
+        handler = self._handlers.get(handler_call_details.method)
+        if handler is None:
+            return None
+        # Taken here, in grpcio's own thread, before the call waits for a thread.
+        return handler if self._take() else self._busy

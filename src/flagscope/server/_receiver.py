@@ -250,6 +250,11 @@ class OtlpReceiver:
         """How flag values are decoded (``"auto"``, ``"json"`` or ``"raw"``)."""
         return self._value_decoding
 
+    @property
+    def body_timeout(self) -> float:
+        """Seconds a whole request body may take to arrive."""
+        return self._body_timeout
+
     def count(self, **counts: int) -> None:
         """Add to the counters (``ReceiverStats`` field names); for other transports."""
         self._counters.add(**counts)
