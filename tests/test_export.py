@@ -193,3 +193,27 @@ def test_values_and_attributes_round_trip_through_json_and_csv(value: Any, extra
     (row,) = _csv_rows(to_csv([event]))
     assert json.loads(row["value"]) == expected_value
     assert json.loads(row["attributes"]) == expected_attributes
+
+
+@pytest.mark.parametrize("text", ["cr\rkey", "lf\nkey", "crlf\r\nkey", "tab\tkey", "bel\x07key"])
+def test_csv_cells_with_line_breaks_read_back_exactly_in_one_row(
+    make_event: EventFactory, text: str
+) -> None:
+    # Before Python 3.13, csv left a cell holding a lone CR unquoted when rows end in
+    # LF, and every reader split its row there.
+    written = to_csv([make_event(flag_key=text, variant=text)])
+    rows = list(csv.DictReader(io.StringIO(written, newline="")))
+    assert len(rows) == 1
+    assert (rows[0]["flag_key"], rows[0]["variant"]) == (text, text)
+    # Rows still end in LF, whatever is inside the quoted cells.
+    assert written.endswith("\n")
+    assert not written.endswith("\r\n")
+
+
+def test_impact_csv_cells_with_a_carriage_return_read_back_exactly() -> None:
+    from flagscope._cli.impact_report import impact_csv
+
+    impact: dict[str, Any] = {"flag_key": "f\rk", "baseline": "a", "scope": "request"}
+    impact["variants"] = [{"variant": "v\r1", "evaluations": 1, "verdict": "baseline"}]
+    rows = list(csv.DictReader(io.StringIO(impact_csv([impact]), newline="")))
+    assert [(row["flag_key"], row["variant"]) for row in rows] == [("f\rk", "v\r1")]

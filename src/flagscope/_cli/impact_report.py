@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from flagscope._cli.main import ReportError, write_text
+from flagscope._query.export import LfRows
 
 __all__ = [
     "IMPACT_CSV_COLUMNS",
@@ -250,7 +251,7 @@ def _rows(impacts: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 def impact_csv(impacts: Sequence[Mapping[str, Any]]) -> str:
     """One CSV row per variant, with ``IMPACT_CSV_COLUMNS``."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=IMPACT_CSV_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(LfRows(out), fieldnames=IMPACT_CSV_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     for row in _rows(impacts):
         writer.writerow({name: "" if row[name] is None else row[name] for name in row})

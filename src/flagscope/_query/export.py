@@ -88,6 +88,28 @@ def _cell(column: str, value: Any) -> Any:
     return value
 
 
+class LfRows:
+    """A text stream for ``csv`` writers told to end rows in CRLF: rows end in LF.
+
+    Before Python 3.13, a writer quotes only the cells holding a character of its
+    line terminator: with LF alone, a cell holding a carriage return went out bare,
+    and readers split its row there. Told rows end in CRLF, the writer quotes cells
+    holding either; each row (one ``write`` a row) then ends in LF, as 3.13 writes
+    them.
+    """
+
+    __slots__ = ("_stream",)
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        """Write one row, its CRLF ending written as LF."""
+        if text.endswith("\r\n"):
+            text = text[:-2] + "\n"
+        return self._stream.write(text)
+
+
 def _write_csv_rows(rows: Iterable[dict[str, Any]], stream: IO[str]) -> int:
     # Columns are the union of every row's keys, in first-seen order, so mixed
     # records still line up; the rows must be known before the header is written.
@@ -95,7 +117,7 @@ def _write_csv_rows(rows: Iterable[dict[str, Any]], stream: IO[str]) -> int:
     columns: dict[str, None] = {}
     for row in materialised:
         columns.update(dict.fromkeys(row))
-    writer = csv.writer(stream, lineterminator="\n")
+    writer = csv.writer(LfRows(stream), lineterminator="\r\n")
     if columns:
         writer.writerow(columns)
     for row in materialised:
