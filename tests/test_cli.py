@@ -710,19 +710,29 @@ def _json_api(
     impacts: dict[str, Any] | None = None,
     counters: list[dict[str, Any]] | None = None,
     delays: dict[str, float] | None = None,
+    refusals: dict[str, str] | None = None,
 ) -> Any:
     """Answer as a flagscope server would: ``/api/flags``, ``/impact`` and ``/api/metrics``.
 
-    ``impacts`` maps a flag key to its impact document (missing: 404); ``delays`` maps
-    ``flags``, ``impact`` or ``metrics`` to seconds to wait before answering.
+    ``impacts`` maps a flag key to its impact document (missing: 404); ``refusals`` a
+    flag key to the error its ``/impact`` answers with 400; ``delays`` maps ``flags``,
+    ``impact`` or ``metrics`` to seconds to wait before answering.
     """
 
     def answer(handler: http.server.BaseHTTPRequestHandler) -> None:
         path = handler.path.split("?")[0]
         if path.endswith("/impact"):
             kind, key = "impact", path.removeprefix("/api/flags/").removesuffix("/impact")
-            impact = (impacts or {}).get(urllib.parse.unquote(key))
-            status, document = (200, impact) if impact is not None else (404, {"error": "gone"})
+            key = urllib.parse.unquote(key)
+            impact = (impacts or {}).get(key)
+            refusal = (refusals or {}).get(key)
+            document: Any
+            if refusal is not None:
+                status, document = 400, {"error": refusal}
+            elif impact is not None:
+                status, document = 200, impact
+            else:
+                status, document = 404, {"error": "gone"}
         elif path.endswith("/api/metrics"):
             kind, status, document = "metrics", 200, {"flags": counters or []}
         else:
@@ -750,8 +760,8 @@ def test_report_csv_gives_every_cell_exactly_as_stored() -> None:
         result = _report("--url", fake.url, "--format", "csv")
 
     assert result.exit_code == 0, result.output
-    for key in _STORED_KEYS:
-        assert key in result.stdout
+    rows = list(csv.DictReader(io.StringIO(result.stdout, newline="")))
+    assert [row["flag_key"] for row in rows] == _STORED_KEYS
 
 
 def test_report_impact_csv_gives_every_cell_exactly_as_stored() -> None:
@@ -989,3 +999,18 @@ def test_report_shows_a_last_seen_past_year_9999_in_utc_as_given() -> None:
         result = _report_process(fake.url)
     assert result.returncode == 0, result.stderr
     assert "9999-12-31T23:59:59-14:00" in result.stdout.replace("\n", "")
+
+
+def test_report_impact_skips_a_long_flag_key_that_never_served_the_baseline() -> None:
+    # The skip read the server's error as the report shows it, cut to 200 characters:
+    # past them, the words that mark a baseline never served were gone.
+    long_key = "checkout-" + "x" * 190
+    flags = [dict(_SUMMARY, flag_key=key) for key in ("short", long_key)]
+    never = f"baseline 'control' of flag {long_key!r} was never served; served: 'a', 'b'"
+    impacts = {"short": _impact("short")}
+    with _FakeServer(_json_api(flags, impacts=impacts, refusals={long_key: never})) as fake:
+        result = _report("--url", fake.url, "--impact", "--baseline", "control", "--format", "csv")
+
+    assert result.exit_code == 0, result.output
+    assert [row["flag_key"] for row in csv.DictReader(io.StringIO(result.stdout))] == ["short"]
+    assert "it never served the baseline 'control'" in result.stderr

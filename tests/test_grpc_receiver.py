@@ -387,3 +387,60 @@ def test_a_call_without_its_message_is_invalid_and_counted(
         assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert http.stats.bad_requests == 2
     assert http.stats.events_recorded == 0
+
+
+def test_a_message_over_the_size_limit_is_grpcios_refusal_and_not_counted() -> None:
+    app = create_app()
+    receiver = GrpcReceiver(app.state.receiver, max_body_bytes=1000)
+    receiver.start("127.0.0.1", 0)
+    try:
+        assert receiver.port is not None
+        for _ in range(3):
+            with pytest.raises(grpc.RpcError) as error:
+                _export(receiver.port, b"\x0a" + bytes(4000))
+            assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        # As docs/server.md says: grpcio refuses it before flagscope sees it. Taking
+        # the call first, flagscope read it as one without a message, some of the time.
+        stats = app.state.receiver.stats
+        assert (stats.requests, stats.bad_requests) == (0, 0)
+    finally:
+        receiver.stop(0.5)
+
+
+def test_stop_ends_every_thread_the_receiver_started(
+    small_receiver: tuple[GrpcReceiver, Any],
+) -> None:
+    receiver, http = small_receiver
+    assert receiver.port is not None
+    stalled = [_Stalled(receiver.port) for _ in range(2)]
+    try:
+        with pytest.raises(grpc.RpcError):
+            _export(receiver.port, _one_span(), timeout=5)  # refused: on the busy thread
+        assert http.stats.busy == 1
+    finally:
+        for call in stalled:
+            call.close()
+    receiver.stop(0.5)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(
+        thread.name.startswith("flagscope-grpc") for thread in threading.enumerate()
+    ):
+        time.sleep(0.05)
+    assert [t.name for t in threading.enumerate() if t.name.startswith("flagscope-grpc")] == []
+
+
+def test_a_body_timeout_beyond_what_a_thread_can_wait_means_no_limit() -> None:
+    errors: list[Any] = []
+    previous = threading.excepthook
+    threading.excepthook = errors.append
+    app = create_app()
+    receiver = GrpcReceiver(app.state.receiver, max_body_bytes=1 << 20, body_timeout=1e12)
+    receiver.start("127.0.0.1", 0)
+    try:
+        assert receiver.port is not None
+        _export(receiver.port, _one_span())
+        assert app.state.receiver.stats.events_recorded == 1
+    finally:
+        receiver.stop(0.5)
+        threading.excepthook = previous
+    assert errors == []

@@ -212,7 +212,11 @@ def fetch_impacts(
                 # The store dropped its evaluations after /api/flags listed it: the
                 # others can still be reported.
                 why = f"{url} no longer stores it (evicted since the flags were listed)"
-            elif error.status == 400 and baseline is not None and _NEVER_SERVED in str(error):
+            elif (
+                error.status == 400
+                and baseline is not None
+                and _NEVER_SERVED in (error.server_error or "")
+            ):
                 # --baseline for every flag: the flags that never served it have
                 # nothing to be judged against (the API refuses them).
                 why = f"it never served the baseline {_shown(baseline)}"

@@ -71,11 +71,16 @@ class ReportError(click.ClickException):
 
     Attributes:
         status: The HTTP status the server answered, when that was the error.
+        server_error: The server's own ``error`` text, whole (the message shows
+            it on one line, shortened).
     """
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, status: int | None = None, server_error: str | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.server_error = server_error
 
 
 def _one_line(text: object, width: int = 200) -> str:
@@ -233,6 +238,7 @@ def fetch_json(
         raise ReportError(
             f"{target}: {status} {_one_line(message or http.client.responses.get(status, ''))}",
             status=status,
+            server_error=message if isinstance(message, str) else None,
         )
     return document
 

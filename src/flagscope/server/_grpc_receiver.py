@@ -12,11 +12,13 @@ Limits: grpcio itself refuses a message larger than ``max_body_bytes`` on the
 wire or after decompression (``RESOURCE_EXHAUSTED``, before any of this code
 runs, so the ``too_large`` counter cannot see it). At most ``max_pending`` calls
 are taken at once, each on a thread of its own while its message arrives, and
-``max_workers`` of them decode at a time; a call past ``max_pending`` is answered
+``max_workers`` of them are mapped and recorded at a time (grpcio parses each
+message on its own thread first); a call past ``max_pending`` is answered
 ``UNAVAILABLE`` (OTLP's "retry later", counted ``busy``). A message that has not
 arrived ``body_timeout`` seconds after its call began (a sender that stalls after
-the headers) is cancelled and counted ``timed_out``, so stalled calls cannot hold
-the threads others need. gzip is grpcio's own.
+the headers) is cancelled and counted ``timed_out``: a stalled call holds its
+place that long at most, and fewer stalled calls than ``max_pending`` keep no
+other sender waiting. gzip is grpcio's own.
 """
 
 from __future__ import annotations
@@ -87,15 +89,16 @@ class GrpcReceiver:
         receiver: The HTTP receiver whose mapper options, collector, counters and
             flag metrics this one shares.
         max_body_bytes: The largest message accepted, on the wire and decompressed.
-        max_workers: Requests decoded at once.
+        max_workers: Requests mapped and recorded at once.
         max_pending: Calls taken at once (their messages arriving, waiting to be
             decoded, or decoded); more are answered ``UNAVAILABLE``.
         body_timeout: Seconds a call's message may take to arrive (default: the
             HTTP receiver's body timeout).
 
     Raises:
-        TypeError: ``receiver`` is not an ``OtlpReceiver``, or a limit is not an int.
-        ValueError: A limit is below 1.
+        TypeError: ``receiver`` is not an ``OtlpReceiver``, a limit is not an int, or
+            ``body_timeout`` is not a number.
+        ValueError: A limit is below 1, or ``body_timeout`` is not above 0 and finite.
     """
 
     def __init__(
@@ -198,7 +201,8 @@ class GrpcReceiver:
             late.set()
             context.cancel()  # wakes the read below, which then raises
 
-        timer = threading.Timer(self._body_timeout, give_up)
+        # Beyond what a thread can wait for (about 292 years), no limit at all.
+        timer = threading.Timer(min(self._body_timeout, threading.TIMEOUT_MAX), give_up)
         timer.daemon = True
         timer.start()
         try:
@@ -214,6 +218,10 @@ class GrpcReceiver:
             # The cancelled call's read may also end as if the sender had finished.
             self._timed_out()
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the message did not arrive in time")
+        if request is None and not context.is_active():
+            # grpcio ended the call itself (a message over the size limit: its own
+            # RESOURCE_EXHAUSTED, which the docs say flagscope does not count).
+            context.abort(grpc.StatusCode.CANCELLED, "the call ended before its message")
         if request is None or extra is not None:
             self._receiver.count(requests=1, bad_requests=1)
             context.abort(
@@ -255,6 +263,7 @@ class GrpcReceiver:
             self._stopped = True
         self._server.stop(grace).wait(grace + 1)
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._refusals.shutdown(wait=False, cancel_futures=True)
 
     def _traces(self, request: Any, context: Any) -> bytes:
         return self._handle(request, context, map_traces, traces_response, "spans_received")

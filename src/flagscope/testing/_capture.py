@@ -427,8 +427,8 @@ class FlagEvaluationCapture:
 
         Raises:
             AssertionError: A variant is worse (or, with ``require_verdict``, could not
-                be judged, or the flag was never evaluated), or ``baseline`` was
-                never served; the message tables every variant.
+                be judged, or the flag was never evaluated): the message tables every
+                variant. Or ``baseline`` was never served: it names those that were.
             TypeError: A bad argument, as for ``query.impact``.
             ValueError: A bad argument, as for ``query.impact``.
         """
