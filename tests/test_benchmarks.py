@@ -183,3 +183,19 @@ def test_count_pipeline_instructions_runs_every_pipeline_and_workload() -> None:
         cwd=BENCHMARKS,
         env={**os.environ, "SIZE": "20", "WARM_UP": "100", "NO_GC": "1"},
     )
+
+
+def test_freeze_leak_prints_what_freezing_kept() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "freeze_leak.py"), "0.5"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env={**os.environ, "FREEZE_LEAK_SECONDS": "1.5"},
+    )
+    assert re.fullmatch(
+        r"freezing every 0\.5 s: [0-9]+ freezes, [1-9][0-9]* requests, [0-9]+ objects frozen; "
+        r"cyclic garbage found after unfreezing: [0-9]+ objects\n",
+        result.stdout,
+    ), result.stdout
