@@ -199,3 +199,19 @@ def test_freeze_leak_prints_what_freezing_kept() -> None:
         r"cyclic garbage found after unfreezing: [0-9]+ objects\n",
         result.stdout,
     ), result.stdout
+
+
+def test_bench_grpc_calls_prints_calls_per_second_for_each_tree() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_grpc_calls.py"), "."],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        cwd=BENCHMARKS.parent,
+        env={**os.environ, "CALLS": "40", "ROUNDS": "1"},
+    )
+    assert re.fullmatch(
+        rf".*/{re.escape(BENCHMARKS.parent.name)}: [0-9,]+ calls/s of 1 span\(s\), 4 senders\n",
+        result.stdout,
+    ), result.stdout
