@@ -442,3 +442,29 @@ def test_a_body_timeout_beyond_what_a_thread_can_wait_means_no_limit() -> None:
         receiver.stop(0.5)
         threading.excepthook = previous
     assert errors == []
+
+
+def test_every_stalled_call_is_given_up_on_in_its_turn(
+    small_receiver: tuple[GrpcReceiver, Any],
+) -> None:
+    # One watchdog for every call: the second deadline is kept while it waits for
+    # the first, and a normal call between them is left alone.
+    receiver, http = small_receiver
+    assert receiver.port is not None
+    first = _Stalled(receiver.port)
+    time.sleep(0.3)
+    second = _Stalled(receiver.port)
+    try:
+        for stalled in (first, second):
+            with pytest.raises(grpc.RpcError) as error:
+                stalled.future.result(timeout=10)
+            assert error.value.code() == grpc.StatusCode.CANCELLED
+        deadline = time.monotonic() + 5
+        while http.stats.timed_out < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert http.stats.timed_out == 2
+        _export(receiver.port, _one_span())
+        assert http.stats.events_recorded == 1
+    finally:
+        first.close()
+        second.close()

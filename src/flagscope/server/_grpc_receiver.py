@@ -355,7 +355,12 @@ class _Watchdog:
                         target=self._run, name="flagscope-grpc-watchdog", daemon=True
                     )
                     self._thread.start()
-                self._condition.notify()
+                if len(self._watched) == 1:
+                    # The thread waits without a deadline only when nothing is watched;
+                    # one receiver's deadlines come in order, so a later call's never
+                    # comes before those it waits for (a wake-up a call cost a thread
+                    # switch a call).
+                    self._condition.notify()
             return key
 
     def forget(self, key: int) -> None:
