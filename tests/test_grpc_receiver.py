@@ -7,7 +7,8 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import grpc  # type: ignore[import-untyped]
@@ -269,18 +270,30 @@ def test_grpc_receiver_needs_an_otlp_receiver() -> None:
 _TRACES = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
-@pytest.fixture
-def small_receiver() -> Iterator[tuple[GrpcReceiver, Any]]:
-    """A receiver taking 2 calls at once, giving a message 1 s to arrive."""
+@contextmanager
+def _running(**options: Any) -> Iterator[tuple[GrpcReceiver, Any]]:
+    """A started receiver and the HTTP receiver whose counters it shares; stopped after."""
     app = create_app()
-    receiver = GrpcReceiver(
-        app.state.receiver, max_body_bytes=1 << 20, max_pending=2, body_timeout=1.0
-    )
+    receiver = GrpcReceiver(app.state.receiver, **options)
     receiver.start("127.0.0.1", 0)
     try:
         yield receiver, app.state.receiver
     finally:
         receiver.stop(0.5)
+
+
+def _eventually(condition: Callable[[], bool], seconds: float = 5) -> None:
+    """Wait until ``condition()`` holds, or ``seconds`` pass (the caller asserts it)."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def small_receiver() -> Iterator[tuple[GrpcReceiver, Any]]:
+    """A receiver taking 2 calls at once, giving a message 1 s to arrive."""
+    with _running(max_body_bytes=1 << 20, max_pending=2, body_timeout=1.0) as running:
+        yield running
 
 
 class _Stalled:
@@ -343,9 +356,7 @@ def test_a_message_that_never_arrives_is_given_up_on_and_counted_timed_out(
             stalled.future.result(timeout=10)
         assert error.value.code() == grpc.StatusCode.CANCELLED
         # The server counts it as its read wakes, a moment after the client hears.
-        deadline = time.monotonic() + 5
-        while http.stats.timed_out == 0 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        _eventually(lambda: http.stats.timed_out > 0)
         assert (http.stats.timed_out, http.stats.requests) == (1, 1)
         # Its thread is free again: both may be taken.
         _export(receiver.port, _one_span())
@@ -388,10 +399,7 @@ def test_a_call_without_its_message_is_invalid_and_counted(
 
 
 def test_a_message_over_the_size_limit_is_grpcios_refusal_and_not_counted() -> None:
-    app = create_app()
-    receiver = GrpcReceiver(app.state.receiver, max_body_bytes=1000)
-    receiver.start("127.0.0.1", 0)
-    try:
+    with _running(max_body_bytes=1000) as (receiver, http):
         assert receiver.port is not None
         for _ in range(3):
             with pytest.raises(grpc.RpcError) as error:
@@ -399,10 +407,7 @@ def test_a_message_over_the_size_limit_is_grpcios_refusal_and_not_counted() -> N
             assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         # As docs/server.md says: grpcio refuses it before flagscope sees it. Taking
         # the call first, flagscope read it as one without a message, some of the time.
-        stats = app.state.receiver.stats
-        assert (stats.requests, stats.bad_requests) == (0, 0)
-    finally:
-        receiver.stop(0.5)
+        assert (http.stats.requests, http.stats.bad_requests) == (0, 0)
 
 
 def test_stop_ends_every_thread_the_receiver_started(
@@ -419,11 +424,7 @@ def test_stop_ends_every_thread_the_receiver_started(
         for call in stalled:
             call.close()
     receiver.stop(0.5)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and any(
-        thread.name.startswith("flagscope-grpc") for thread in threading.enumerate()
-    ):
-        time.sleep(0.05)
+    _eventually(lambda: not any(t.name.startswith("flagscope-grpc") for t in threading.enumerate()))
     assert [t.name for t in threading.enumerate() if t.name.startswith("flagscope-grpc")] == []
 
 
@@ -431,15 +432,12 @@ def test_a_body_timeout_beyond_what_a_thread_can_wait_means_no_limit() -> None:
     errors: list[Any] = []
     previous = threading.excepthook
     threading.excepthook = errors.append
-    app = create_app()
-    receiver = GrpcReceiver(app.state.receiver, max_body_bytes=1 << 20, body_timeout=1e12)
-    receiver.start("127.0.0.1", 0)
     try:
-        assert receiver.port is not None
-        _export(receiver.port, _one_span())
-        assert app.state.receiver.stats.events_recorded == 1
+        with _running(max_body_bytes=1 << 20, body_timeout=1e12) as (receiver, http):
+            assert receiver.port is not None
+            _export(receiver.port, _one_span())
+            assert http.stats.events_recorded == 1
     finally:
-        receiver.stop(0.5)
         threading.excepthook = previous
     assert errors == []
 
@@ -459,9 +457,7 @@ def test_every_stalled_call_is_given_up_on_in_its_turn(
             with pytest.raises(grpc.RpcError) as error:
                 stalled.future.result(timeout=10)
             assert error.value.code() == grpc.StatusCode.CANCELLED
-        deadline = time.monotonic() + 5
-        while http.stats.timed_out < 2 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        _eventually(lambda: http.stats.timed_out >= 2)
         assert http.stats.timed_out == 2
         _export(receiver.port, _one_span())
         assert http.stats.events_recorded == 1

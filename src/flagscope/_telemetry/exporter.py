@@ -646,28 +646,6 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
                     )
                 )
             else:
-                # ``_raw_outcome``, inline: a Python call less for every such span.
-                attributes: Mapping[str, Any] | None
-                if fields:
-                    status = span._status
-                    start = span._start_time
-                    end = span._end_time
-                    attributes = span._attributes
-                    if type(attributes) is BoundedAttributes:
-                        attributes = attributes._dict
-                else:
-                    status = span.status
-                    start = span.start_time
-                    end = span.end_time
-                    attributes = span.attributes
-                last_status, status_code, description = self._last_status
-                if status is not last_status:
-                    # A status is immutable, and spans that never set one share the
-                    # SDK's default: its two property reads are made once, not per span.
-                    code = status.status_code
-                    status_code = 2 if code is _ERROR else 1 if code is _OK else 0
-                    description = status.description if code is _ERROR else None
-                    self._last_status = (status, status_code, description)
                 outcomes.append(
                     (
                         TRACE_KEY(record),
@@ -676,21 +654,7 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
                         None,
                         parent is None or parent.is_remote,
                         1,
-                        (
-                            name,
-                            status_code,
-                            description,
-                            end - start
-                            if (
-                                type(start) is int
-                                and type(end) is int
-                                and 0 < start <= end < TIME_LIMIT
-                            )
-                            else -1,
-                            0
-                            if not attributes or _HTTP_KEYS.isdisjoint(attributes)
-                            else _http_of(attributes),
-                        ),
+                        self._raw_outcome(span, name, fields),
                     )
                 )
         # A span without flag telemetry is not counted as ignored: that count is for
@@ -753,7 +717,7 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
         )
 
     def _raw_outcome(self, span: ReadableSpan, name: str, fields: bool) -> RawOutcome:
-        """Read what the outcome store keeps of an ended span without evaluations.
+        """Read what the outcome store keeps of an ended span (the general path's).
 
         Through its fields where ``fields`` says they are what its properties return
         (``span_fields``), else its properties. ``span.attributes`` wraps the SDK's
@@ -762,8 +726,8 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
         span without an HTTP status pays for no lookup. The status is read as
         ``_export_one`` reads it, through the last one read (``status_code`` is a
         property: a Python call). The current HTTP attribute, an int, is read here
-        as ``_http_of`` reads it first, without its call: a request's local root,
-        where this usually runs, carries it.
+        as ``_http_of`` reads it first, without its call: a request's local root
+        usually carries it.
         """
         attributes: Mapping[str, Any] | None
         if fields:
