@@ -234,3 +234,16 @@ def test_report_impact_of_a_given_flag_that_never_served_the_baseline_is_an_erro
     )
     assert result.exit_code == 1
     assert "baseline 'control' of flag 'other' was never served; served: " in result.stderr
+
+
+def test_report_impact_table_says_the_flags_were_skipped_not_that_none_is_stored(
+    two_flag_server: BackgroundServer,
+) -> None:
+    result = CliRunner().invoke(
+        cli, ["report", "--url", two_flag_server.url, "--impact", "--baseline", "nope"]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == (
+        f"no flag to judge at {two_flag_server.url}: the 2 stored were skipped (see above)"
+    )
+    assert result.stderr.count("it never served the baseline 'nope'") == 2

@@ -161,6 +161,7 @@ def fetch_impacts(
     baseline: str | None = None,
     timeout: float,
     deadline: float | None = None,
+    skipped: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Return ``/api/flags/{key}/impact`` for each flag (every stored one when none given).
 
@@ -179,6 +180,7 @@ def fetch_impacts(
         timeout: Seconds the whole report may take, every request included.
         deadline: The ``time.monotonic()`` instant ``timeout`` ends at, when the
             report started earlier (default: ``timeout`` from now).
+        skipped: Where to add the keys of the flags skipped, if given.
 
     Raises:
         ReportError: As ``fetch_json``, or an answer is not flagscope's.
@@ -223,6 +225,8 @@ def fetch_impacts(
             else:
                 raise
             click.echo(f"skipped flag {_shown(key)}: {why}", err=True)
+            if skipped is not None:
+                skipped.append(key)
             continue
         problem = _check_impact(document)
         if problem is not None:
@@ -324,17 +328,29 @@ def render_impact_table(impacts: Sequence[Mapping[str, Any]]) -> Table:
 
 
 def print_impact_report(
-    console: Console, url: str, impacts: Sequence[Mapping[str, Any]], output: str
+    console: Console,
+    url: str,
+    impacts: Sequence[Mapping[str, Any]],
+    output: str,
+    *,
+    skipped: int = 0,
 ) -> None:
     """Print impacts as a table (``table``), JSON (``json``) or CSV (``csv``).
 
     The table goes through ``console``; JSON and CSV straight to ``sys.stdout``, cells
-    exactly as the server gave them.
+    exactly as the server gave them. ``skipped``: how many stored flags
+    ``fetch_impacts`` skipped (an empty table then says so, not that none is stored).
     """
     if output == "json":
         write_text(json.dumps(list(impacts), indent=2))
     elif output == "csv":
         write_text(impact_csv(impacts))
+    elif not impacts and skipped:
+        console.print(
+            f"no flag to judge at {url}: the {skipped} stored were skipped (see above)",
+            markup=False,
+            highlight=False,
+        )
     elif not impacts:
         console.print(f"no flag evaluations stored at {url} yet", markup=False, highlight=False)
     else:

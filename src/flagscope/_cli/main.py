@@ -880,6 +880,7 @@ def report(
     if impact:
         from flagscope._cli.impact_report import fetch_impacts, print_impact_report
 
+        skipped: list[str] = []
         impacts = fetch_impacts(
             url,
             flags,
@@ -888,9 +889,10 @@ def report(
             baseline=baseline,
             timeout=timeout,
             deadline=deadline,
+            skipped=skipped,
         )
         with _writing_output():
-            print_impact_report(make_console(), url, impacts, output)
+            print_impact_report(make_console(), url, impacts, output, skipped=len(skipped))
         return
     summaries = fetch_flags(url, flags, timeout=timeout, deadline=deadline)
     counters = fetch_flag_metrics(url, flags, timeout=timeout, deadline=deadline)
