@@ -870,3 +870,136 @@ def test_a_batch_of_root_spans_is_kept_as_its_spans_one_by_one(
                 store.span_outcomes(range(1000, 1000 + seq + 1))
                 store.request_outcomes((trace, "shop") for trace in range(41))
         assert _state(by_column) == _state(by_row)
+
+
+def _record_for(number: int, service: str = "shop") -> FlagEvaluationEvent:
+    record = map_evaluation(
+        EVALUATION,
+        timestamp_ns=number,
+        trace_id=1000 + number,
+        span_id=number,
+        service_name=service,
+    )
+    assert isinstance(record, FlagEvaluationEvent)
+    return record
+
+
+def _outcomes_by_span(collector: InMemoryAnalyticsCollector) -> dict[str, tuple[Any, Any]]:
+    """Each stored record's span outcome name and request outcome name, by span id."""
+    found: dict[str, tuple[Any, Any]] = {}
+    for record in collector.events():
+        span = span_outcome(collector, record.span_id)
+        request = request_outcome(collector, record)
+        found[record.span_id or ""] = (
+            span.name if span is not None else None,
+            request.name if request is not None else None,
+        )
+    return found
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.integers(1, 8),
+    st.lists(st.tuples(st.integers(0, 5), st.integers(0, 40)), max_size=80),
+)
+def test_held_outcomes_join_as_outcomes_written_at_once_would(
+    max_size: int, steps: list[tuple[int, int]]
+) -> None:
+    """``record_span`` holds each outcome in its record's slot until someone reads, or a
+    write of another kind comes: whatever comes between, the joins at the end are
+    those of a collector read after every step, which writes each outcome at once.
+
+    Steps: a local root with an evaluation (0), a child span with one (1), a later
+    evaluation in an earlier trace (2), an earlier trace's root ending without one
+    (3), a record through ``record_batch`` (4), a root through ``record_with_outcomes``
+    (5); ``pick`` chooses the earlier trace.
+    """
+    read_each, read_last = (InMemoryAnalyticsCollector(max_size=max_size) for _ in range(2))
+    traces: list[int] = []
+    trace_of: dict[str, int] = {}  # span id -> its trace's number
+    roots: set[int] = set()  # traces whose root came with an evaluation
+    root_names: dict[int, str] = {}  # trace -> the name of its root's outcome
+    for number, (kind, pick) in enumerate(steps, 1):
+        earlier = traces[pick % len(traces)] if traces else None
+        if kind == 3:
+            # A request's root ends without an evaluation: one whose root had none.
+            children = [trace for trace in traces if trace not in roots]
+            earlier = children[pick % len(children)] if children else None
+        for collector in (read_each, read_last):
+            outcome = raw_outcome(f"span {number}", 1, None, 1, 2, 200 + number)
+            record = _record_for(number)
+            if kind in (0, 1):
+                collector.record_span(record, 1000 + number, number, "shop", kind == 0, outcome)
+            elif kind == 2 and earlier is not None:
+                late = map_evaluation(
+                    EVALUATION,
+                    timestamp_ns=number,
+                    trace_id=1000 + earlier,
+                    span_id=number,
+                    service_name="shop",
+                )
+                assert isinstance(late, FlagEvaluationEvent)
+                collector.record_span(late, 1000 + earlier, number, "shop", False, outcome)
+            elif kind == 3 and earlier is not None:
+                collector.record_request(
+                    1000 + earlier, "shop", raw_outcome(f"GET /{earlier}", 2, "x", 1, 3, 500)
+                )
+            elif kind == 4:
+                collector.record_batch([_record_for(number, "other")])
+            elif kind == 5:
+                collector.record_with_outcomes(
+                    [record], [(1000 + number, number, "shop", None, True, 1, outcome)]
+                )
+            if collector is read_each:
+                _outcomes_by_span(collector)
+        if kind in (0, 1, 5):
+            traces.append(number)
+            trace_of[_record_for(number).span_id or ""] = number
+        elif kind == 2 and earlier is not None:
+            trace_of[_record_for(number).span_id or ""] = earlier
+        if kind in (0, 5):
+            roots.add(number)
+            root_names[number] = f"span {number}"
+        elif kind == 3 and earlier is not None:
+            root_names[earlier] = f"GET /{earlier}"
+    found, at_once = _outcomes_by_span(read_last), _outcomes_by_span(read_each)
+    assert found.keys() == at_once.keys()
+    for span_id, (span_name, request_name) in found.items():
+        assert span_name == at_once[span_id][0]
+        trace = trace_of.get(span_id)
+        # Never another request's outcome.
+        assert {request_name, at_once[span_id][1]} <= {None, root_names.get(trace or 0)}
+        if all(other in found for other, its in trace_of.items() if its == trace):
+            # Every evaluation of the request is stored: the same join. (Past an
+            # eviction, a row written at once may outlive its evaluations a while, or
+            # be reused sooner: either may still find the request.)
+            assert request_name == at_once[span_id][1]
+    assert len(read_last.outcomes) <= 2 * read_last.outcomes.limit
+
+
+def test_a_request_held_with_its_evaluation_explains_one_exported_after_it() -> None:
+    """A root's outcome held in its record's slot is kept in a row when that record is
+    evicted while a later evaluation of the same request, still stored, wants it."""
+    collector = InMemoryAnalyticsCollector(max_size=3)
+    root = _record_for(1)
+    collector.record_span(root, 1001, 1, "shop", True, raw_outcome("GET /", 2, "x", 1, 3, 500))
+    late = map_evaluation(EVALUATION, timestamp_ns=2, trace_id=1001, span_id=2, service_name="shop")
+    assert isinstance(late, FlagEvaluationEvent)
+    collector.record_span(late, 1001, 2, "shop", False, raw_outcome("job", 1, None, 1, 2, 0))
+    for number in (3, 4):  # the root's record is evicted by the second
+        collector.record_span(
+            _record_for(number),
+            1000 + number,
+            number,
+            "shop",
+            True,
+            raw_outcome(f"span {number}", 1, None, 1, 2, 0),
+        )
+    assert [record.span_id for record in collector.events()] == [
+        late.span_id,
+        _record_for(3).span_id,
+        _record_for(4).span_id,
+    ]
+    found = request_outcome(collector, late)
+    assert found is not None
+    assert (found.name, found.failed) == ("GET /", True)

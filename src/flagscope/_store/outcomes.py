@@ -51,7 +51,7 @@ from itertools import compress, filterfalse, islice, repeat
 from operator import eq, ge, is_not, itemgetter, lt, or_
 from typing import Any, Final, Literal, NamedTuple, Protocol, cast
 
-from flagscope._store.records import FlagEvaluationEvent, stored_id
+from flagscope._store.records import SPAN_KEY, TRACE_KEY, FlagEvaluationEvent, stored_id
 
 __all__ = [
     "HTTP_LIMIT",
@@ -106,9 +106,17 @@ def evaluation_span_item(
 
 
 class _SeqSource(Protocol):
-    """The collector an ``OutcomeStore`` serves: its oldest stored evaluation's seq."""
+    """The collector an ``OutcomeStore`` serves: its ring of records and their seqs.
+
+    The record with seq ``s`` sits at ``_ring[(s - _origin) % _max_size]``; the stored
+    ones are ``_first_seq`` to ``_next_seq - 1``.
+    """
 
     _first_seq: int
+    _next_seq: int
+    _origin: int
+    _max_size: int
+    _ring: list[FlagEvaluationEvent]
 
 
 # How many local roots nobody has wanted yet are kept, at most, while their
@@ -232,7 +240,12 @@ class OutcomeStore:
     (per service, by trace id) find rows, once ``_index`` has entered the
     pending ones, and a row's ``seq`` is the newest evaluation it explains.
     Rows are taken in turn from a ring of ``limit``, so writing one is a few
-    stores.
+    stores. The span exporter's one-span entries (``RecordStore.record_span``,
+    ``add_request``) first hold an outcome in its evaluation's slot of the
+    collector's ring, and ``_ingest`` writes it to a row when someone reads, or
+    before any other write: most are overwritten with their evaluation, never read.
+    A held outcome goes with its evaluation's record; a later evaluation of the same
+    request finds it while that record is stored.
 
     Args:
         capacity: The collector's ``max_size``: the ring holds twice as many
@@ -307,6 +320,16 @@ class OutcomeStore:
         self._next_row = 0
         self._taken = 0
         self._indexed_upto = 0
+        # Outcomes the span exporter's one-span entry (``RecordStore.record_span``) handed
+        # over, held by their evaluation's slot in the collector's ring until
+        # ``_ingest`` writes them to rows: the span's, and its request's (the same
+        # outcome for a local root; a wanted root's from ``add_request``). Most are
+        # overwritten with their slot, never read. ``_held`` counts those written since
+        # the last ``_ingest``, from seq ``_held_from`` on.
+        self._slot_spans: list[RawOutcome | None] = []
+        self._slot_requests: list[RawOutcome | None] = []
+        self._held = 0
+        self._held_from = 0
         # Items written since the wanted tables were last trimmed.
         self._since_trim = 0
         self._trim_every = capacity // 2 + 1
@@ -368,6 +391,8 @@ class OutcomeStore:
                 as long as its own evaluations, where ``seq`` keeps every span of the
                 batch as long as the newest.
         """
+        if self._held:
+            self._ingest()
         if not self._add_roots(items, seq, first_seq, span_seqs):
             self._add_each(items, seq, first_seq, span_seqs)
         self._count_written(len(items), first_seq)
@@ -519,6 +544,16 @@ class OutcomeStore:
                 self._remember_root(key, outcome)
                 self._count_written(1, first_seq)
                 return
+            if self._held and wanted_seq >= self._held_from and wanted_seq >= first_seq:
+                # The usual wait: an evaluation held in its slot wants this request. The
+                # outcome is held beside it, if that slot's record is the one that wants it.
+                index = (wanted_seq - records._origin) % records._max_size
+                record = records._ring[index]
+                if TRACE_KEY(record) == trace_id and record.service_name == service:
+                    self._slot_requests[index] = outcome
+                    return
+            if self._held:
+                self._ingest()
             seqs = self._seqs
             row = self._next_row
             if row == len(seqs):
@@ -594,6 +629,76 @@ class OutcomeStore:
         self._raws[row] = outcome
         return row
 
+    def _grow_slots(self, length: int) -> None:
+        """Make the held slots at least ``length`` long (the ring fills), in blocks."""
+        records = self._records
+        limit = records._max_size if records is not None else length
+        add = max(length, min(limit, len(self._slot_spans) + _ROW_BLOCK)) - len(self._slot_spans)
+        self._slot_spans.extend(repeat(None, add))
+        self._slot_requests.extend(repeat(None, add))
+
+    def _keep_wanted(
+        self,
+        index: int,
+        old: FlagEvaluationEvent,
+        first_seq: int,
+        trace_id: IdKey,
+        service: str | None,
+        is_root: bool,
+    ) -> None:
+        """Before the oldest record's slot is taken: ``_ingest`` if its held request is wanted.
+
+        The request outcome held with the oldest evaluation (``old``, at ``first_seq``)
+        may explain a later one (exported after its request ended): a stored one
+        that wants it, or the one about to take the slot (``trace_id``, ``service``,
+        unless ``is_root``). It then goes to a row, kept as long as that one. The
+        caller holds the lock.
+        """
+        key = (TRACE_KEY(old), old.service_name)
+        wanted_seq = self.want_requests.get(key)
+        if (wanted_seq is not None and wanted_seq > first_seq) or (
+            not is_root and key == (trace_id, service)
+        ):
+            self._ingest()
+
+    def _ingest(self) -> None:
+        """Write the held outcomes of stored evaluations to rows, oldest first; lock held.
+
+        What ``RecordStore.record_span`` and ``add_request`` would have written at once:
+        a row for each held span (found by its request too when it is a local root),
+        and one for each held request, kept as long as the evaluation it is held with.
+        """
+        records = self._records
+        self._held = 0
+        if records is None:
+            return
+        ring = records._ring
+        origin = records._origin
+        max_size = records._max_size
+        first_seq = records._first_seq
+        slot_spans = self._slot_spans
+        slot_requests = self._slot_requests
+        span_keys = self._span_keys
+        for seq in range(max(self._held_from, first_seq), records._next_seq):
+            index = (seq - origin) % max_size
+            span_outcome = slot_spans[index]
+            request_outcome = slot_requests[index]
+            if span_outcome is None and request_outcome is None:
+                continue
+            slot_spans[index] = slot_requests[index] = None
+            record = ring[index]
+            trace_id = TRACE_KEY(record)
+            service = record.service_name
+            if span_outcome is not None:
+                if request_outcome is span_outcome:
+                    row = self._row(span_outcome, seq, first_seq, trace_id, service)
+                    request_outcome = None
+                else:
+                    row = self._row(span_outcome, seq, first_seq)
+                span_keys[row] = SPAN_KEY(record)
+            if request_outcome is not None:
+                self._row(request_outcome, seq, first_seq, trace_id, service)
+
     def _grow(self) -> None:
         """Add up to ``_ROW_BLOCK`` rows to every column, while the ring fills."""
         block = min(_ROW_BLOCK, self._size - len(self._seqs))
@@ -664,6 +769,8 @@ class OutcomeStore:
         key = (trace_id, service)
         root = self._recent_roots.pop(key, None) if self._recent_roots else None
         if root is not None:
+            if self._held:
+                self._ingest()
             self._row(root, seq, first_seq, trace_id, service)
         else:
             self.want_requests[key] = seq
@@ -698,6 +805,8 @@ class OutcomeStore:
         The caller holds the lock. In C-level passes; a later row takes a key from an
         earlier one, as a write straight into the table would.
         """
+        if self._held:
+            self._ingest()
         if self._taken != self._indexed_upto:
             self._enter_pending()
         wants = self.want_requests
@@ -819,6 +928,9 @@ class OutcomeStore:
         self._requests.clear()
         self._recent_roots.clear()
         self._recent_order.clear()
+        del self._slot_spans[:]
+        del self._slot_requests[:]
+        self._held = 0
         self._next_row = 0
         self._taken = 0
         self._indexed_upto = 0

@@ -25,6 +25,7 @@ from flagscope._store.outcomes import LabelFigures, OutcomeItem, OutcomeStore, R
 from flagscope._store.records import (
     EMPTY_MAPPING,
     SPAN_KEY,
+    TRACE_KEY,
     EvaluationReason,
     FlagEvaluationEvent,
     _get_value_slot,
@@ -411,7 +412,8 @@ class RecordStore:
 
         ``record_with_outcomes`` for the span exporter's usual call (a
         ``SimpleSpanProcessor`` exports each span on its own): the span holds the
-        record's evaluation, so no item tuple or lists are built for it.
+        record's evaluation, so no item tuple or lists are built for it, and the
+        outcome is held in the record's slot until read (``OutcomeStore._ingest``).
         """
         if type(self).record_batch is not _RECORD_BATCH or not self._lean:
             # A subclass's record_batch has the say; hooks and byte budgets take the
@@ -437,7 +439,18 @@ class RecordStore:
                 index = (seq - self._origin) % max_size
                 ring = self._ring
                 if seq - first >= max_size:
-                    old_key = ring[index].flag_key
+                    old = ring[index]
+                    outcomes = self._outcomes
+                    if (
+                        outcomes._held
+                        and index < len(outcomes._slot_requests)
+                        and outcomes._slot_requests[index] is not None
+                        and (outcomes.want_requests or (not is_root and TRACE_KEY(old) == trace_id))
+                    ):
+                        # The request outcome held in the slot may explain a later
+                        # evaluation (this one, too): to a row before the slot is taken.
+                        outcomes._keep_wanted(index, old, first, trace_id, service, is_root)
+                    old_key = old.flag_key
                     old_lane = by_flag[old_key]
                     old_lane.popleft()
                     if not old_lane and old_lane is not lane:
@@ -455,36 +468,29 @@ class RecordStore:
                 else:
                     lane.append(event)
                 self._next_seq = seq + 1
-                # The outcome store's kind 1 write (``OutcomeStore.add_locked``) for one
-                # span, inline: no item tuple, no list, and no call, whose frame cost
-                # about 570 instructions a span and, between spans of an application's
-                # own work, cache lines of its own. Keep it in step with ``add_locked``.
+                # The outcome is held in the record's own slot (``OutcomeStore._ingest``
+                # writes it to a row when someone reads, or before a later write of
+                # another kind): no row's seq, ids and service to write and, a ring
+                # later, to free, which cost about 1 µs a span in cache misses between an
+                # application's own work. Keep it in step with ``OutcomeStore._ingest``.
                 outcomes = self._outcomes
-                seqs = outcomes._seqs
-                row = outcomes._next_row
-                if row == len(seqs):
-                    outcomes._grow()
-                elif (
-                    seqs[row] >= first
-                    or outcomes._indexed[row]
-                    or (outcomes.want_requests and outcomes._trace_keys[row] is not None)
-                ):
-                    row = outcomes._reuse(row, first)
-                outcomes._next_row = row + 1 if row + 1 < outcomes._size else 0
-                outcomes._taken += 1
-                seqs[row] = seq
-                outcomes._raws[row] = outcome
-                outcomes._span_keys[row] = span_id
+                slot_spans = outcomes._slot_spans
+                if index >= len(slot_spans):
+                    outcomes._grow_slots(index + 1)
+                slot_spans[index] = outcome
+                if not outcomes._held:
+                    outcomes._held_from = seq
+                outcomes._held += 1
                 if span_id is not None and outcomes.want_spans:
                     outcomes.want_spans.pop(span_id, None)
                 if is_root:
+                    # The span is its own request: the same outcome, in the request slot.
+                    outcomes._slot_requests[index] = outcome
                     want_requests = outcomes.want_requests
                     if want_requests:
                         want_requests.pop((trace_id, service), None)
-                    outcomes._trace_keys[row] = trace_id
-                    outcomes._services[row] = service
                 else:
-                    outcomes._trace_keys[row] = None
+                    outcomes._slot_requests[index] = None
                     if outcomes._recent_roots:
                         outcomes._want_request(trace_id, service, seq, first)
                     else:
@@ -569,6 +575,9 @@ class RecordStore:
         flag key, no record) raises before anything changes, and the counters say
         exactly what was stored.
         """
+        if self._outcomes._held:
+            # Outcomes held in the slots about to be taken go to rows first.
+            self._outcomes._ingest()
         if not self._lean:
             self._store_watched(batch)
             return
