@@ -407,8 +407,10 @@ class RecordStore:
     ) -> None:
         """Store one span's one record and the span's outcome, under one hold of the lock.
 
-        ``trace_id`` and ``span_id`` are in the record's stored form (``TRACE_KEY``,
-        ``SPAN_KEY``): what the outcome tables are keyed by.
+        ``trace_id``, ``span_id`` and ``service`` are the record's own: its ids in their
+        stored form (``TRACE_KEY``, ``SPAN_KEY``), what the outcome tables are keyed by,
+        and its ``service_name``. The wants use them at once; a held outcome is keyed
+        later by the record's, so other values would file it under the record's.
 
         ``record_with_outcomes`` for the span exporter's usual call (a
         ``SimpleSpanProcessor`` exports each span on its own): the span holds the
