@@ -720,10 +720,10 @@ def _json_api(
     """
 
     def answer(handler: http.server.BaseHTTPRequestHandler) -> None:
-        path = handler.path.split("?")[0]
-        if path.endswith("/impact"):
-            kind, key = "impact", path.removeprefix("/api/flags/").removesuffix("/impact")
-            key = urllib.parse.unquote(key)
+        path, _, query = handler.path.partition("?")
+        if path == "/api/flag/impact":
+            kind = "impact"
+            (key,) = urllib.parse.parse_qs(query, keep_blank_values=True)["flag_key"]
             impact = (impacts or {}).get(key)
             refusal = (refusals or {}).get(key)
             document: Any
@@ -794,7 +794,7 @@ def test_report_impact_skips_a_flag_evicted_after_the_listing() -> None:
 def test_report_impact_on_a_given_flag_that_is_not_stored_is_an_error() -> None:
     with _FakeServer(_json_api([], impacts={"a": _impact("a")})) as fake:
         line = _one_line_error(_report_process(fake.url, "--impact", "--flag", "a", "--flag", "x"))
-    assert line == f"Error: {fake.url}/api/flags/x/impact?scope=request: 404 gone"
+    assert line == f"Error: {fake.url}/api/flag/impact?flag_key=x&scope=request: 404 gone"
 
 
 def test_report_impact_asks_once_for_a_flag_given_twice() -> None:
@@ -806,7 +806,7 @@ def test_report_impact_asks_once_for_a_flag_given_twice() -> None:
     assert result.exit_code == 0, result.output
     assert len(list(csv.DictReader(io.StringIO(result.stdout)))) == 1
     assert [path for path in fake.requests if "/impact" in path] == [
-        "/api/flags/co/impact?scope=request"
+        "/api/flag/impact?flag_key=co&scope=request"
     ]
 
 
@@ -958,7 +958,7 @@ def test_report_impact_says_in_one_line_which_field_is_malformed(
     impacts = {"a": _impact("a", dict(_VARIANT, **variant))}
     with _FakeServer(_json_api([_SUMMARY], impacts=impacts)) as fake:
         line = _one_line_error(_report_process(fake.url, "--impact", "--format", "csv"))
-    assert f"{fake.url}/api/flags/a/impact answered {message}" in line
+    assert f"{fake.url}/api/flag/impact for flag 'a' answered {message}" in line
 
 
 @pytest.mark.parametrize(

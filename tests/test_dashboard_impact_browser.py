@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ from otlp_payloads import traces_protobuf
 from test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS, Watched
 
 HOSTILE_VARIANT = "<img src=x onerror=alert(1)>"
+ODD_KEYS = ("..", ".", "tiny/impact")
 
 
 def _post(server: BackgroundServer, *exporters: InMemorySpanExporter) -> None:
@@ -43,9 +45,15 @@ def impact_server() -> Iterator[BackgroundServer]:
     # Each drive shuts its provider down, and with it the exporter: one exporter each.
     tiny = InMemorySpanExporter()
     drive_into(tiny, {"a": Behaviour(0.5, 80.0), "b": Behaviour(0.0, 80.0)}, 12, 32, flag="tiny")
+    # Keys a URL path cannot name: the browser resolves ".." and "." in a path.
+    odd = []
+    for seed, key in enumerate(ODD_KEYS, 33):
+        exporter = InMemorySpanExporter()
+        drive_into(exporter, {"a": Behaviour(0.0, 80.0)}, 7, seed, flag=key)
+        odd.append(exporter)
     running = serve_in_background(port=0)
     try:
-        _post(running, memory, tiny)
+        _post(running, memory, tiny, *odd)
         yield running
     finally:
         running.stop()
@@ -106,4 +114,17 @@ def test_without_enough_requests_the_panel_says_so_and_shows_no_figures(
     expect(verdict).to_contain_text("Not enough requests", timeout=15_000)
     expect(verdict).to_contain_text("100 a variant needed")
     expect(page.page.locator("#impact-table")).to_be_hidden()
+    assert page.errors == []
+
+
+@pytest.mark.parametrize("key", ODD_KEYS)
+def test_the_panel_of_a_flag_no_path_can_name_is_that_flags(
+    page: Watched, impact_server: BackgroundServer, key: str
+) -> None:
+    """The panel asks with the key in the query: ``..``, ``.`` and a key ending in
+    ``/impact`` reach their own flag (7 requests), not another or a 404."""
+    page.page.goto(f"{impact_server.url}/#/flag/{quote(key, safe='')}")
+    expect(page.page.locator("#flag-title")).to_have_text(key, timeout=15_000)
+    verdict = page.page.locator("#impact-verdict")
+    expect(verdict).to_contain_text("the most any has is 7", timeout=15_000)
     assert page.errors == []

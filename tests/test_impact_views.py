@@ -247,3 +247,88 @@ def test_report_impact_table_says_the_flags_were_skipped_not_that_none_is_stored
         f"no flag to judge at {two_flag_server.url}: the 2 stored were skipped (see above)"
     )
     assert result.stderr.count("it never served the baseline 'nope'") == 2
+
+
+ODD_KEYS = (".", "..", "checkout/impact")
+
+
+@pytest.fixture(scope="module")
+def odd_keys_server() -> Iterator[BackgroundServer]:
+    """Flags no URL path can name, and ``checkout``, whose impact route the last shadows."""
+    running = serve_in_background(port=0)
+    try:
+        for seed, key in enumerate(("checkout", *ODD_KEYS), 40):
+            memory = InMemorySpanExporter()
+            drive_into(memory, {"a": CONTROL, "b": WORSE}, 12, seed, flag=key)
+            response = httpx.post(
+                f"{running.url}/v1/traces",
+                content=traces_protobuf(memory.get_finished_spans()),
+                headers={"content-type": "application/x-protobuf"},
+            )
+            assert response.status_code == 200
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.mark.parametrize("key", ODD_KEYS)
+def test_the_query_form_reaches_flags_no_path_can_name(
+    odd_keys_server: BackgroundServer, key: str
+) -> None:
+    url = odd_keys_server.url
+    summary = httpx.get(f"{url}/api/flag", params={"flag_key": key})
+    assert summary.status_code == 200
+    assert (summary.json()["flag_key"], summary.json()["count"]) == (key, 12)
+    impact = httpx.get(f"{url}/api/flag/impact", params={"flag_key": key, "scope": "span"})
+    assert impact.status_code == 200
+    document = impact.json()
+    assert (document["flag_key"], document["scope"]) == (key, "span")
+    assert sum(item["evaluations"] for item in document["variants"]) == 12
+
+
+def test_a_key_ending_in_impact_is_shadowed_in_the_path_but_not_in_the_query(
+    odd_keys_server: BackgroundServer,
+) -> None:
+    url = odd_keys_server.url
+    by_path = httpx.get(f"{url}/api/flags/checkout%2Fimpact").json()
+    assert by_path["flag_key"] == "checkout"  # the impact route's answer for "checkout"
+    by_query = httpx.get(f"{url}/api/flag", params={"flag_key": "checkout/impact"}).json()
+    assert (by_query["flag_key"], by_query["count"]) == ("checkout/impact", 12)
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "message"),
+    [
+        ("/api/flag", {}, "flag_key is required"),
+        ("/api/flag/impact", {}, "flag_key is required"),
+        ("/api/flag", [("flag_key", "."), ("flag_key", "..")], "flag_key must be given once"),
+        ("/api/flag/impact", [("flag_key", "."), ("flag_key", "..")], "given once"),
+        ("/api/flag/impact", {"flag_key": ".", "colour": "red"}, "unknown query parameter"),
+        ("/api/flag", {"flag_key": ".", "scope": "span"}, "unknown query parameter"),
+    ],
+)
+def test_the_query_form_refuses_a_missing_repeated_or_unknown_parameter(
+    odd_keys_server: BackgroundServer, path: str, params: Any, message: str
+) -> None:
+    response = httpx.get(f"{odd_keys_server.url}{path}", params=params)
+    assert response.status_code == 400
+    assert message in response.json()["error"]
+
+
+def test_the_query_form_answers_404_for_a_flag_never_seen(
+    odd_keys_server: BackgroundServer,
+) -> None:
+    for path in ("/api/flag", "/api/flag/impact"):
+        response = httpx.get(f"{odd_keys_server.url}{path}", params={"flag_key": "..."})
+        assert response.status_code == 404
+
+
+def test_report_impact_reaches_flags_no_path_can_name(odd_keys_server: BackgroundServer) -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["report", "--url", odd_keys_server.url, "--impact", "--format", "json"]
+        + [argument for key in ODD_KEYS for argument in ("--flag", key)],
+    )
+    assert result.exit_code == 0, result.output
+    documents = json.loads(result.stdout)
+    assert [document["flag_key"] for document in documents] == list(ODD_KEYS)

@@ -1,6 +1,6 @@
 """``flagscope report --impact``: each variant's impact, from a running server.
 
-Asks ``/api/flags/{flag_key}/impact`` for each flag (every stored flag, or those
+Asks ``/api/flag/impact?flag_key=`` for each flag (every stored flag, or those
 given) and prints a table, JSON or CSV. Every cell shown comes from telemetry
 anyone could send, so it is made printable first.
 """
@@ -12,7 +12,6 @@ import io
 import json
 import math
 import time
-import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -163,7 +162,7 @@ def fetch_impacts(
     deadline: float | None = None,
     skipped: list[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Return ``/api/flags/{key}/impact`` for each flag (every stored one when none given).
+    """Return ``/api/flag/impact?flag_key=KEY`` for each flag (every stored one when none given).
 
     A flag listed by ``/api/flags`` but gone when its impact is asked for (evicted in
     between, on a busy server), or that never served ``baseline``, is skipped, with a
@@ -204,9 +203,15 @@ def fetch_impacts(
     params = [("scope", scope)] + ([("baseline", baseline)] if baseline is not None else [])
     impacts = []
     for key in keys:
-        path = f"/api/flags/{urllib.parse.quote(key, safe='')}/impact"
         try:
-            document = fetch_json(url, path, params, timeout=timeout, deadline=deadline)
+            # The key in the query: any key ("..", ".../impact") reaches its flag.
+            document = fetch_json(
+                url,
+                "/api/flag/impact",
+                [("flag_key", key), *params],
+                timeout=timeout,
+                deadline=deadline,
+            )
         except ReportError as error:
             if not listed:
                 raise
@@ -230,7 +235,10 @@ def fetch_impacts(
             continue
         problem = _check_impact(document)
         if problem is not None:
-            raise ReportError(f"{url}{path} answered {problem}: is it a flagscope server?")
+            raise ReportError(
+                f"{url}/api/flag/impact for flag {_shown(key)} answered {problem}: "
+                "is it a flagscope server?"
+            )
         impacts.append(document)
     return impacts
 

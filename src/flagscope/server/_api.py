@@ -139,6 +139,26 @@ def parse_filters(params: QueryParams, *, extra: frozenset[str] = frozenset()) -
     return filters
 
 
+def _flag_in_query(params: QueryParams) -> tuple[str, QueryParams]:
+    """The one ``flag_key`` of ``/api/flag`` and ``/api/flag/impact``, and the other parameters.
+
+    A key in a path cannot be ``.`` or ``..`` (browsers and clients resolve them) nor
+    end in ``/impact`` (the impact route's): in the query any key is a key.
+
+    Raises:
+        QueryError: ``flag_key`` is missing or given more than once.
+    """
+    keys = params.getlist("flag_key")
+    if len(keys) != 1:
+        raise QueryError(
+            "flag_key must be given once" if keys else "flag_key is required: ?flag_key=KEY"
+        )
+    rest = QueryParams(
+        [(name, value) for name, value in params.multi_items() if name != "flag_key"]
+    )
+    return keys[0], rest
+
+
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
@@ -219,6 +239,8 @@ class JsonApi:
         self.buckets = self._workers.run(_guarded(self._buckets))
         self.metrics = self._workers.run(_guarded(self._metrics))
         self.impact = self._workers.run(_guarded(self._impact))
+        self.flag_by_query = self._workers.run(_guarded(self._flag_by_query))
+        self.impact_by_query = self._workers.run(_guarded(self._impact_by_query))
 
     async def health(self, request: Request) -> JSONResponse:
         """``GET /api/health``, answered on the event loop itself.
@@ -277,8 +299,16 @@ class JsonApi:
         )
 
     def _flag(self, request: Request) -> JSONResponse:
-        flag_key: str = request.path_params["flag_key"]
-        filters = parse_filters(request.query_params)
+        """``GET /api/flags/{flag_key}``: the flag named in the path."""
+        return self._flag_summary(request.path_params["flag_key"], request.query_params)
+
+    def _flag_by_query(self, request: Request) -> JSONResponse:
+        """``GET /api/flag?flag_key=``: the same, for any key (``/impact``, ``.``, ``..``)."""
+        flag_key, params = _flag_in_query(request.query_params)
+        return self._flag_summary(flag_key, params)
+
+    def _flag_summary(self, flag_key: str, params: QueryParams) -> JSONResponse:
+        filters = parse_filters(params)
         if "flag_key" in filters:
             raise QueryError("flag_key is already in the path")
         summary = self._query.summary(flag_key=flag_key, **filters)
@@ -304,8 +334,15 @@ class JsonApi:
         )
 
     def _impact(self, request: Request) -> JSONResponse:
-        flag_key: str = request.path_params["flag_key"]
-        params = request.query_params
+        """``GET /api/flags/{flag_key}/impact``: the flag named in the path."""
+        return self._flag_impact(request.path_params["flag_key"], request.query_params)
+
+    def _impact_by_query(self, request: Request) -> JSONResponse:
+        """``GET /api/flag/impact?flag_key=``: the same, for any key."""
+        flag_key, params = _flag_in_query(request.query_params)
+        return self._flag_impact(flag_key, params)
+
+    def _flag_impact(self, flag_key: str, params: QueryParams) -> JSONResponse:
         filters = parse_filters(params, extra=frozenset({"baseline", "scope"}))
         if "flag_key" in filters:
             raise QueryError("flag_key is already in the path")

@@ -156,6 +156,9 @@ def create_app(
             # Before the flag's own route, whose path parameter would swallow "/impact".
             Route("/api/flags/{flag_key:path}/impact", api.impact),
             Route("/api/flags/{flag_key:path}", api.flag),
+            # The same two with the key in the query: any key, ".." and ".../impact" too.
+            Route("/api/flag", api.flag_by_query),
+            Route("/api/flag/impact", api.impact_by_query),
             Route("/api/buckets", api.buckets),
             Route("/api/metrics", api.metrics),
             Route("/", _index),

@@ -440,7 +440,8 @@
         const [buckets, page, impact] = await Promise.all([
           getJson("buckets", { flag_key: state.flag }),
           getJson("events", { ...eventFilters(), newest_first: "true", limit: PAGE_SIZE, offset: state.offset }),
-          summary ? getJson(`flags/${encodeURIComponent(state.flag)}/impact`) : null,
+          // The key in the query: a path resolves "." and ".." and ends in "/impact".
+          summary ? getJson("flag/impact", { flag_key: state.flag }) : null,
         ]);
         renderChart(buckets.buckets, buckets.width_seconds);
         renderEvents(page);
