@@ -24,17 +24,18 @@ from types import MappingProxyType
 from typing import Any, Final, Literal
 
 from flagscope._extras import missing_extra
-from flagscope._store.outcomes import TIME_LIMIT, OutcomeItem, raw_outcome
+from flagscope._store.outcomes import OutcomeItem
 from flagscope._store.records import FlagEvaluationEvent
 from flagscope._telemetry import semconv
 from flagscope._telemetry.classify import Source, http_status_attribute, source_of
-from flagscope._telemetry.mapping import ValueDecoding, map_typical
+from flagscope._telemetry.mapping import ValueDecoding
 from flagscope._telemetry.otlp_batch import (
     OtlpBatch,
     OtlpDecodeError,
     SpanEvent,
     Tally,
     is_local_root,
+    typical_item,
 )
 from flagscope._telemetry.otlp_json import (
     load_json,
@@ -422,39 +423,30 @@ def _typical_span(
     else:
         parent_id = None
         is_root = True
+    status = span.status
+    code = status.code
+    if not 0 <= code <= 2:
+        code = 0  # a status code this OTLP does not know: unset, as ``_outcome`` reads it
+    pairs = span.attributes[:]
     start = span.start_time_unix_nano
     end = span.end_time_unix_nano
-    record = map_typical(
+    return typical_item(
         attributes,
         event_time or end or start or None,
         trace_id,
         span_id,
         parent_id,
+        is_root,
         service,
         language,
         decoding,
+        name,
+        code,
+        status.message,
+        start,
+        end,
+        _SpanAttributes(pairs).http_status() if pairs else None,
     )
-    if record is None:
-        return None
-    status = span.status
-    code = status.code
-    if not 0 <= code <= 2:
-        code = 0  # a status code this OTLP does not know: unset, as ``_outcome`` reads it
-    message = status.message
-    pairs = span.attributes[:]
-    http = _SpanAttributes(pairs).http_status() if pairs else None
-    if http is None:
-        # ``otlp_batch._outcome``'s tuple for a span without an HTTP status.
-        outcome = (
-            name,
-            code,
-            message or None,
-            end - start if 0 < start <= end < TIME_LIMIT else -1,
-            0,
-        )
-    else:
-        outcome = raw_outcome(name, code, message, start, end, http)
-    return record, (trace_id, span_id, service, None, is_root, 1, outcome)
 
 
 def map_traces(

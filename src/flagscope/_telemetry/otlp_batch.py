@@ -33,9 +33,17 @@ from flagscope._telemetry.classify import (
     classify_span,
     http_status_attribute,
 )
-from flagscope._telemetry.mapping import SkipReason
+from flagscope._telemetry.mapping import SkipReason, ValueDecoding, map_typical
 
-__all__ = ["STATUS_CODES", "OtlpBatch", "OtlpDecodeError", "SpanEvent", "Tally", "is_local_root"]
+__all__ = [
+    "STATUS_CODES",
+    "OtlpBatch",
+    "OtlpDecodeError",
+    "SpanEvent",
+    "Tally",
+    "is_local_root",
+    "typical_item",
+]
 
 _MAX_SKIP_DETAIL: Final = 5
 _SPAN_NAME: Final = semconv.SPAN_NAME
@@ -304,6 +312,49 @@ def is_local_root(parent_span_id: Any, flags: Any, kind: Any) -> bool:
     if type(flags) is int and flags & _HAS_IS_REMOTE:
         return bool(flags & _IS_REMOTE)
     return kind in _ENTRY_KINDS
+
+
+def typical_item(
+    attributes: Mapping[str, Any],
+    event_time: int | None,
+    trace_id: int,
+    span_id: int,
+    parent_id: int | None,
+    is_root: bool,
+    service: str | None,
+    language: str | None,
+    decoding: ValueDecoding,
+    name: str,
+    code: int,
+    message: str | None,
+    start: int,
+    end: int,
+    http: int | None,
+) -> tuple[FlagEvaluationEvent, OutcomeItem] | None:
+    """The record and outcome item ``Tally.add_span`` makes of a usual span, or ``None``.
+
+    The short path both OTLP decoders share (``otlp._typical_span``,
+    ``otlp_json._typical_span``), once each has checked and read the span in its own
+    encoding: ids as ints, ``code`` 0 to 2, ``http`` the span's HTTP status attribute.
+    ``None`` when ``map_typical`` does not map the event: ``Tally.add_span`` then does.
+    """
+    record = map_typical(
+        attributes, event_time, trace_id, span_id, parent_id, service, language, decoding
+    )
+    if record is None:
+        return None
+    if http is None:
+        # ``_outcome``'s tuple for a span without an HTTP status.
+        outcome: RawOutcome = (
+            name,
+            code,
+            message or None,
+            end - start if 0 < start <= end < TIME_LIMIT else -1,
+            0,
+        )
+    else:
+        outcome = raw_outcome(name, code, message, start, end, http)
+    return record, (trace_id, span_id, service, None, is_root, 1, outcome)
 
 
 def _outcome(

@@ -34,16 +34,16 @@ from operator import getitem
 from types import MappingProxyType
 from typing import Any, Final, TypeVar
 
-from flagscope._store.outcomes import TIME_LIMIT, raw_outcome
 from flagscope._telemetry import semconv
 from flagscope._telemetry.classify import Source, http_status_attribute, source_of
-from flagscope._telemetry.mapping import ValueDecoding, map_typical
+from flagscope._telemetry.mapping import ValueDecoding
 from flagscope._telemetry.otlp_batch import (
     STATUS_CODES,
     OtlpDecodeError,
     SpanEvent,
     Tally,
     is_local_root,
+    typical_item,
 )
 
 __all__ = ["load_json", "read_document", "read_json_logs", "read_json_traces"]
@@ -645,32 +645,23 @@ def _typical_span(
         if not parent_id:
             return None
         is_root = is_local_root(parent_hex, flags, kind)
-    record = map_typical(
+    return typical_item(
         event[1],
         event[2] or end or start or None,
         trace_id,
         span_id,
         parent_id,
+        is_root,
         source.service_name,
         source.language,
         source.value_decoding,
+        name,
+        STATUS_CODES.get(code, 0),
+        message,
+        start,
+        end,
+        http_status_attribute(span_attributes) if span_attributes else None,
     )
-    if record is None:
-        return None
-    status_code = STATUS_CODES.get(code, 0)
-    http = http_status_attribute(span_attributes) if span_attributes else None
-    if http is None:
-        # ``otlp_batch._outcome``'s tuple for a span without an HTTP status.
-        outcome = (
-            name,
-            status_code,
-            message or None,
-            end - start if 0 < start <= end < TIME_LIMIT else -1,
-            0,
-        )
-    else:
-        outcome = raw_outcome(name, status_code, message, start, end, http)
-    return record, (trace_id, span_id, source.service_name, None, is_root, 1, outcome)
 
 
 def _check_span_rest(span: dict[str, Any]) -> None:
