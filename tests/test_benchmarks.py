@@ -17,16 +17,33 @@ NUMBER = r"[0-9]+(?:\.[0-9]+)?"
 VERDICT = r"\(target [^)]*\) (PASS|MISS)"
 
 
-def _run_quick(script: str, *options: str) -> str:
+def _run(
+    script: str,
+    *arguments: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 300,
+) -> str:
+    """Run a benchmark script to its end (it must succeed); return what it printed.
+
+    ``env`` is added to this process's environment.
+    """
     result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / script), "--quick", *options],
+        [sys.executable, str(BENCHMARKS / script), *arguments],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         check=True,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
     )
-    assert result.stdout.startswith("quick mode:")
     return result.stdout
+
+
+def _run_quick(script: str, *options: str) -> str:
+    out = _run(script, "--quick", *options)
+    assert out.startswith("quick mode:")
+    return out
 
 
 def test_bench_collector_prints_each_figure_with_its_target_and_verdict() -> None:
@@ -153,65 +170,36 @@ def test_bench_coverage_prints_both_times_and_the_ratio() -> None:
 def test_count_pipeline_instructions_runs_every_pipeline_and_workload() -> None:
     """The instruction-count script behind docs/performance.md runs (under callgrind there)."""
     for mode, workload in (("memory", "one"), ("without", "request"), ("with", "openfeature")):
-        subprocess.run(
-            [
-                sys.executable,
-                str(BENCHMARKS / "count_pipeline_instructions.py"),
-                mode,
-                workload,
-                "0",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=True,
-            cwd=BENCHMARKS,
-        )
+        _run("count_pipeline_instructions.py", mode, workload, "0", cwd=BENCHMARKS)
     # And with a small store, past its fill, the garbage collector off.
-    subprocess.run(
-        [
-            sys.executable,
-            str(BENCHMARKS / "count_pipeline_instructions.py"),
-            "with",
-            "request",
-            "50",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
+    _run(
+        "count_pipeline_instructions.py",
+        "with",
+        "request",
+        "50",
         cwd=BENCHMARKS,
-        env={**os.environ, "SIZE": "20", "WARM_UP": "100", "NO_GC": "1"},
+        env={"SIZE": "20", "WARM_UP": "100", "NO_GC": "1"},
     )
 
 
 def test_freeze_leak_prints_what_freezing_kept() -> None:
-    result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "freeze_leak.py"), "0.5"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-        env={**os.environ, "FREEZE_LEAK_SECONDS": "1.5"},
-    )
+    out = _run("freeze_leak.py", "0.5", env={"FREEZE_LEAK_SECONDS": "1.5"}, timeout=120)
     assert re.fullmatch(
         r"freezing every 0\.5 s: [0-9]+ freezes, [1-9][0-9]* requests, [0-9]+ objects frozen; "
         r"cyclic garbage found after unfreezing: [0-9]+ objects\n",
-        result.stdout,
-    ), result.stdout
+        out,
+    ), out
 
 
 def test_bench_grpc_calls_prints_calls_per_second_for_each_tree() -> None:
-    result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "bench_grpc_calls.py"), "."],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
+    out = _run(
+        "bench_grpc_calls.py",
+        ".",
         cwd=BENCHMARKS.parent,
-        env={**os.environ, "CALLS": "40", "ROUNDS": "1"},
+        env={"CALLS": "40", "ROUNDS": "1"},
+        timeout=120,
     )
     assert re.fullmatch(
         rf".*/{re.escape(BENCHMARKS.parent.name)}: [0-9,]+ calls/s of 1 span\(s\), 4 senders\n",
-        result.stdout,
-    ), result.stdout
+        out,
+    ), out
