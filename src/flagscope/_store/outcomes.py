@@ -324,11 +324,11 @@ class OutcomeStore:
         # over, held by their evaluation's slot in the collector's ring until
         # ``_ingest`` writes them to rows: the span's, and its request's (the same
         # outcome for a local root; a wanted root's from ``add_request``). Most are
-        # overwritten with their slot, never read. ``_held`` counts those written since
-        # the last ``_ingest``, from seq ``_held_from`` on.
+        # overwritten with their slot, never read. ``_held`` says whether any was written
+        # since the last ``_ingest``, from seq ``_held_from`` on.
         self._slot_spans: list[RawOutcome | None] = []
         self._slot_requests: list[RawOutcome | None] = []
-        self._held = 0
+        self._held = False
         self._held_from = 0
         # Items written since the wanted tables were last trimmed.
         self._since_trim = 0
@@ -545,13 +545,12 @@ class OutcomeStore:
                 self._count_written(1, first_seq)
                 return
             if self._held and wanted_seq >= self._held_from and wanted_seq >= first_seq:
-                # The usual wait: an evaluation held in its slot wants this request. The
-                # outcome is held beside it, if that slot's record is the one that wants it.
-                index = (wanted_seq - records._origin) % records._max_size
-                record = records._ring[index]
-                if TRACE_KEY(record) == trace_id and record.service_name == service:
-                    self._slot_requests[index] = outcome
-                    return
+                # The usual wait: an evaluation held in its slot wants this request, and
+                # the outcome is held beside it. Only ``record_span`` wants from seq
+                # ``_held_from`` on (other writes ``_ingest`` first), keyed by the
+                # record's own ids and service, so that slot's record is the one.
+                self._slot_requests[(wanted_seq - records._origin) % records._max_size] = outcome
+                return
             if self._held:
                 self._ingest()
             seqs = self._seqs
@@ -669,7 +668,7 @@ class OutcomeStore:
         and one for each held request, kept as long as the evaluation it is held with.
         """
         records = self._records
-        self._held = 0
+        self._held = False
         if records is None:
             return
         ring = records._ring
@@ -930,7 +929,7 @@ class OutcomeStore:
         self._recent_order.clear()
         del self._slot_spans[:]
         del self._slot_requests[:]
-        self._held = 0
+        self._held = False
         self._next_row = 0
         self._taken = 0
         self._indexed_upto = 0

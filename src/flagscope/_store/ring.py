@@ -482,7 +482,7 @@ class RecordStore:
                 slot_spans[index] = outcome
                 if not outcomes._held:
                     outcomes._held_from = seq
-                outcomes._held += 1
+                    outcomes._held = True
                 if span_id is not None and outcomes.want_spans:
                     outcomes.want_spans.pop(span_id, None)
                 if is_root:

@@ -518,15 +518,16 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
                     status_code = 2 if code is _ERROR else 1 if code is _OK else 0
                     description = status.description if code is _ERROR else None
                     self._last_status = (status, status_code, description)
-                if not attributes or _HTTP_KEYS.isdisjoint(attributes):
+                # The current attribute read first, without the key check ``_raw_outcome``
+                # makes: a request's root usually carries it.
+                if not attributes:
+                    http = 0
+                elif type(value := attributes.get(_HTTP_STATUS)) is int and 0 < value < HTTP_LIMIT:
+                    http = value
+                elif value is None and _HTTP_STATUS_OLD not in attributes:
                     http = 0
                 else:
-                    value = attributes.get(_HTTP_STATUS)
-                    http = (
-                        value
-                        if type(value) is int and 0 < value < HTTP_LIMIT
-                        else _other_http(attributes)
-                    )
+                    http = _other_http(attributes)
                 # Wanted or not, a local root goes to the store while requests are
                 # wanted (``_offer`` would offer it too, to be remembered among the
                 # recent roots): the store's look in the wanted table is the only one.
