@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry import trace
@@ -11,12 +12,14 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from flagscope import FlagEvaluationSpanExporter, InMemoryAnalyticsCollector
-from flagscope._telemetry import semconv
+from flagscope._telemetry import semconv, span_fields
 from flagscope._telemetry.span_fields import (
     CONTEXT_ITEMS_HOLD,
+    EVENTS_LIST,
     FIELD_READS_HOLD,
     SDK_EVENT,
     reads_fields,
@@ -151,8 +154,36 @@ def test_the_installed_sdk_is_read_through_its_fields() -> None:
     assert FIELD_READS_HOLD
     assert CONTEXT_ITEMS_HOLD
     assert SDK_EVENT is Event
+    assert EVENTS_LIST is BoundedList
     assert reads_fields(Span)
     assert reads_fields(ReadableSpan)
+
+
+def test_a_bounded_list_not_iterating_its_deque_is_not_read_through_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def listed(self: BoundedList[Any]) -> Any:
+        return iter(())  # not the deque: an SDK keeping its items elsewhere
+
+    monkeypatch.setattr(BoundedList, "__iter__", listed)
+    assert span_fields._events_list() is None
+
+
+class OwnEvents(BoundedList):  # type: ignore[type-arg]
+    """A list of events of its own kind: iterated, not read through the SDK's deque."""
+
+    def __iter__(self) -> Any:
+        return iter([*super().__iter__(), *super().__iter__()])
+
+
+def test_events_in_a_list_of_another_kind_are_iterated() -> None:
+    (span,) = finished_spans([(0, None, None, False)])
+    events = OwnEvents(None)
+    events.extend(tuple(span._events))
+    span._events = events
+    records, _, _ = recorded([span])
+    # The subclass's own iteration gave the one event twice.
+    assert [record["flag_key"] for record in records] == ["new-checkout", "new-checkout"]
 
 
 def test_a_class_overriding_a_property_is_read_through_its_properties() -> None:

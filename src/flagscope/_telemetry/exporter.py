@@ -43,6 +43,7 @@ from flagscope._telemetry.mapping import (
 )
 from flagscope._telemetry.span_fields import (
     CONTEXT_ITEMS_HOLD,
+    EVENTS_LIST,
     FIELD_READERS,
     SDK_EVENT,
     reads_fields,
@@ -346,7 +347,12 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
         fields = FIELD_READERS.get(type(span))
         if fields is None:
             fields = reads_fields(type(span))
-        events: Sequence[Event] = tuple(span._events) if fields else span.events
+        events: Sequence[Event]
+        if fields:
+            raw_events: Any = span._events
+            events = tuple(raw_events._dq if type(raw_events) is EVENTS_LIST else raw_events)
+        else:
+            events = span.events
         if not events:
             return self._export_plain(span, fields)
         if len(events) != 1:
@@ -585,7 +591,8 @@ class FlagEvaluationSpanExporter(BaseFlagExporter[ReadableSpan, SpanExportResult
         events: Sequence[Event]
         if fields:
             # The SDK's span: its fields, not its properties (``span_fields``).
-            events = tuple(span._events)
+            raw_events: Any = span._events
+            events = tuple(raw_events._dq if type(raw_events) is EVENTS_LIST else raw_events)
             name = span._name
         else:
             events = span.events

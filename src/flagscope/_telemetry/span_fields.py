@@ -11,14 +11,17 @@ or an SDK whose properties do more, is read through the properties.
 
 from __future__ import annotations
 
-from typing import Final
+from collections import deque
+from typing import Any, Final
 
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import SpanContext
 
 __all__ = [
     "CONTEXT_ITEMS_HOLD",
+    "EVENTS_LIST",
     "FIELD_READERS",
     "FIELD_READS_HOLD",
     "SDK_EVENT",
@@ -71,8 +74,28 @@ def _context_items_hold() -> bool:
     return context[:3] == (3, 5, True) == (context.trace_id, context.span_id, context.is_remote)
 
 
+def _events_list() -> type | None:
+    """``BoundedList``, if its items are those of its ``_dq`` deque, as its ``__iter__`` reads.
+
+    A span's events are a ``BoundedList``, whose ``__iter__`` (a Python call that
+    takes a lock and copies the deque to a list) costs a third of a microsecond; an
+    ended span's events no longer change, so its deque is copied straight to a tuple.
+    """
+    iterate = getattr(BoundedList.__dict__.get("__iter__"), "__code__", None)
+    if "_dq" not in getattr(iterate, "co_names", ()):
+        return None
+    probe: BoundedList[int] = BoundedList(2)
+    probe.extend((1, 2, 3))
+    items = getattr(probe, "_dq", None)
+    if type(items) is not deque or tuple(items) != tuple(probe) or tuple(probe) != (2, 3):
+        return None
+    return BoundedList
+
+
 FIELD_READS_HOLD: Final = _field_reads_hold()
 CONTEXT_ITEMS_HOLD: Final = _context_items_hold()
+# The SDK's list of a span's events, when read through its deque (``_events_list``).
+EVENTS_LIST: Final[Any] = _events_list()
 # The SDK's event class, when its properties return its fields; else ``None``.
 SDK_EVENT: Final = (
     Event
