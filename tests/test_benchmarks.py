@@ -74,17 +74,32 @@ def test_bench_collector_prints_each_figure_with_its_target_and_verdict() -> Non
 def test_bench_exporter_prints_both_workloads_and_the_mapper_cost() -> None:
     out = _run_quick("bench_exporter.py", "--repeats", "1")
 
-    for workload in ("span + one flag event", "span + OpenFeature evaluation (TracingHook)"):
+    for workload in (
+        "span + one flag event",
+        "request + child span with the flag event",
+        "span + OpenFeature evaluation (TracingHook)",
+    ):
         prefix = re.escape(f"exporter, {workload}: ")
         assert re.search(
             rf"^{prefix}per span, .*: InMemorySpanExporter {NUMBER} us, ours {NUMBER} us, "
-            rf"floor {NUMBER} us, ours without outcomes {NUMBER} us$",
+            rf"floor {NUMBER} us$",
             out,
             re.M,
         )
         assert re.search(rf"^{prefix}ratio ours / InMemorySpanExporter .*: {NUMBER}", out, re.M)
-        assert re.search(rf"^{prefix}outcome capture adds per span .*: -?{NUMBER}", out, re.M)
         assert re.search(rf"^{prefix}ratio floor / InMemorySpanExporter .*: {NUMBER}", out, re.M)
+        assert re.search(
+            rf"^{prefix}outcome capture adds per span \(medians of 50 timed calls each, us\): "
+            rf"-?{NUMBER} \(target <= 1.0\) (PASS|MISS)$",
+            out,
+            re.M,
+        )
+        assert re.search(
+            rf"^{prefix}two pipelines without outcomes, measured alike, differ by -?{NUMBER} us "
+            rf"per span$",
+            out,
+            re.M,
+        )
     target_line = re.escape("exporter, span + one flag event: ratio ours / InMemorySpanExporter")
     assert re.search(rf"^{target_line} .*: {NUMBER} \(target <= 1.25\) (PASS|MISS)$", out, re.M)
     assert re.search(rf"^mapper: map_evaluation per TracingHook event .*: {NUMBER} us$", out, re.M)
