@@ -679,9 +679,9 @@ def test_the_one_span_entries_join_whenever_a_reader_looks(
 
 @pytest.mark.parametrize("way_in", ["record_request", "record_outcomes"])
 def test_roots_nobody_wants_bring_on_the_trim_on_either_way_in(way_in: str) -> None:
-    """Wants whose evaluations were evicted go at the next trim, which every span
-    brings nearer: a root nobody wants as well, whether the span exporter hands it
-    over alone (``record_request``) or in a batch (``record_outcomes``)."""
+    """Wants whose evaluations were evicted go at the next trim, which every root
+    nobody wants brings nearer, whether the span exporter hands it over alone
+    (``record_request``) or in a batch (``record_outcomes``)."""
     collector = InMemoryAnalyticsCollector(max_size=8)
     for number in (1, 2):
         record = map_evaluation(
@@ -697,9 +697,10 @@ def test_roots_nobody_wants_bring_on_the_trim_on_either_way_in(way_in: str) -> N
     )
     wants = collector.outcomes.want_requests
     assert set(wants) == {(1, "shop"), (2, "shop")}
-    # A trim every max_size // 2 + 1 spans: the two above, then three roots.
+    # A trim every max_size // 2 + 1 items of these ways in (``record_span`` trims once
+    # a ring on its own): the fifth root brings it.
     left = []
-    for number in range(10, 13):
+    for number in range(10, 15):
         outcome = raw_outcome("GET /", 1, None, 1, 3, 200)
         if way_in == "record_request":
             collector.record_request(number, "shop", outcome)
@@ -707,7 +708,31 @@ def test_roots_nobody_wants_bring_on_the_trim_on_either_way_in(way_in: str) -> N
             collector.record_outcomes([(number, number, "shop", None, True, 0, outcome)])
         left.append(len(wants))
 
-    assert left == [2, 2, 0]
+    assert left == [2, 2, 2, 2, 0]
+
+
+def test_record_span_drops_the_wants_of_evicted_evaluations_once_a_ring() -> None:
+    """Requests that never end: ``record_span`` drops the wants of evicted evaluations
+    once a ring of seqs, whatever else wrote some of them."""
+    max_size = 8
+    collector = InMemoryAnalyticsCollector(max_size=max_size)
+    wants = collector.outcomes.want_requests
+    stale = []
+    for number in range(1, 80):
+        record = map_evaluation(
+            EVALUATION, timestamp_ns=number, trace_id=number, span_id=number, service_name="shop"
+        )
+        assert isinstance(record, FlagEvaluationEvent)
+        collector.record_span(
+            record, number, number, "shop", False, raw_outcome("child", 1, None, 1, 2, 200)
+        )
+        if number % 3 == 0:
+            # A batch write between: its seqs are no span's.
+            collector.record_batch([map_evaluation(EVALUATION, timestamp_ns=number)])  # type: ignore[list-item]
+        stale.append(sum(seq < collector._first_seq for seq in wants.values()))
+    assert max(stale) <= max_size
+    assert 0 in stale[max_size:]  # trimmed, not only capped
+    assert len(wants) <= 2 * max_size
 
 
 @pytest.mark.parametrize(

@@ -249,7 +249,7 @@ class OutcomeStore:
 
     Args:
         capacity: The collector's ``max_size``: the ring holds twice as many
-            rows, and each wanted table at most this many entries.
+            rows, and each trim leaves each wanted table at most this many entries.
         lock: The collector's lock, shared; else the store's own.
         records: The collector, whose oldest stored seq ``add_request`` reads.
 
@@ -324,11 +324,12 @@ class OutcomeStore:
         # over, held by their evaluation's slot in the collector's ring until
         # ``_ingest`` writes them to rows: the span's, and its request's (the same
         # outcome for a local root; a wanted root's from ``add_request``). Most are
-        # overwritten with their slot, never read. ``_held`` says whether any was written
-        # since the last ``_ingest``, from seq ``_held_from`` on.
+        # overwritten with their slot, never read. Every seq from ``_held_from`` on was
+        # written by ``record_span`` (``_ingest`` and the collector's other writes move
+        # it up to their ``_next_seq``), so outcomes are held while the collector's
+        # ``_next_seq`` is past it: ``record_span`` itself keeps no flag.
         self._slot_spans: list[RawOutcome | None] = []
         self._slot_requests: list[RawOutcome | None] = []
-        self._held = False
         self._held_from = 0
         # Items written since the wanted tables were last trimmed.
         self._since_trim = 0
@@ -336,7 +337,7 @@ class OutcomeStore:
 
     @property
     def capacity(self) -> int:
-        """The collector's ``max_size``: the wanted tables hold at most this many entries."""
+        """The collector's ``max_size``: a trim leaves each wanted table at most this many."""
         return self._capacity
 
     @property
@@ -391,7 +392,7 @@ class OutcomeStore:
                 as long as its own evaluations, where ``seq`` keeps every span of the
                 batch as long as the newest.
         """
-        if self._held:
+        if self._has_held():
             self._ingest()
         if not self._add_roots(items, seq, first_seq, span_seqs):
             self._add_each(items, seq, first_seq, span_seqs)
@@ -544,14 +545,15 @@ class OutcomeStore:
                 self._remember_root(key, outcome)
                 self._count_written(1, first_seq)
                 return
-            if self._held and wanted_seq >= self._held_from and wanted_seq >= first_seq:
+            held_from = self._held_from
+            if wanted_seq >= held_from and wanted_seq >= first_seq:
                 # The usual wait: an evaluation held in its slot wants this request, and
                 # the outcome is held beside it. Only ``record_span`` wants from seq
                 # ``_held_from`` on (other writes ``_ingest`` first), keyed by the
                 # record's own ids and service, so that slot's record is the one.
                 self._slot_requests[(wanted_seq - records._origin) % records._max_size] = outcome
                 return
-            if self._held:
+            if records._next_seq > held_from:
                 self._ingest()
             seqs = self._seqs
             row = self._next_row
@@ -660,6 +662,11 @@ class OutcomeStore:
         ):
             self._ingest()
 
+    def _has_held(self) -> bool:
+        """Whether ``record_span`` wrote outcomes since the last ``_ingest`` (lock held)."""
+        records = self._records
+        return records is not None and records._next_seq > self._held_from
+
     def _ingest(self) -> None:
         """Write the held outcomes of stored evaluations to rows, oldest first; lock held.
 
@@ -668,7 +675,6 @@ class OutcomeStore:
         and one for each held request, kept as long as the evaluation it is held with.
         """
         records = self._records
-        self._held = False
         if records is None:
             return
         ring = records._ring
@@ -697,6 +703,7 @@ class OutcomeStore:
                 span_keys[row] = SPAN_KEY(record)
             if request_outcome is not None:
                 self._row(request_outcome, seq, first_seq, trace_id, service)
+        self._held_from = records._next_seq
 
     def _grow(self) -> None:
         """Add up to ``_ROW_BLOCK`` rows to every column, while the ring fills."""
@@ -768,7 +775,7 @@ class OutcomeStore:
         key = (trace_id, service)
         root = self._recent_roots.pop(key, None) if self._recent_roots else None
         if root is not None:
-            if self._held:
+            if self._has_held():
                 self._ingest()
             self._row(root, seq, first_seq, trace_id, service)
         else:
@@ -804,7 +811,7 @@ class OutcomeStore:
         The caller holds the lock. In C-level passes; a later row takes a key from an
         earlier one, as a write straight into the table would.
         """
-        if self._held:
+        if self._has_held():
             self._ingest()
         if self._taken != self._indexed_upto:
             self._enter_pending()
@@ -898,8 +905,8 @@ class OutcomeStore:
     def _count_written(self, count: int, first_seq: int) -> None:
         """Count spans written towards the next ``_trim``, trimming when it is due.
 
-        ``RecordStore.record_span`` counts its one span inline, on the exporter's per-span
-        path.
+        ``RecordStore.record_span`` counts nothing: it trims once a ring of seqs, so
+        the exporter's per-span path reads no counter.
         """
         written = self._since_trim + count
         if written < self._trim_every:
@@ -929,7 +936,7 @@ class OutcomeStore:
         self._recent_order.clear()
         del self._slot_spans[:]
         del self._slot_requests[:]
-        self._held = False
+        self._held_from = self._records._next_seq if self._records is not None else 0
         self._next_row = 0
         self._taken = 0
         self._indexed_upto = 0

@@ -282,6 +282,8 @@ class RecordStore:
         # Sizes are kept only under a byte budget, evicted records collected only for
         # hooks: with neither, ``_store`` takes the lean path the exporters use.
         self._lean = self._max_bytes is None
+        # The seq at which ``record_span`` last trimmed the wanted tables.
+        self._trimmed_at = 0
         # What happened to the spans and requests the evaluations were made in, kept
         # beside them, their rows reused once those evaluations are evicted.
         self._outcomes = OutcomeStore(self._max_size, lock=self._lock, records=self)
@@ -444,8 +446,7 @@ class RecordStore:
                     old = ring[index]
                     outcomes = self._outcomes
                     if (
-                        outcomes._held
-                        and index < len(outcomes._slot_requests)
+                        index < len(outcomes._slot_requests)
                         and outcomes._slot_requests[index] is not None
                         and (outcomes.want_requests or (not is_root and TRACE_KEY(old) == trace_id))
                     ):
@@ -480,9 +481,6 @@ class RecordStore:
                 if index >= len(slot_spans):
                     outcomes._grow_slots(index + 1)
                 slot_spans[index] = outcome
-                if not outcomes._held:
-                    outcomes._held_from = seq
-                    outcomes._held = True
                 if span_id is not None and outcomes.want_spans:
                     outcomes.want_spans.pop(span_id, None)
                 if is_root:
@@ -497,11 +495,12 @@ class RecordStore:
                         outcomes._want_request(trace_id, service, seq, first)
                     else:
                         outcomes.want_requests[(trace_id, service)] = seq
-                written = outcomes._since_trim + 1
-                if written >= outcomes._trim_every:
+                if seq - self._trimmed_at >= max_size:
+                    # Once a ring, whoever wrote it: what only evicted evaluations
+                    # wanted goes (the other writes count their items towards
+                    # ``OutcomeStore._trim`` instead).
+                    self._trimmed_at = seq
                     outcomes._trim(first)
-                    written = 0
-                outcomes._since_trim = written
             finally:
                 lock.release()
         finally:
@@ -577,11 +576,15 @@ class RecordStore:
         flag key, no record) raises before anything changes, and the counters say
         exactly what was stored.
         """
-        if self._outcomes._held:
+        outcomes = self._outcomes
+        if self._next_seq > outcomes._held_from:
             # Outcomes held in the slots about to be taken go to rows first.
-            self._outcomes._ingest()
+            outcomes._ingest()
         if not self._lean:
-            self._store_watched(batch)
+            try:
+                self._store_watched(batch)
+            finally:
+                outcomes._held_from = self._next_seq
             return
         # The exporters' path: bounded by count only, nobody watching. Once full, the
         # oldest record's slot is the new record's.
@@ -618,8 +621,9 @@ class RecordStore:
                     lane.append(event)
                 seq += 1
         finally:
-            # Count exactly what was stored, even if a bad item stopped the batch.
-            self._next_seq = seq
+            # Count exactly what was stored, even if a bad item stopped the batch; what
+            # was stored here holds no outcome (``OutcomeStore._held_from``).
+            self._next_seq = outcomes._held_from = seq
             self._first_seq = first
             self._evicted += evicted
 
