@@ -1028,3 +1028,12 @@ def test_a_request_held_with_its_evaluation_explains_one_exported_after_it() -> 
     found = request_outcome(collector, late)
     assert found is not None
     assert (found.name, found.failed) == ("GET /", True)
+
+
+def test_the_outcome_store_has_no_more_attributes_than_an_instance_shares_keys_for() -> None:
+    # CPython keeps at most 30 attributes of an instance in its class's shared keys; past
+    # that the instance gets a dict of its own, and every attribute read on the span
+    # exporter's per-span path costs more (docs/performance.md). A new attribute then
+    # belongs in an existing one, or in the collector.
+    store = InMemoryAnalyticsCollector(max_size=10).outcomes
+    assert len(vars(store)) <= 30
