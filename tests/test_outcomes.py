@@ -679,8 +679,9 @@ def test_the_one_span_entries_join_whenever_a_reader_looks(
 
 @pytest.mark.parametrize("way_in", ["record_request", "record_outcomes"])
 def test_roots_nobody_wants_bring_on_the_trim_on_either_way_in(way_in: str) -> None:
-    """Wants whose evaluations were evicted go at the next trim, which every root
-    nobody wants brings nearer, whether the span exporter hands it over alone
+    """Wants whose evaluations were evicted go at the next trim, which a root nobody
+    wants brings once the collector took a ring of seqs since the last one (else every
+    ``max_size // 2 + 1`` such roots), whether the span exporter hands it over alone
     (``record_request``) or in a batch (``record_outcomes``)."""
     collector = InMemoryAnalyticsCollector(max_size=8)
     for number in (1, 2):
@@ -697,10 +698,10 @@ def test_roots_nobody_wants_bring_on_the_trim_on_either_way_in(way_in: str) -> N
     )
     wants = collector.outcomes.want_requests
     assert set(wants) == {(1, "shop"), (2, "shop")}
-    # A trim every max_size // 2 + 1 items of these ways in (``record_span`` trims once
-    # a ring on its own): the fifth root brings it.
+    # The batch took the ring's other eight seqs, and writing records trims nothing:
+    # the first root brings the trim.
     left = []
-    for number in range(10, 15):
+    for number in range(10, 13):
         outcome = raw_outcome("GET /", 1, None, 1, 3, 200)
         if way_in == "record_request":
             collector.record_request(number, "shop", outcome)
@@ -708,7 +709,7 @@ def test_roots_nobody_wants_bring_on_the_trim_on_either_way_in(way_in: str) -> N
             collector.record_outcomes([(number, number, "shop", None, True, 0, outcome)])
         left.append(len(wants))
 
-    assert left == [2, 2, 2, 2, 0]
+    assert left == [0, 0, 0]
 
 
 def test_record_span_drops_the_wants_of_evicted_evaluations_once_a_ring() -> None:
@@ -1037,3 +1038,45 @@ def test_the_outcome_store_has_no_more_attributes_than_an_instance_shares_keys_f
     # belongs in an existing one, or in the collector.
     store = InMemoryAnalyticsCollector(max_size=10).outcomes
     assert len(vars(store)) <= 30
+
+
+@pytest.mark.parametrize("max_size", [2, 10, 64])
+def test_wants_stay_within_twice_max_size_when_batches_come_between_spans(max_size: int) -> None:
+    """Spans whose requests never end, with batches of evaluation-span items too small to
+    bring a counted trim between them: the ring of seqs brings it."""
+    collector = InMemoryAnalyticsCollector(max_size=max_size)
+    outcomes = collector.outcomes
+    number = 0
+    worst = 0
+    for _ in range(30):
+        for _ in range(max_size - 1):
+            number += 1
+            record = map_evaluation(
+                EVALUATION,
+                timestamp_ns=number,
+                trace_id=number,
+                span_id=number,
+                service_name="shop",
+            )
+            assert isinstance(record, FlagEvaluationEvent)
+            collector.record_span(
+                record, number, number, "shop", False, raw_outcome("child", 1, None, 1, 2, 200)
+            )
+            worst = max(worst, len(outcomes.want_requests))
+        events: list[FlagEvaluationEvent] = []
+        items: list[Any] = []
+        for _ in range(max_size // 2):
+            number += 1
+            event = map_evaluation(
+                EVALUATION,
+                timestamp_ns=number,
+                trace_id=number,
+                span_id=number,
+                service_name="shop",
+            )
+            assert isinstance(event, FlagEvaluationEvent)
+            events.append(event)
+            items.append((number, number, "shop", 10**9 + number, False, 2, NO_OUTCOME))
+        collector.record_with_outcomes(events, items)
+        worst = max(worst, len(outcomes.want_requests), len(outcomes.want_spans))
+    assert worst <= 2 * max_size

@@ -117,6 +117,8 @@ class _SeqSource(Protocol):
     _origin: int
     _max_size: int
     _ring: list[FlagEvaluationEvent]
+    # Its ``_next_seq`` at the last ``OutcomeStore._trim``.
+    _trimmed_at: int
 
 
 # How many local roots nobody has wanted yet are kept, at most, while their
@@ -905,11 +907,16 @@ class OutcomeStore:
     def _count_written(self, count: int, first_seq: int) -> None:
         """Count spans written towards the next ``_trim``, trimming when it is due.
 
+        A trim is due every ``capacity // 2 + 1`` items counted here, or once the
+        collector has taken a ring of seqs since the last one, whoever wrote them.
         ``RecordStore.record_span`` counts nothing: it trims once a ring of seqs, so
         the exporter's per-span path reads no counter.
         """
         written = self._since_trim + count
-        if written < self._trim_every:
+        records = self._records
+        if written < self._trim_every and (
+            records is None or records._next_seq - records._trimmed_at < records._max_size
+        ):
             self._since_trim = written
         else:
             self._trim(first_seq)
@@ -919,6 +926,8 @@ class OutcomeStore:
         """Drop what only evicted evaluations wanted, and the oldest wants past capacity."""
         _trim_wants(self.want_spans, first_seq, self._capacity)
         _trim_wants(self.want_requests, first_seq, self._capacity)
+        if self._records is not None:
+            self._records._trimmed_at = self._records._next_seq
 
     def clear(self) -> None:
         """Forget everything."""

@@ -282,7 +282,7 @@ class RecordStore:
         # Sizes are kept only under a byte budget, evicted records collected only for
         # hooks: with neither, ``_store`` takes the lean path the exporters use.
         self._lean = self._max_bytes is None
-        # The seq at which ``record_span`` last trimmed the wanted tables.
+        # ``_next_seq`` at the last trim of the wanted tables (``OutcomeStore._trim``).
         self._trimmed_at = 0
         # What happened to the spans and requests the evaluations were made in, kept
         # beside them, their rows reused once those evaluations are evicted.
@@ -496,10 +496,9 @@ class RecordStore:
                     else:
                         outcomes.want_requests[(trace_id, service)] = seq
                 if seq - self._trimmed_at >= max_size:
-                    # Once a ring, whoever wrote it: what only evicted evaluations
-                    # wanted goes (the other writes count their items towards
-                    # ``OutcomeStore._trim`` instead).
-                    self._trimmed_at = seq
+                    # A ring of seqs since the last trim, whoever wrote them: what only
+                    # evicted evaluations wanted goes (``OutcomeStore._count_written``
+                    # checks the same for the other ways in).
                     outcomes._trim(first)
             finally:
                 lock.release()
