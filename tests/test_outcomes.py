@@ -1040,6 +1040,15 @@ def test_the_outcome_store_has_no_more_attributes_than_an_instance_shares_keys_f
     assert len(vars(store)) <= 30
 
 
+def _numbered(number: int) -> FlagEvaluationEvent:
+    """An evaluation of service ``shop`` whose trace id, span id and timestamp are ``number``."""
+    record = map_evaluation(
+        EVALUATION, timestamp_ns=number, trace_id=number, span_id=number, service_name="shop"
+    )
+    assert isinstance(record, FlagEvaluationEvent)
+    return record
+
+
 @pytest.mark.parametrize("max_size", [2, 10, 64])
 def test_wants_stay_within_twice_max_size_when_batches_come_between_spans(max_size: int) -> None:
     """Spans whose requests never end, with batches of evaluation-span items too small to
@@ -1051,31 +1060,20 @@ def test_wants_stay_within_twice_max_size_when_batches_come_between_spans(max_si
     for _ in range(30):
         for _ in range(max_size - 1):
             number += 1
-            record = map_evaluation(
-                EVALUATION,
-                timestamp_ns=number,
-                trace_id=number,
-                span_id=number,
-                service_name="shop",
-            )
-            assert isinstance(record, FlagEvaluationEvent)
             collector.record_span(
-                record, number, number, "shop", False, raw_outcome("child", 1, None, 1, 2, 200)
+                _numbered(number),
+                number,
+                number,
+                "shop",
+                False,
+                raw_outcome("child", 1, None, 1, 2, 200),
             )
             worst = max(worst, len(outcomes.want_requests))
         events: list[FlagEvaluationEvent] = []
         items: list[Any] = []
         for _ in range(max_size // 2):
             number += 1
-            event = map_evaluation(
-                EVALUATION,
-                timestamp_ns=number,
-                trace_id=number,
-                span_id=number,
-                service_name="shop",
-            )
-            assert isinstance(event, FlagEvaluationEvent)
-            events.append(event)
+            events.append(_numbered(number))
             items.append((number, number, "shop", 10**9 + number, False, 2, NO_OUTCOME))
         collector.record_with_outcomes(events, items)
         worst = max(worst, len(outcomes.want_requests), len(outcomes.want_spans))
